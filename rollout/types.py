@@ -1,0 +1,49 @@
+"""The engine interface every rollout backend implements, and what it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample: `n` completions per prompt, at most `max_new_tokens` each."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k filtering
+    max_new_tokens: int = 128
+    stop: tuple[str, ...] = ()  # stop strings; the text is cut after the first one, inclusive
+    seed: int | None = None
+
+
+@dataclass
+class Completion:
+    """One sampled completion of one prompt."""
+
+    token_ids: list[int]
+    # log p(token) under the distribution the token was sampled from (after temperature,
+    # before top-p/top-k truncation), one per token: the "old" log-probs of importance ratios.
+    logprobs: list[float]
+    text: str
+    finish_reason: Literal["stop", "length"]
+    prompt_token_ids: list[int] = field(default_factory=list)
+
+
+class Engine(Protocol):
+    """A rollout engine: samples completions and takes new weights from the learner."""
+
+    def generate(
+        self, prompt_token_ids: list[list[int]], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """Per prompt, `sampling.n` completions."""
+        ...
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load new policy weights, streamed as (name, tensor) pairs."""
+        ...
