@@ -1,0 +1,102 @@
+"""Training and held-out rows from a built-in task, a local file or a Hub dataset.
+
+Every row is a dict with `prompt` (the question), `answer`, and the recipe's extra columns.
+`PromptStream` hands out training rows endlessly and resumably: its whole position is
+`(epoch, index)`, saved in checkpoints.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from r1kit.recipe import DATA_SUFFIXES, DataConfig
+from r1kit.tasks import BUILTIN_TASKS, GeneratedTask, builtin_task
+
+
+class DataError(ValueError):
+    """The data a recipe names cannot be loaded or lacks a column."""
+
+
+class PromptStream:
+    """An endless, resumable stream of training rows (a finite dataset is reshuffled per epoch)."""
+
+    def __init__(self, rows: list[dict] | GeneratedTask, seed: int, shuffle: bool = True):
+        self.rows = rows
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.index = 0
+        self._order: list[int] | None = None
+
+    def take(self, count: int) -> list[dict]:
+        return [self._next() for _ in range(count)]
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index, self._order = state["epoch"], state["index"], None
+
+    def _next(self) -> dict:
+        if isinstance(self.rows, GeneratedTask):
+            while (row := self.rows.train_row(self.index)) is None:
+                self.index += 1
+            self.index += 1
+            return row
+        if self.index == len(self.rows):
+            self.epoch, self.index, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._order = list(range(len(self.rows)))
+            if self.shuffle:
+                random.Random(f"{self.seed}/{self.epoch}").shuffle(self._order)
+        row = self.rows[self._order[self.index]]
+        self.index += 1
+        return row
+
+
+def load_data(cfg: DataConfig, seed: int) -> tuple[PromptStream, list[dict]]:
+    """The training stream and the held-out rows the recipe asks for."""
+    if cfg.source in BUILTIN_TASKS:
+        task = builtin_task(cfg.source, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size)
+        return PromptStream(task, seed, cfg.shuffle), task.eval_rows
+    rows = [_normalise(row, cfg) for row in _load_split(cfg, cfg.split)]
+    if cfg.eval_split is not None:
+        eval_rows = [_normalise(row, cfg) for row in _load_split(cfg, cfg.eval_split)]
+        eval_rows = eval_rows[: cfg.eval_size]
+    else:
+        if cfg.eval_size >= len(rows):
+            raise DataError(
+                f"data.eval_size={cfg.eval_size} leaves no training rows out of {len(rows)} "
+                f"in {cfg.source}; lower it or set data.eval_split"
+            )
+        random.Random(seed).shuffle(rows)
+        rows, eval_rows = rows[: len(rows) - cfg.eval_size], rows[len(rows) - cfg.eval_size :]
+    return PromptStream(rows, seed, cfg.shuffle), eval_rows
+
+
+def _load_split(cfg: DataConfig, split: str) -> list[dict]:
+    import datasets  # slow to import; only file and Hub sources need it
+
+    path = Path(cfg.source)
+    try:
+        if path.suffix in DATA_SUFFIXES:
+            kind = {".jsonl": "json", ".json": "json"}.get(path.suffix, path.suffix[1:])
+            dataset = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
+        else:
+            dataset = datasets.load_dataset(cfg.source, split=split)
+    except Exception as err:  # datasets raises many types; the user needs the source and why
+        raise DataError(f"data.source {cfg.source!r} (split {split!r}) could not be loaded: {err}")
+    return [dict(row) for row in dataset]
+
+
+def _normalise(row: dict, cfg: DataConfig) -> dict:
+    wanted = [cfg.prompt_column, cfg.answer_column, *cfg.columns]
+    missing = [column for column in wanted if column not in row]
+    if missing:
+        raise DataError(
+            f"data.source {cfg.source!r}: column(s) {missing} not found; "
+            f"the rows have {sorted(row)} (set data.prompt_column / answer_column / columns)"
+        )
+    extra = {column: row[column] for column in cfg.columns}
+    return {**extra, "prompt": row[cfg.prompt_column], "answer": str(row[cfg.answer_column])}

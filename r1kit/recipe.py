@@ -1,0 +1,256 @@
+"""The recipe: one typed schema for a whole run, validated once at the front door.
+
+A recipe is a YAML file; `load_recipe` turns it (plus `--set key=value` overrides) into a
+`Recipe` or raises `RecipeError` with a message that names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class RecipeError(ValueError):
+    """A recipe a user wrote is wrong; the message says where and how to fix it."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class LoraConfig(Section):
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class ModelConfig(Section):
+    name: str = "smollm2-135m-instruct"  # built-in alias, local HF dir, .gguf file, or Hub id
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    lora: LoraConfig | None = None
+    gradient_checkpointing: bool = False
+
+
+class ArithmeticConfig(Section):
+    """Built-in task: `a op b op c = ?` with operands of `digits` digits."""
+
+    digits: int = Field(2, ge=1, le=12)
+    operators: str = "+-"
+    operands: int = Field(2, ge=2, le=6)
+
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, value: str) -> str:
+        if not value or set(value) - set("+-*"):
+            raise ValueError(f"operators must be a non-empty mix of '+', '-', '*', got {value!r}")
+        return value
+
+
+class CountdownConfig(Section):
+    """Built-in task (TinyZero's Countdown): reach `target` from `numbers` with + - * /."""
+
+    numbers: int = Field(3, ge=2, le=6)
+    max_number: int = Field(20, ge=2)
+    max_target: int = Field(100, ge=1)
+
+
+class DataConfig(Section):
+    source: str = (
+        "arithmetic"  # arithmetic | countdown | a .jsonl/.json/.parquet/.csv file | Hub id
+    )
+    split: str = "train"
+    prompt_column: str = "question"
+    answer_column: str = "answer"
+    columns: list[str] = []  # extra columns passed on to reward functions
+    eval_split: str | None = None  # a split of the same source used as the held-out set
+    eval_size: int = Field(100, ge=0)  # held-out rows (taken from the end when no eval_split)
+    shuffle: bool = True
+    arithmetic: ArithmeticConfig = ArithmeticConfig()
+    countdown: CountdownConfig = CountdownConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _file_exists(cls, value: str) -> str:
+        if Path(value).suffix in DATA_SUFFIXES and not Path(value).is_file():
+            raise ValueError(f"data file not found: {value}")
+        return value
+
+
+DATA_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv"}
+
+
+class TemplateConfig(Section):
+    name: Literal["r1_zero", "chat", "raw"] = "r1_zero"
+    system_prompt: str | None = None  # None: the template's default
+    prefill_think: bool = True  # end the prompt with "<think>" so the model starts reasoning
+
+
+class RolloutConfig(Section):
+    engine: Literal["hf"] = "hf"
+    group_size: int = Field(8, ge=2)  # completions per prompt (G)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    max_new_tokens: int = Field(256, gt=0)
+    stop: list[str] = []
+    batch_size: int = Field(64, gt=0)  # sequences decoded at once: bounds generation memory
+
+
+class RewardConfig(Section):
+    name: str  # built-in name, package.module:function, or path/to/file.py:function
+    weight: float = 1.0
+    kwargs: dict[str, Any] = {}
+    style: Literal["auto", "trl", "verl"] = "auto"
+
+
+class TISConfig(Section):
+    """Truncated importance sampling for the rollout-engine vs learner log-prob mismatch."""
+
+    level: Literal["none", "token", "sequence"] = "none"
+    cap: float = Field(2.0, gt=0.0)
+
+
+class LearnerConfig(Section):
+    lr: float = Field(1e-6, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    micro_batch_size: int = Field(8, gt=0)  # sequences per forward/backward: bounds memory
+    loss: Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"] = "dapo"
+    advantage_scale: Literal["group", "batch", "none"] = "group"
+    epsilon_low: float = Field(0.2, ge=0.0)
+    epsilon_high: float = Field(0.28, ge=0.0)
+    beta: float = Field(0.0, ge=0.0)  # KL penalty (k3); 0 loads no reference model
+    num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
+    tis: TISConfig = TISConfig()
+    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups, draw more prompts
+    max_sampling_rounds: int = Field(3, ge=1)  # bound on the extra draws of dynamic sampling
+    mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
+    aux_loss_coef: float = Field(0.001, ge=0.0)  # MoE router load-balancing loss weight
+
+
+class TrainConfig(Section):
+    steps: int = Field(100, gt=0)
+    prompts_per_step: int = Field(8, gt=0)
+    eval_every: int = Field(10, ge=0)  # 0: evaluate only before and after training
+    eval_temperature: float = Field(0.0, ge=0.0)  # 0: greedy held-out accuracy
+    save_every: int = Field(10, ge=0)
+    keep_last: int = Field(2, ge=1)
+    samples_per_step: int = Field(4, ge=0)  # completions written to samples.jsonl per step
+    threads: int | None = None  # torch CPU threads; None: torch's default
+
+
+class OutputConfig(Section):
+    dir: str = "runs"
+    name: str | None = None  # None: the recipe's file name
+    tensorboard: bool = True
+
+
+class Recipe(Section):
+    description: str = ""
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    template: TemplateConfig = TemplateConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    rewards: list[RewardConfig] = Field(default_factory=lambda: [RewardConfig(name="math")])
+    learner: LearnerConfig = LearnerConfig()
+    train: TrainConfig = TrainConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        if not self.rewards:
+            raise ValueError("rewards: at least one reward is needed")
+        if self.train.prompts_per_step * self.rollout.group_size < self.learner.micro_batch_size:
+            raise ValueError(
+                "learner.micro_batch_size is larger than a whole batch "
+                "(train.prompts_per_step x rollout.group_size)"
+            )
+        return self
+
+    def run_dir(self) -> Path:
+        return Path(self.output.dir) / (self.output.name or "run")
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read a YAML recipe, apply `key.sub=value` overrides, validate; RecipeError on any mistake."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
+    for override in overrides:
+        _apply_override(raw, override)
+    raw.setdefault("output", {}).setdefault("name", path.stem)
+    return validate(raw, source=str(path))
+
+
+def validate(raw: dict, source: str = "recipe") -> Recipe:
+    """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise RecipeError(f"{source}: invalid recipe\n" + _explain(err)) from None
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set expects key=value (e.g. learner.lr=1e-5), got {override!r}")
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"--set {key}: {part} is not a section")
+    node[leaf] = yaml.safe_load(value)
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "recipe"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field" + _did_you_mean(problem["loc"])
+        elif problem["type"] == "literal_error":
+            message = f"{message}, got {problem['input']!r}"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)
+
+
+def _did_you_mean(loc: tuple) -> str:
+    section: type[BaseModel] | None = Recipe
+    for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list, e.g. rewards.0
+            continue
+        section = _section_type(section.model_fields[str(part)].annotation)
+        if section is None:
+            return ""
+    allowed = list(section.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{hint}; allowed: {', '.join(allowed)}"
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    """The Section class inside an annotation such as `X`, `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _section_type(arg)
+        if found is not None:
+            return found
+    return None
