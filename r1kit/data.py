@@ -84,9 +84,11 @@ def _load_split(cfg: DataConfig, split: str) -> list[dict]:
             kind = {".jsonl": "json", ".json": "json"}.get(path.suffix, path.suffix[1:])
             dataset = datasets.load_dataset(kind, data_files={split: str(path)}, split=split)
         else:
-            dataset = datasets.load_dataset(cfg.source, split=split)
+            dataset = datasets.load_dataset(cfg.source, cfg.subset, split=split)
     except Exception as err:  # datasets raises many types; the user needs the source and why
-        raise DataError(f"data.source {cfg.source!r} (split {split!r}) could not be loaded: {err}")
+        raise DataError(
+            f"data.source {cfg.source!r} (split {split!r}) could not be loaded: {err}"
+        ) from None
     return [dict(row) for row in dataset]
 
 

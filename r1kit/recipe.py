@@ -63,6 +63,7 @@ class DataConfig(Section):
     source: str = (
         "arithmetic"  # arithmetic | countdown | a .jsonl/.json/.parquet/.csv file | Hub id
     )
+    subset: str | None = None  # a Hub dataset's configuration name (e.g. "main" for gsm8k)
     split: str = "train"
     prompt_column: str = "question"
     answer_column: str = "answer"
@@ -141,6 +142,7 @@ class TrainConfig(Section):
     prompts_per_step: int = Field(8, gt=0)
     eval_every: int = Field(10, ge=0)  # 0: evaluate only before and after training
     eval_temperature: float = Field(0.0, ge=0.0)  # 0: greedy held-out accuracy
+    correctness: str = "math"  # the reward whose value 1 means "correct", for accuracy
     save_every: int = Field(10, ge=0)
     keep_last: int = Field(2, ge=1)
     samples_per_step: int = Field(4, ge=0)  # completions written to samples.jsonl per step
@@ -192,7 +194,7 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
     for override in overrides:
-        _apply_override(raw, override)
+        apply_override(raw, override)
     raw.setdefault("output", {}).setdefault("name", path.stem)
     return validate(raw, source=str(path))
 
@@ -205,7 +207,8 @@ def validate(raw: dict, source: str = "recipe") -> Recipe:
         raise RecipeError(f"{source}: invalid recipe\n" + _explain(err)) from None
 
 
-def _apply_override(raw: dict, override: str) -> None:
+def apply_override(raw: dict, override: str) -> None:
+    """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML."""
     key, sep, value = override.partition("=")
     if not sep or not key:
         raise RecipeError(f"--set expects key=value (e.g. learner.lr=1e-5), got {override!r}")

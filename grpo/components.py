@@ -1,0 +1,71 @@
+"""Everything a run is made of, built once from a validated recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from r1kit.models import load_model
+from rewards.registry import RewardFn, load_reward
+from rewards.scoring import WeightedReward
+from rollout.hf_engine import HFEngine
+from transformers import PreTrainedTokenizerBase
+
+from grpo.learner import Learner
+from r1kit.data import PromptStream, load_data
+from r1kit.recipe import Recipe
+from rollout.types import Engine
+
+
+@dataclass
+class Components:
+    tokenizer: PreTrainedTokenizerBase
+    learner: Learner
+    engine: Engine
+    rewards: list[WeightedReward]
+    correctness: RewardFn  # decides "correct" for accuracy: reward value 1
+    stream: PromptStream
+    eval_rows: list[dict]
+
+    @classmethod
+    def build(cls, recipe: Recipe) -> Components:
+        """Load model(s), engine, rewards and data."""
+        torch.manual_seed(recipe.seed)
+        name = recipe.model.name
+        policy, tokenizer = load_model(name, dtype=recipe.model.dtype, device=_device())
+        if recipe.model.gradient_checkpointing:
+            policy.gradient_checkpointing_enable()
+        if recipe.model.lora is not None:
+            policy = _with_lora(policy, recipe)
+        # The engine samples from its own copy: weights reach it only through update_weights,
+        # exactly as they will reach a vLLM engine in another process.
+        sampler, _ = load_model(name, dtype=recipe.model.dtype, device=_device())
+        engine = HFEngine(sampler, tokenizer, batch_size=recipe.rollout.batch_size)
+        learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+        if recipe.model.lora is not None:
+            engine.update_weights(learner.named_weights())
+        stream, eval_rows = load_data(recipe.data, recipe.seed)
+        rewards = [
+            WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
+            for r in recipe.rewards
+        ]
+        correctness = load_reward(recipe.train.correctness)
+        return cls(tokenizer, learner, engine, rewards, correctness, stream, eval_rows)
+
+
+def _with_lora(model, recipe: Recipe):
+    from peft import LoraConfig, get_peft_model
+
+    lora = recipe.model.lora
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,53 @@
+"""Live progress for a training run: a rich progress bar with the latest metrics under it."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+SHOWN = {
+    "reward/total/mean": "reward",
+    "eval/pass@1": "held-out acc",
+    "eval/format_rate": "held-out format",
+    "completion_length/mean": "length",
+    "truncated_frac": "truncated",
+    "zero_variance_frac": "flat groups",
+    "kl": "kl",
+    "entropy": "entropy",
+    "grad_norm": "grad norm",
+    "tokens_per_s": "tokens/s",
+    "time/step": "s/step",
+}
+
+
+class Display:
+    """`with Display(total, start) as d: d.update(step, metrics)`."""
+
+    def __init__(self, total: int, start: int):
+        self.progress = Progress(
+            TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+        )
+        self.task = self.progress.add_task("train", total=total, completed=start)
+        self.latest: dict[str, float] = {}
+        self.live = Live(self._render(), refresh_per_second=2)
+
+    def __enter__(self) -> Display:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.__exit__(*exc)
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        self.latest.update(metrics)
+        self.progress.update(self.task, completed=step)
+        self.live.update(self._render())
+
+    def _render(self) -> Group:
+        table = Table(box=None, show_header=False)
+        for key, label in SHOWN.items():
+            if key in self.latest:
+                table.add_row(label, f"{self.latest[key]:.4g}")
+        return Group(self.progress, table)

@@ -1,0 +1,46 @@
+"""Checks of what a recipe refers to (rewards, model), done before anything is loaded or written."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from rewards.registry import RewardError, load_reward
+
+from r1kit.models import MODEL_ALIASES
+from r1kit.recipe import Recipe, RecipeError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_references(recipe: Recipe) -> None:
+    """Raise RecipeError naming the field when a reward or the model cannot be found."""
+    for i, reward in enumerate(recipe.rewards):
+        try:
+            load_reward(reward.name, reward.kwargs, reward.style)
+        except RewardError as err:
+            raise RecipeError(f"rewards.{i}.name: {err}") from None
+    try:
+        load_reward(recipe.train.correctness)
+    except RewardError as err:
+        raise RecipeError(f"train.correctness: {err}") from None
+    check_model_name(recipe.model.name)
+
+
+def check_model_name(name: str) -> None:
+    """A built-in alias, an existing directory or .gguf file, or something shaped like a Hub id."""
+    if name in MODEL_ALIASES or Path(name).is_dir():
+        return
+    if name.endswith(".gguf"):
+        if not Path(name).is_file():
+            raise RecipeError(f"model.name: GGUF file not found: {name}")
+        return
+    if HUB_ID.match(name) and not Path(name).parent.is_dir():
+        return
+    close = difflib.get_close_matches(name, MODEL_ALIASES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise RecipeError(
+        f"model.name: unknown model {name!r}{hint}; use a built-in alias "
+        f"({', '.join(MODEL_ALIASES)}), a local model directory, a .gguf file or a Hub id"
+    )

@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from r1kit.data import DataError, PromptStream, load_data
+from r1kit.recipe import DataConfig
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_local_jsonl_with_column_mapping(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"q": f"question {i}", "a": i, "level": i % 3} for i in range(10)])
+    cfg = DataConfig(
+        source=str(path), prompt_column="q", answer_column="a", columns=["level"], eval_size=2
+    )
+    stream, held_out = load_data(cfg, seed=0)
+    rows = stream.take(8)
+    assert len(held_out) == 2 and set(rows[0]) == {"prompt", "answer", "level"}
+    assert not {r["prompt"] for r in rows} & {r["prompt"] for r in held_out}
+    assert isinstance(rows[0]["answer"], str)
+
+
+def test_missing_column_names_it(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"question": "q", "answer": 1}] * 4)
+    with pytest.raises(DataError, match=r"column\(s\) \['solution'\] not found"):
+        load_data(DataConfig(source=str(path), answer_column="solution", eval_size=1), seed=0)
+
+
+def test_eval_size_must_leave_training_rows(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"question": "q", "answer": 1}] * 4)
+    with pytest.raises(DataError, match="leaves no training rows"):
+        load_data(DataConfig(source=str(path), eval_size=4), seed=0)
+
+
+def test_stream_resumes_exactly_across_an_epoch_boundary():
+    rows = [{"prompt": str(i), "answer": str(i)} for i in range(5)]
+    full = PromptStream(rows, seed=3)
+    expected = full.take(12)
+    first = PromptStream(rows, seed=3)
+    head = first.take(7)  # past the end of epoch 0
+    resumed = PromptStream(rows, seed=3)
+    resumed.load_state_dict(first.state_dict())
+    assert head + resumed.take(5) == expected
+
+
+def test_epochs_are_reshuffled():
+    rows = [{"prompt": str(i), "answer": str(i)} for i in range(20)]
+    stream = PromptStream(rows, seed=0)
+    assert stream.take(20) != stream.take(20)
+
+
+def test_builtin_task_stream_resumes():
+    stream, _ = load_data(DataConfig(source="countdown", eval_size=5), seed=1)
+    stream.take(3)
+    state = stream.state_dict()
+    after = stream.take(2)
+    stream.load_state_dict(state)
+    assert stream.take(2) == after

@@ -1,0 +1,57 @@
+import pytest
+
+from r1kit.recipe import Recipe, RecipeError, load_recipe, validate
+
+
+def test_defaults_validate():
+    assert isinstance(validate({}), Recipe)
+
+
+def test_unknown_key_suggests_the_closest_field():
+    with pytest.raises(RecipeError, match=r"learner\.lrr: unknown field \(did you mean 'lr'\?\)"):
+        validate({"learner": {"lrr": 1e-5}})
+
+
+def test_unknown_key_inside_a_list_item_is_located():
+    with pytest.raises(
+        RecipeError, match=r"rewards\.0\.wieght: unknown field \(did you mean 'weight'"
+    ):
+        validate({"rewards": [{"name": "math", "wieght": 1}]})
+
+
+def test_wrong_type_names_the_field():
+    with pytest.raises(RecipeError, match=r"rollout\.group_size: Input should be a valid integer"):
+        validate({"rollout": {"group_size": "eight"}})
+
+
+def test_wrong_choice_lists_what_is_allowed():
+    with pytest.raises(RecipeError, match=r"learner\.loss: .*'dapo'.*got 'ppo'"):
+        validate({"learner": {"loss": "ppo"}})
+
+
+def test_missing_data_file_is_reported():
+    with pytest.raises(RecipeError, match=r"data\.source: .*not found: nowhere\.jsonl"):
+        validate({"data": {"source": "nowhere.jsonl"}})
+
+
+def test_overrides_are_applied_and_typed(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("learner: {lr: 1.0e-6}\n")
+    recipe = load_recipe(path, ["learner.lr=3e-5", "rollout.stop=['</answer>']"])
+    assert recipe.learner.lr == 3e-5
+    assert recipe.rollout.stop == ["</answer>"]
+    assert recipe.output.name == "r"
+
+
+def test_malformed_override_is_rejected(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("{}\n")
+    with pytest.raises(RecipeError, match="--set expects key=value"):
+        load_recipe(path, ["learner.lr"])
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("learner: [unclosed\n")
+    with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
+        load_recipe(path)
