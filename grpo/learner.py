@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from grpo.batch import Batch, MicroBatch
+from grpo.router_loss import balance_loss
 from grpo.loss import Normalisers, mismatch_stats, policy_loss, tis_weights
 from r1kit.recipe import LearnerConfig
 
@@ -125,7 +126,7 @@ class Learner:
         logprobs = log_probs.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():  # entropy is a diagnostic: no graph for it
             entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return logprobs, entropy, getattr(out, "aux_loss", None)
+        return logprobs, entropy, _router_loss(model, out, mb.attention_mask)
 
     @torch.no_grad()
     def reference_logprobs(self, mb: MicroBatch) -> torch.Tensor:
@@ -197,6 +198,15 @@ def _lr_lambda(warmup: int, total: int, schedule: str):
 def _plain_name(name: str) -> str:
     """peft's `base_model.model.x.base_layer.weight` -> the HF model's `x.weight`."""
     return name.removeprefix("base_model.model.").replace(".base_layer.", ".")
+
+
+def _router_loss(model: nn.Module, out, attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """The model's own MoE aux loss (Mixtral, Qwen-MoE), else DeepSeek-V3's balance loss."""
+    if getattr(out, "aux_loss", None) is not None:
+        return out.aux_loss
+    if getattr(out, "router_logits", None):
+        return balance_loss(out.router_logits, model.config.num_experts_per_tok, attention_mask)
+    return None
 
 
 def _is_moe(model: nn.Module) -> bool:
