@@ -29,7 +29,9 @@ class Batch:
 
     def num_tokens(self) -> int:
         """Completion tokens that count in the loss: the token-level normaliser."""
-        return sum(len(ids) for ids, keep in zip(self.completion_ids, self.loss_mask, strict=True) if keep)
+        return sum(
+            len(ids) for ids, keep in zip(self.completion_ids, self.loss_mask, strict=True) if keep
+        )
 
     def micro_batches(self, size: int) -> Iterator[MicroBatch]:
         """Micro-batches of sequences of similar length (less padding); order is irrelevant

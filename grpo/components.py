@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from r1kit.models import load_model
-from rewards.registry import RewardFn, load_reward
-from rewards.scoring import WeightedReward
-from rollout.hf_engine import HFEngine
 from transformers import PreTrainedTokenizerBase
 
 from grpo.learner import Learner
 from r1kit.data import PromptStream, load_data
+from r1kit.models import load_model
 from r1kit.recipe import Recipe
+from rewards.registry import RewardFn, load_reward
+from rewards.scoring import WeightedReward
+from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from grpo.batch import Batch, MicroBatch
-from grpo.router_loss import balance_loss
 from grpo.loss import Normalisers, mismatch_stats, policy_loss, tis_weights
+from grpo.router_loss import balance_loss
 from r1kit.recipe import LearnerConfig
 
 SUMMED_STATS = ("clip_low_count", "clip_high_count", "kl_sum", "ratio_sum", "token_count")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def balance_loss(router_logits: tuple[torch.Tensor, ...], top_k: int, token_mask: torch.Tensor) -> torch.Tensor:
+def balance_loss(
+    router_logits: tuple[torch.Tensor, ...], top_k: int, token_mask: torch.Tensor
+) -> torch.Tensor:
     """DeepSeek-V3's balance loss, over the micro-batch's real tokens, averaged over layers.
 
     Per layer, with sigmoid affinities s (normalised over experts to s') for T tokens, E experts:

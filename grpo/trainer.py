@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 import torch
 from r1kit.evaluation import evaluate
-from rewards.scoring import score
 
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.batch import Batch
@@ -30,6 +29,7 @@ from grpo.loss import Normalisers
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.templates import encode
+from rewards.scoring import score
 from rollout.types import Completion, SamplingParams
 
 

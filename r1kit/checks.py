@@ -6,10 +6,9 @@ import difflib
 import re
 from pathlib import Path
 
-from rewards.registry import RewardError, load_reward
-
 from r1kit.models import MODEL_ALIASES
 from r1kit.recipe import Recipe, RecipeError
+from rewards.registry import RewardError, load_reward
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

@@ -23,10 +23,9 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The exception types that mean "the user asked for something wrong" (exit 2)."""
-    from rewards.registry import RewardError
-
     from r1kit.data import DataError
     from r1kit.models import ModelError
+    from rewards.registry import RewardError
 
     return RecipeError, DataError, ModelError, RewardError
 

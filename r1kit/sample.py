@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from rewards.registry import load_reward
-from rewards.scoring import WeightedReward, score
 from rich.console import Console
 from rich.table import Table
-from rollout.hf_engine import HFEngine
 
 from r1kit.data import load_data
 from r1kit.models import load_model
 from r1kit.recipe import DataConfig, TemplateConfig
 from r1kit.templates import encode
+from rewards.registry import load_reward
+from rewards.scoring import WeightedReward, score
+from rollout.hf_engine import HFEngine
 from rollout.types import SamplingParams
 
 TASK_REWARDS = {"countdown": ["countdown", "format"]}  # anything else: math + format

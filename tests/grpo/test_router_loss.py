@@ -21,4 +21,6 @@ def test_padding_tokens_are_ignored():
     logits = torch.full((4, 4), -2.0) + 4.0 * torch.eye(4)
     padded = torch.cat([logits, torch.tensor([[9.0, -9.0, -9.0, -9.0]] * 4)])
     mask = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0])
-    assert torch.isclose(balance_loss((padded,), 1, mask), balance_loss((logits,), 1, torch.ones(4)))
+    assert torch.isclose(
+        balance_loss((padded,), 1, mask), balance_loss((logits,), 1, torch.ones(4))
+    )

@@ -1,0 +1,127 @@
+"""Finding reward functions by name, and adapting TRL- and verl-style functions to one signature.
+
+A recipe names a reward as a built-in (`math`), `package.module:function`, or
+`path/to/file.py:function`. Whatever its style, the loaded reward is called as
+`fn(prompts, completions, **columns) -> list[float | None]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+RewardFn = Callable[..., list]
+
+
+class RewardError(ValueError):
+    """A reward that cannot be found, or that misbehaved on a sample."""
+
+
+BUILTINS: dict[str, tuple[str, str]] = {
+    "math": ("rewards.math:math_reward", "1 if the final answer equals the row's `answer` (sympy)"),
+    "format": (
+        "rewards.format:format_reward",
+        "1 if the text is <think>...</think> <answer>...</answer>",
+    ),
+    "countdown": (
+        "rewards.countdown:countdown_reward",
+        "1 if the answer's equation uses `nums` and hits `target`",
+    ),
+    "language": (
+        "rewards.language:language_reward",
+        "share of the reasoning in the target script (R1)",
+    ),
+    "length": ("rewards.length:overlong_penalty", "DAPO's soft overlong penalty (<= 0)"),
+    "code": ("rewards.code:code_reward", "share of tests the extracted program passes, sandboxed"),
+}
+
+
+def list_builtins() -> dict[str, str]:
+    return {name: description for name, (_, description) in BUILTINS.items()}
+
+
+def load_reward(
+    name: str, kwargs: dict | None = None, style: Literal["auto", "trl", "verl"] = "auto"
+) -> RewardFn:
+    """The reward `name` with `kwargs` bound, called as fn(prompts, completions, **columns)."""
+    fn = _find(BUILTINS[name][0] if name in BUILTINS else name)
+    if style == "verl" or (style == "auto" and _looks_like_verl(fn)):
+        fn = partial(_call_verl, fn)
+    elif inspect.iscoroutinefunction(fn):
+        fn = partial(_call_async, fn)
+    return partial(fn, **kwargs) if kwargs else fn
+
+
+def _find(spec: str) -> Callable:
+    target, sep, attr = spec.rpartition(":")
+    if not sep:
+        close = difflib.get_close_matches(spec, BUILTINS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RewardError(
+            f"unknown reward {spec!r}{hint}; use a built-in ({', '.join(BUILTINS)}), "
+            "package.module:function or path/to/file.py:function"
+        )
+    module = _load_file(target) if target.endswith(".py") else _import(target)
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise RewardError(f"reward {spec!r}: {target} has no function {attr!r}")
+    return fn
+
+
+def _import(module_name: str):
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as err:
+        raise RewardError(f"reward module {module_name!r} cannot be imported: {err}") from None
+
+
+def _load_file(path: str):
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise RewardError(f"reward file not found: {path}")
+    name = f"r1kit_reward_{file.stem}_{abs(hash(str(file)))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as err:  # the user's file: report whatever it raised, with its name
+        raise RewardError(
+            f"reward file {path} failed to import: {type(err).__name__}: {err}"
+        ) from None
+    sys.modules[name] = module  # worker processes find it again by path
+    return module
+
+
+def _looks_like_verl(fn: Callable) -> bool:
+    params = inspect.signature(fn).parameters
+    return "solution_str" in params and "ground_truth" in params
+
+
+def _call_verl(fn: Callable, prompts: list, completions: list, **columns) -> list:
+    """verl's compute_score(data_source, solution_str, ground_truth, extra_info), per sample."""
+    truth = columns.get("ground_truth", columns.get("answer"))
+    extra_keys = [k for k in columns if k not in ("ground_truth", "answer", "data_source")]
+    scores = []
+    for i, completion in enumerate(completions):
+        result = fn(
+            data_source=columns.get("data_source", [None] * len(completions))[i],
+            solution_str=completion,
+            ground_truth=None if truth is None else truth[i],
+            extra_info={k: columns[k][i] for k in extra_keys},
+        )
+        scores.append(result["score"] if isinstance(result, dict) else result)
+    return scores
+
+
+def _call_async(fn: Callable, *args, **kwargs) -> list:
+    return asyncio.run(fn(*args, **kwargs))

@@ -1,0 +1,147 @@
+"""Symbolic equivalence in a helper process with a hard deadline.
+
+sympy can run for minutes (or forever) on inputs such as 10^{10^{10}} or huge factorials, and
+`signal.alarm` only works in a process's main thread. So the comparison runs in a long-lived
+child process; when it misses the deadline the child is killed and a new one started, and the
+answer is "not equal". One child per parent process; calls from threads are serialised.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+DEADLINE_S = 0.8  # leaves time for the cheap checks within verify's 1 s bound
+MAX_EXPONENT_DIGITS = 4  # 10^{12345} is refused before it reaches sympy
+
+
+def sympy_equal(gold: str, pred: str, deadline_s: float = DEADLINE_S) -> bool:
+    """Whether two LaTeX/plain expressions are equal as sympy sees them; False on timeout."""
+    return _worker().ask(gold, pred, deadline_s)
+
+
+class _Worker:
+    """A `python -m rewards.sympy_worker` child speaking JSON lines over its stdin/stdout
+    (a plain subprocess: no multiprocessing re-import of the caller's __main__)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.process: subprocess.Popen | None = None
+
+    def ask(self, gold: str, pred: str, deadline_s: float) -> bool:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self._start()
+                self._read_line(60)  # a cold start waits for the imports once
+            self.process.stdin.write(json.dumps([gold, pred]) + "\n")
+            self.process.stdin.flush()
+            deadline = time.monotonic() + deadline_s
+            while (line := self._read_line(deadline - time.monotonic())) == "ready":
+                pass  # a replacement worker finished its imports
+            if line is not None:
+                return json.loads(line)
+            # Stuck in sympy: kill it and start the replacement now, so its imports are done
+            # (or under way) by the next call instead of counting against that call's time.
+            self._stop()
+            self._start()
+            return False
+
+    def _read_line(self, timeout_s: float) -> str | None:
+        ready, _, _ = select.select([self.process.stdout], [], [], max(timeout_s, 0))
+        return self.process.stdout.readline().strip() if ready else None
+
+    def _start(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "rewards.sympy_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+
+    def _stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+_workers: dict[int, _Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def _worker() -> _Worker:
+    """The worker of this process (a forked child must not share its parent's)."""
+    with _workers_lock:
+        if os.getpid() not in _workers:
+            _workers[os.getpid()] = worker = _Worker()
+            atexit.register(worker._stop)
+        return _workers[os.getpid()]
+
+
+def _serve() -> None:
+    import sympy  # noqa: F401 - imported once here, not per call
+    from latex2sympy2_extended import latex2sympy  # noqa: F401
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        gold, pred = json.loads(line)
+        try:
+            equal = bool(_equal(gold, pred))
+        except Exception:  # noqa: BLE001 - unparsable or unsupported: not equal
+            equal = False
+        print(json.dumps(equal), flush=True)
+
+
+def _equal(gold: str, pred: str) -> bool:
+    import re
+
+    import sympy
+
+    both = gold + pred
+    if re.search(r"\^\{[^{}]*\^", both) or any(
+        len(m) > MAX_EXPONENT_DIGITS for m in re.findall(r"\^\{?(\d+)", both)
+    ):
+        return False  # power towers and huge exponents: sympy would try to evaluate them
+    a, b = _parse(gold), _parse(pred)
+    if isinstance(a, sympy.Rel) or isinstance(b, sympy.Rel):
+        return _same_relation(a, b)
+    if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
+        return a.shape == b.shape and sympy.simplify(a - b).is_zero_matrix
+    difference = sympy.simplify(a - b)
+    return difference == 0 or (difference.is_number and abs(complex(difference.evalf())) < 1e-9)
+
+
+def _same_relation(a, b) -> bool:
+    import sympy
+
+    if not (isinstance(a, sympy.Rel) and isinstance(b, sympy.Rel)):
+        return False
+    symbols = a.free_symbols | b.free_symbols
+    if len(symbols) != 1:
+        return sympy.simplify(a.lhs - a.rhs - (b.lhs - b.rhs)) == 0 and type(a) is type(b)
+    x = symbols.pop()
+    solve = sympy.solvers.inequalities.solve_univariate_inequality
+    return solve(a, x, relational=False) == solve(b, x, relational=False)
+
+
+def _parse(text: str):
+    """latex2sympy2_extended: maintained, produces sympy directly, and is what math-verify uses;
+    sympy's own parse_latex needs antlr at a pinned version. It reads plain `2x^2` too."""
+    from latex2sympy2_extended import latex2sympy
+
+    return latex2sympy(text)
+
+
+if __name__ == "__main__":
+    _serve()

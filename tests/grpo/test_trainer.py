@@ -1,0 +1,134 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from grpo.components import Components
+from grpo.trainer import Trainer
+from r1kit.recipe import validate
+from r1kit.rundir import RunDir
+
+
+def _train(raw: dict) -> RunDir:
+    recipe = validate(raw)
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    Trainer(recipe, run, Components.build(recipe)).fit()
+    return run
+
+
+def test_grpo_raises_a_learnable_reward(tiny_recipe):
+    run = _train(tiny_recipe(train={"steps": 12, "save_every": 0}))
+    rewards = [m["reward/total/mean"] for m in run.metrics() if "reward/total/mean" in m]
+    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.15, rewards
+
+
+def test_run_directory_has_the_documented_layout(tiny_recipe):
+    run = _train(tiny_recipe())
+    assert (run.path / "config.yaml").is_file() and (run.path / "samples.jsonl").is_file()
+    assert [p.name for p in sorted(run.checkpoints.iterdir())] == ["step-2", "step-4"]
+    assert (run.final / "model.safetensors").is_file() and (run.final / "tokenizer.json").is_file()
+    metrics = run.metrics()
+    assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0]
+    assert {"time/generate", "time/learn", "clip_frac/high", "entropy"} <= set(metrics[1])
+
+
+def test_moe_model_trains_with_its_router_loss(tiny_recipe):
+    run = _train(
+        tiny_recipe(model={"name": "tiny-deepseek-v3"}, train={"steps": 2, "save_every": 0})
+    )
+    assert all(m["aux_loss"] > 0 for m in run.metrics()[1:])
+
+
+def test_lora_leaves_the_base_weights_untouched(tiny_recipe):
+    recipe = validate(
+        tiny_recipe(
+            model={"name": "tiny-llama", "lora": {"r": 4, "alpha": 8}},
+            train={"steps": 2, "save_every": 0},
+        )
+    )
+    parts = Components.build(recipe)
+    base = {n: p.clone() for n, p in parts.learner.model.named_parameters() if "lora_" not in n}
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    Trainer(recipe, run, parts).fit()
+    after = dict(parts.learner.model.named_parameters())
+    assert all(torch.equal(base[n], after[n]) for n in base)
+    merged = load_file(run.final / "model.safetensors")
+    assert any(
+        not torch.equal(
+            merged[n], base[f"base_model.model.{n}".replace(".weight", ".base_layer.weight")]
+        )
+        for n in merged
+        if f"base_model.model.{n}".replace(".weight", ".base_layer.weight") in base
+    )
+
+
+def test_kl_penalty_with_reference_model_is_logged(tiny_recipe):
+    run = _train(
+        tiny_recipe(
+            learner={"beta": 0.1, "lr": 3e-3, "micro_batch_size": 8},
+            train={"steps": 2, "save_every": 0},
+        )
+    )
+    assert run.metrics()[2]["kl"] > 0
+
+
+def test_dynamic_sampling_and_tis_run(tiny_recipe):
+    run = _train(
+        tiny_recipe(
+            learner={
+                "dynamic_sampling": True,
+                "tis": {"level": "token", "cap": 2.0},
+                "num_iterations": 2,
+                "micro_batch_size": 8,
+                "lr": 3e-3,
+            },
+            train={"steps": 2, "save_every": 0},
+        )
+    )
+    step = run.metrics()[1]
+    assert step["sampling_rounds"] >= 1 and step["mismatch_kl"] < 1e-3
+
+
+def _cli_train(args: list[str], cwd) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "r1kit.cli", "train", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_with_identical_weights(tiny_recipe, tmp_path):
+    steps = {"steps": 6, "save_every": 2}
+    whole = tmp_path / "whole.yaml"
+    whole.write_text(yaml.safe_dump(tiny_recipe(train=steps, output={"name": "whole"})))
+    killed = tmp_path / "killed.yaml"
+    killed.write_text(yaml.safe_dump(tiny_recipe(train=steps, output={"name": "killed"})))
+    assert _cli_train([str(whole)], tmp_path).wait(timeout=300) == 0
+
+    proc = _cli_train([str(killed)], tmp_path)
+    checkpoint = tmp_path / "runs/killed/checkpoints/step-2/trainer_state.pt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "runs/killed/final").exists()
+    resumed = _cli_train(["--resume", str(tmp_path / "runs/killed")], tmp_path)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+
+    a = load_file(tmp_path / "runs/whole/final/model.safetensors")
+    b = load_file(tmp_path / "runs/killed/final/model.safetensors")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    lines = (tmp_path / "runs/killed/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(7))
