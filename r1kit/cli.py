@@ -18,6 +18,7 @@ from r1kit.recipe import Recipe, RecipeError, apply_override, load_recipe, valid
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
+errors = Console(stderr=True, soft_wrap=True)
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
 
@@ -31,7 +32,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 
 def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(2)
 
 

@@ -23,7 +23,7 @@ def tiny_recipe(tmp_path):
             "template": {"name": "raw"},
             "rollout": {"group_size": 4, "max_new_tokens": 8, "temperature": 1.0},
             "rewards": [{"name": f"{reward_file}:even_tokens", "weight": 1.0}],
-            "learner": {"lr": 3e-3, "micro_batch_size": 8},
+            "learner": {"lr": 3e-2, "micro_batch_size": 8},
             "train": {
                 "steps": 4,
                 "prompts_per_step": 4,
