@@ -28,7 +28,7 @@ from grpo.display import Display
 from grpo.loss import Normalisers
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
-from r1kit.templates import encode
+from r1kit.templates import encode, render
 from rewards.scoring import score
 from rollout.types import Completion, SamplingParams
 
@@ -159,9 +159,11 @@ class Trainer:
         self.run.prune_checkpoints(self.recipe.train.keep_last)
 
     def _score(self, rows: list[dict], completions: list[list[Completion]]):
-        prompts = [
-            row["prompt"] for row, group in zip(rows, completions, strict=True) for _ in group
+        """Rewards see the prompt as the model saw it (template applied), as in TRL."""
+        rendered = [
+            render(self.recipe.template, self.parts.tokenizer, row["prompt"]) for row in rows
         ]
+        prompts = [text for text, group in zip(rendered, completions, strict=True) for _ in group]
         texts = [c.text for group in completions for c in group]
         columns = {
             k: [row[k] for row, group in zip(rows, completions, strict=True) for _ in group]

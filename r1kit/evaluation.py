@@ -15,7 +15,7 @@ from math import comb
 from transformers import PreTrainedTokenizerBase
 
 from r1kit.recipe import TemplateConfig
-from r1kit.templates import encode
+from r1kit.templates import encode, render
 from rewards.format import format_reward
 from rewards.math import extract_answer
 from rewards.math_normalise import normalise
@@ -92,9 +92,8 @@ def evaluate(
     sampling: SamplingParams,
 ) -> EvalResult:
     """Sample `sampling.n` completions for every row and score them with `correctness`."""
-    prompt_ids = encode(template, tokenizer, [row["prompt"] for row in rows])
-    groups = engine.generate(prompt_ids, sampling)
-    prompts = [tokenizer.decode(ids) for ids in prompt_ids]
+    groups = engine.generate(encode(template, tokenizer, [row["prompt"] for row in rows]), sampling)
+    prompts = [render(template, tokenizer, row["prompt"]) for row in rows]
     samples, correct, answers = [], [], []
     for row, prompt, group in zip(rows, prompts, groups, strict=True):
         texts = [c.text for c in group]

@@ -69,9 +69,10 @@ def load_model(
     path = resolve_model(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-    except OSError as err:
+        tokenizer = load_tokenizer(name)
+    except (OSError, ValueError) as err:  # what transformers raises for a missing/odd model
         raise ModelError(f"cannot load model {name!r}: {err}") from None
-    return model.to(device).eval(), load_tokenizer(name)
+    return model.to(device).eval(), tokenizer
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:

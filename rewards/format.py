@@ -17,15 +17,30 @@ LENIENT = re.compile(
 )
 
 
-def format_reward(prompts: list, completions: list, strict: bool = False, **_) -> list[float]:
+def format_reward(
+    prompts: list, completions: list, strict: bool = False, partial: bool = False, **_
+) -> list[float]:
     """1.0 when the completion follows the template. When the prompt ends with "<think>"
     (r1_zero template, or a chat template that pre-fills it) the completion starts inside
-    the reasoning, so the opening tag is taken from the prompt."""
+    the reasoning, so the opening tag is taken from the prompt. With `partial`, each of the
+    template's four tags present in order earns 0.25: a small model that never writes the
+    whole template still gets a gradient towards it."""
     pattern = STRICT if strict else LENIENT
     scores = []
     for prompt, completion in zip(prompts, completions, strict=True):
         text = as_text(completion)
         if prefilled_think(prompt):
             text = "<think>" + text
-        scores.append(1.0 if pattern.search(text) else 0.0)
+        full = 1.0 if pattern.search(text) else 0.0
+        scores.append(max(full, _tags_in_order(text) / 4) if partial else full)
     return scores
+
+
+def _tags_in_order(text: str) -> int:
+    position, found = 0, 0
+    for tag in ("<think>", "</think>", "<answer>", "</answer>"):
+        position = text.find(tag, position)
+        if position < 0:
+            break
+        found += 1
+    return found

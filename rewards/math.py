@@ -38,6 +38,7 @@ def extract_answer(completion: str | list | dict) -> str | None:
         _answer_is,
         _gsm8k_marker,
         _bare_answer,
+        _last_math_span,
         _last_number,
         _short_text,
     )
@@ -144,8 +145,10 @@ def _number(text: str) -> list[Fraction] | None:
 
 def _rhs(text: str) -> str:
     """`x = 3` -> `3`, `x \\in [2, 5)` -> `[2, 5)`: a lone variable on the left is dropped."""
-    match = re.fullmatch(r"[a-zA-Z](?:_\{?\w+\}?)?(?:=|\\in)(.+)", text)
-    return match.group(1) if match else text
+    match = re.fullmatch(r"(?:[a-zA-Z](?:_\{?\w+\}?)?|\([a-zA-Z,]+\))(?:=|\\in)(.+)", text)
+    if not match or len(split_top_level(match.group(1))) > 1:
+        return text
+    return match.group(1).rsplit("=", 1)[-1]  # x = 5 + 6 = 11: the last value
 
 
 def _items(text: str) -> tuple[list[str], str]:
@@ -215,13 +218,20 @@ def _bare_answer(text: str) -> str | None:
     """A short text with no words in it (`(x+1)^2`, `x=3 or x=-3`) is itself the answer."""
     text = text.strip()
     commands = re.sub(r"\\(?:begin|end)\{\w+\}|\\[A-Za-z]+", "", text)
-    return text if len(text) <= 80 and not re.search(r"[A-Za-z]{3,}", commands) else None
+    words = set(re.findall(r"[A-Za-z]{2,}", commands)) - {"or", "and"}
+    return text if len(text) <= 80 and not words else None
 
 
 def _short_text(text: str) -> str | None:
     """A few words and no number at all (`Evelyn`, `\\text{east}`): a plain-text answer."""
     text = text.strip()
     return text if len(text) <= 40 and len(text.split()) <= 3 else None
+
+
+def _last_math_span(text: str) -> str | None:
+    """The last $...$, \\(...\\) or \\[...\\] of a text that ends its argument with maths."""
+    spans = re.findall(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", text, re.S)
+    return next((part for part in spans[-1] if part), None) if spans else None
 
 
 def _last_number(text: str) -> str | None:

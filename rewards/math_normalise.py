@@ -10,13 +10,19 @@ UNITS = (
     "pounds|pound|lbs|miles|mile|people|students|marbles|apples"
 )
 REPLACEMENTS = [
-    (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|\\ |~|\$", ""),
+    (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
+    (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
     (r"\\[dt]frac", r"\\frac"),
     (r"\^\{?\\circ\}?|°", ""),
     (r"\\%|％", "%"),
-    (r"\\(?:text|textbf|mathrm|mathbf|mbox)\{([^{}]*)\}", r"\1"),
-    (r"\\le(?!ft)|≤", r"\\leq"),
-    (r"\\ge|≥", r"\\geq"),
+    (r"\\(?:text|textbf|textit|textnormal|mathrm|mathbf|mbox)\{([^{}]*)\}", r"\1"),
+    (r"\s*(?:pct|percent|percentage)\b", "%"),
+    (r"\{(?:[bBvV]?matrix|array)\}(?:\{[lcr]+\})?", "{pmatrix}"),
+    (r"\\leq?(?!ft)|≤|<=", r"\\leq "),
+    (r"\\geq?|≥|>=", r"\\geq "),
+    (r"\\neq?|≠|!=", r"\\neq "),
+    (r"\\lt\b", "<"),
+    (r"\\gt\b", ">"),
     (r"\s+(?:or|and)\s+", ","),
 ]
 
@@ -28,11 +34,10 @@ def normalise(answer: str) -> str:
     for pattern, replacement in REPLACEMENTS:
         text = re.sub(pattern, replacement, text)
     text = re.sub(rf"(\d)\s*(?:\\?(?:{UNITS}))\b\.?", r"\1", text)
-    text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)  # thousands separators (twice for millions)
-    text = re.sub(r"(\d),(\d{3})(?!\d)", r"\1\2", text)
+    text = re.sub(r"(\d),\s*(?=\d{3}(?!\d))", r"\1", text)  # thousands separators
     text = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"\\frac\{([^{}]+)\}(\d)", r"\\frac{\1}{\2}", text)
-    text = re.sub(r"\\sqrt(\d+)", r"\\sqrt{\1}", text)
+    text = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", text)
     text = re.sub(r"\s+", "", text).rstrip(".")
     return strip_braces(text)
 

@@ -40,6 +40,10 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "share of the reasoning in the target script (R1)",
     ),
     "length": ("rewards.length:overlong_penalty", "DAPO's soft overlong penalty (<= 0)"),
+    "cosine_length": (
+        "rewards.length:cosine_length_reward",
+        "correctness scaled by length (cosine)",
+    ),
     "code": ("rewards.code:code_reward", "share of tests the extracted program passes, sandboxed"),
 }
 

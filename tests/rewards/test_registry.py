@@ -1,0 +1,71 @@
+import pytest
+
+from rewards.registry import RewardError, list_builtins, load_reward
+
+
+def test_builtin_by_name_with_bound_kwargs():
+    fn = load_reward("format", {"strict": True})
+    assert fn(["q"], ["x <think>a</think><answer>1</answer>"]) == [0.0]
+
+
+def test_custom_reward_from_a_file_path(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "def short(prompts, completions, **kw):\n    return [1.0 if len(c) < 5 else 0.0 for c in completions]\n"
+    )
+    assert load_reward(f"{path}:short")(["q", "q"], ["ok", "far too long"]) == [1.0, 0.0]
+
+
+def test_custom_reward_from_a_module_path():
+    fn = load_reward("rewards.format:format_reward")
+    assert fn(["q"], ["<think>a</think><answer>1</answer>"]) == [1.0]
+
+
+def test_the_shipped_example_reward_loads():
+    fn = load_reward("recipes/examples/custom_reward.py:brevity", {"max_chars": 10})
+    assert fn(["q", "q"], ["short", "x" * 100]) == [1.0, 0.0]
+
+
+def test_trl_style_async_reward_with_completion_ids(tmp_path):
+    path = tmp_path / "trl_style.py"
+    path.write_text(
+        "async def few_tokens(prompts, completions, completion_ids, **kwargs):\n"
+        "    return [float(len(ids) < 3) for ids in completion_ids]\n"
+    )
+    fn = load_reward(f"{path}:few_tokens")
+    assert fn(["q", "q"], ["a", "b"], completion_ids=[[1], [1, 2, 3]]) == [1.0, 0.0]
+
+
+def test_verl_style_compute_score_is_adapted(tmp_path):
+    path = tmp_path / "verl_style.py"
+    path.write_text(
+        "def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+        "    return {'score': float(solution_str.strip() == ground_truth), 'source': data_source}\n"
+    )
+    fn = load_reward(f"{path}:compute_score")
+    assert fn(["q", "q"], ["4", "5"], answer=["4", "4"], data_source=["gsm8k"] * 2) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("mathh", "did you mean 'math'"),
+        ("nowhere.py:fn", "reward file not found"),
+        ("rewards.format:nothing", "has no function 'nothing'"),
+        ("no_such_package.mod:fn", "cannot be imported"),
+    ],
+)
+def test_unknown_rewards_get_clear_errors(name, message):
+    with pytest.raises(RewardError, match=message):
+        load_reward(name)
+
+
+def test_a_reward_file_that_fails_to_import_is_named(tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(RewardError, match=r"broken.py failed to import: RuntimeError: boom"):
+        load_reward(f"{path}:f")
+
+
+def test_builtins_are_listed_with_descriptions():
+    assert {"math", "format", "code", "countdown", "language", "length"} <= set(list_builtins())

@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from r1kit.models import load_model
+from rollout.hf_engine import HFEngine
+from rollout.types import SamplingParams
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-llama")
+
+
+@pytest.fixture
+def prompts(tiny):
+    _, tokenizer = tiny
+    texts = ["hello there", "a much longer prompt with quite a few more words in it", "2 + 2 ="]
+    return [tokenizer(t)["input_ids"] for t in texts]
+
+
+def _forward_logprobs(model, prompt, completion, temperature):
+    ids = torch.tensor([prompt + completion])
+    logits = model(ids).logits[0, len(prompt) - 1 : -1] / temperature
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
+
+
+def test_reported_logprobs_equal_a_separate_forward_pass(tiny, prompts):
+    model, tokenizer = tiny
+    groups = HFEngine(model, tokenizer, batch_size=4).generate(
+        prompts, SamplingParams(n=3, temperature=0.7, max_new_tokens=12, seed=1)
+    )
+    for prompt, group in zip(prompts, groups, strict=True):
+        assert len(group) == 3
+        for c in group:
+            expected = _forward_logprobs(model, prompt, c.token_ids, 0.7)
+            assert (expected - torch.tensor(c.logprobs)).abs().max() < 1e-4
+
+
+def test_same_seed_same_completions(tiny, prompts):
+    engine = HFEngine(*tiny)
+    sampling = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=7)
+    first = [c.token_ids for g in engine.generate(prompts, sampling) for c in g]
+    second = [c.token_ids for g in engine.generate(prompts, sampling) for c in g]
+    assert first == second
+
+
+def test_greedy_matches_model_generate(tiny, prompts):
+    model, tokenizer = tiny
+    completion = HFEngine(model, tokenizer).generate(
+        prompts[:1], SamplingParams(temperature=0, max_new_tokens=10)
+    )
+    reference = model.generate(torch.tensor(prompts[:1]), do_sample=False, max_new_tokens=10)
+    assert completion[0][0].token_ids == reference[0, len(prompts[0]) :].tolist()
+
+
+def test_small_batches_give_the_same_greedy_output(tiny, prompts):
+    sampling = SamplingParams(n=2, temperature=0, max_new_tokens=10)
+    big = HFEngine(*tiny, batch_size=64).generate(prompts, sampling)
+    small = HFEngine(*tiny, batch_size=1).generate(prompts, sampling)
+    assert [[c.token_ids for c in g] for g in big] == [[c.token_ids for c in g] for g in small]
+
+
+def test_length_limit_and_finish_reason(tiny, prompts):
+    groups = HFEngine(*tiny).generate(prompts, SamplingParams(n=1, max_new_tokens=5, seed=0))
+    for (c,) in groups:
+        assert len(c.token_ids) == len(c.logprobs) <= 5
+        assert c.finish_reason == ("length" if len(c.token_ids) == 5 else "stop")
+
+
+def test_stop_string_cuts_text_and_stops_decoding(tiny, prompts):
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer)
+    free = engine.generate(prompts[:1], SamplingParams(temperature=0, max_new_tokens=12))[0][0]
+    stop = tokenizer.decode(free.token_ids[3:5])  # text the greedy output is known to contain
+    cut = engine.generate(
+        prompts[:1], SamplingParams(temperature=0, max_new_tokens=12, stop=(stop,))
+    )[0][0]
+    assert cut.finish_reason == "stop" and cut.text.endswith(stop)
+    assert len(cut.token_ids) <= 5 and cut.token_ids == free.token_ids[: len(cut.token_ids)]
+
+
+def test_finished_sequences_leave_the_batch(tiny, prompts, monkeypatch):
+    model, tokenizer = tiny
+    engine = HFEngine(model, tokenizer)
+    engine.eos_ids = set(range(0, model.config.vocab_size, 2))  # any even token ends a sequence
+    rows_per_step = []
+    original = model.forward
+
+    def counting(*args, **kwargs):
+        rows_per_step.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", counting)
+    engine.generate(prompts, SamplingParams(n=4, max_new_tokens=16, seed=0))
+    decode_rows = rows_per_step[1:]  # after the prefill of the 3 unique prompts
+    assert rows_per_step[0] == 3 and decode_rows[0] <= 12
+    assert decode_rows == sorted(decode_rows, reverse=True) and decode_rows[-1] < decode_rows[0]
+
+
+def test_update_weights_changes_sampling_and_rejects_unknown_names(tiny, prompts):
+    model, tokenizer = load_model("tiny-llama")
+    engine = HFEngine(model, tokenizer)
+    sampling = SamplingParams(temperature=0, max_new_tokens=6)
+    before = engine.generate(prompts, sampling)
+    other, _ = load_model("tiny-llama")
+    torch.manual_seed(1)
+    engine.update_weights((name, torch.randn_like(p)) for name, p in other.named_parameters())
+    assert engine.generate(prompts, sampling) != before
+    with pytest.raises(KeyError, match="no parameter 'nope'"):
+        engine.update_weights([("nope", torch.zeros(1))])
