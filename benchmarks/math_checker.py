@@ -1,0 +1,124 @@
+"""r1kit's math checker against HF's math-verify on the same labelled (gold, completion) pairs.
+
+    pip install -e ".[bench]"
+    python benchmarks/math_checker.py [--data ../shared/data] [--per-source 150]
+
+The set is built from GSM8K test and MATH-500 answers: each gold answer is rewritten into
+equivalent completions (LaTeX/plain spellings, \\boxed / <answer> / "the answer is", thousands
+separators, reordered sets, decimals) and non-equivalent ones (off by one, a correct number
+only inside <think>, digits swapped), plus the classic false-positive traps. Both checkers see
+identical pairs; math-verify runs in the main thread (its timeouts use signals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from rewards.math import verify
+
+TRAPS = [
+    ("1/2", "<answer>12</answer>"), ("12", "<answer>1/2</answer>"), ("x^2", "<answer>2x</answer>"),
+    ("72", "<think>48 + 24 = 72</think> <answer>71</answer>"), ("3", "<answer>3x</answer>"),
+    ("\\frac{1}{3}", "<answer>0.3</answer>"), ("(1,2)", "<answer>(2,1)</answer>"),
+    ("[1,2)", "<answer>(1,2]</answer>"), ("2", "<answer>-2</answer>"), ("\\pi", "<answer>3.14</answer>"),
+]
+
+
+def labelled_pairs(data: Path, per_source: int, seed: int = 0) -> list[tuple[str, str, bool, str]]:
+    """(gold, completion, equal, kind) pairs."""
+    rng = random.Random(seed)
+    pairs = [(gold, completion, False, "trap") for gold, completion in TRAPS]
+    gsm8k = [json.loads(line)["answer"] for line in (data / "gsm8k_test.jsonl").read_text().splitlines()]
+    for gold in rng.sample(gsm8k, per_source):
+        pairs += _numeric_rewrites(gold, rng)
+    math500 = [json.loads(line)["answer"] for line in (data / "math500.jsonl").read_text().splitlines()]
+    for gold in rng.sample(math500, per_source):
+        pairs += _latex_rewrites(gold, rng)
+    return pairs
+
+
+def _numeric_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, bool, str]]:
+    n = int(gold)
+    equal = [f"<think>working</think> <answer>{n:,}</answer>", f"The answer is {n}.",
+             f"\\boxed{{{n}}}", f"#### {n}", f"<answer>{n}.0</answer>", f"<answer>${n}$</answer>"]
+    wrong = [f"<answer>{n + rng.choice([-1, 1])}</answer>", f"<think>{n}</think> <answer>{n + 10}</answer>",
+             f"\\boxed{{{str(n)[::-1] + '1'}}}"]
+    return [(gold, c, True, "gsm8k") for c in rng.sample(equal, 2)] + [
+        (gold, c, False, "gsm8k") for c in rng.sample(wrong, 1)
+    ]
+
+
+def _latex_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, bool, str]]:
+    pairs = [(gold, f"\\boxed{{{gold}}}", True, "math500"),
+             (gold, f"<think>...</think> <answer>${gold}$</answer>", True, "math500")]
+    frac = re.fullmatch(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", gold)
+    if frac:
+        value = Fraction(int(frac.group(1)), int(frac.group(2)))
+        pairs.append((gold, f"<answer>{value.numerator}/{value.denominator}</answer>", True, "math500"))
+    if re.fullmatch(r"-?\d+", gold):
+        pairs.append((gold, f"<answer>{int(gold) + 1}</answer>", False, "math500"))
+    else:
+        pairs.append((gold, f"\\boxed{{{gold}+1}}", False, "math500"))
+    return pairs
+
+
+def run(name: str, check, pairs) -> dict:
+    latencies, verdicts = [], []
+    for gold, completion, _, _ in pairs:
+        start = time.perf_counter()
+        try:
+            verdicts.append(bool(check(gold, completion)))
+        except Exception:  # noqa: BLE001 - a checker crash counts as "not equal"
+            verdicts.append(False)
+        latencies.append(time.perf_counter() - start)
+    labels = [equal for _, _, equal, _ in pairs]
+    kinds = [kind for _, _, _, kind in pairs]
+    return {
+        "name": name,
+        "accuracy": sum(v == y for v, y in zip(verdicts, labels, strict=True)) / len(pairs),
+        "false_pos": sum(v and not y for v, y in zip(verdicts, labels, strict=True)),
+        "false_neg": sum(y and not v for v, y in zip(verdicts, labels, strict=True)),
+        "trap_fp": sum(v for v, k in zip(verdicts, kinds, strict=True) if k == "trap"),
+        "median_ms": 1000 * statistics.median(latencies),
+        "max_ms": 1000 * max(latencies),
+        "per_s": len(pairs) / sum(latencies),
+    }
+
+
+def math_verify_check(gold: str, completion: str) -> bool:
+    from math_verify import parse
+    from math_verify import verify as mv_verify
+
+    return mv_verify(parse(f"${gold}$"), parse(completion))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data"))
+    parser.add_argument("--per-source", type=int, default=150)
+    args = parser.parse_args()
+    pairs = labelled_pairs(Path(args.data), args.per_source)
+    verify("1", "1")  # start r1kit's sympy helper process before timing
+    rows = [run("r1kit", verify, pairs), run("math-verify", math_verify_check, pairs)]
+    table = Table("checker", "accuracy", "false +", "false -", "trap false +", "median ms", "max ms",
+                  "verifies/s", title=f"{len(pairs)} labelled pairs (GSM8K + MATH-500 + traps)")
+    for r in rows:
+        table.add_row(r["name"], f"{r['accuracy']:.3f}", str(r["false_pos"]), str(r["false_neg"]),
+                      str(r["trap_fp"]), f"{r['median_ms']:.2f}", f"{r['max_ms']:.0f}", f"{r['per_s']:.0f}")
+    console = Console(width=120)
+    console.print(table)
+    console.print(f"throughput ratio r1kit / math-verify: {rows[0]['per_s'] / rows[1]['per_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
