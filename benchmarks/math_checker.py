@@ -27,10 +27,16 @@ from rich.table import Table
 from rewards.math import verify
 
 TRAPS = [
-    ("1/2", "<answer>12</answer>"), ("12", "<answer>1/2</answer>"), ("x^2", "<answer>2x</answer>"),
-    ("72", "<think>48 + 24 = 72</think> <answer>71</answer>"), ("3", "<answer>3x</answer>"),
-    ("\\frac{1}{3}", "<answer>0.3</answer>"), ("(1,2)", "<answer>(2,1)</answer>"),
-    ("[1,2)", "<answer>(1,2]</answer>"), ("2", "<answer>-2</answer>"), ("\\pi", "<answer>3.14</answer>"),
+    ("1/2", "<answer>12</answer>"),
+    ("12", "<answer>1/2</answer>"),
+    ("x^2", "<answer>2x</answer>"),
+    ("72", "<think>48 + 24 = 72</think> <answer>71</answer>"),
+    ("3", "<answer>3x</answer>"),
+    ("\\frac{1}{3}", "<answer>0.3</answer>"),
+    ("(1,2)", "<answer>(2,1)</answer>"),
+    ("[1,2)", "<answer>(1,2]</answer>"),
+    ("2", "<answer>-2</answer>"),
+    ("\\pi", "<answer>3.14</answer>"),
 ]
 
 
@@ -38,10 +44,14 @@ def labelled_pairs(data: Path, per_source: int, seed: int = 0) -> list[tuple[str
     """(gold, completion, equal, kind) pairs."""
     rng = random.Random(seed)
     pairs = [(gold, completion, False, "trap") for gold, completion in TRAPS]
-    gsm8k = [json.loads(line)["answer"] for line in (data / "gsm8k_test.jsonl").read_text().splitlines()]
+    gsm8k = [
+        json.loads(line)["answer"] for line in (data / "gsm8k_test.jsonl").read_text().splitlines()
+    ]
     for gold in rng.sample(gsm8k, per_source):
         pairs += _numeric_rewrites(gold, rng)
-    math500 = [json.loads(line)["answer"] for line in (data / "math500.jsonl").read_text().splitlines()]
+    math500 = [
+        json.loads(line)["answer"] for line in (data / "math500.jsonl").read_text().splitlines()
+    ]
     for gold in rng.sample(math500, per_source):
         pairs += _latex_rewrites(gold, rng)
     return pairs
@@ -49,22 +59,35 @@ def labelled_pairs(data: Path, per_source: int, seed: int = 0) -> list[tuple[str
 
 def _numeric_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, bool, str]]:
     n = int(gold)
-    equal = [f"<think>working</think> <answer>{n:,}</answer>", f"The answer is {n}.",
-             f"\\boxed{{{n}}}", f"#### {n}", f"<answer>{n}.0</answer>", f"<answer>${n}$</answer>"]
-    wrong = [f"<answer>{n + rng.choice([-1, 1])}</answer>", f"<think>{n}</think> <answer>{n + 10}</answer>",
-             f"\\boxed{{{str(n)[::-1] + '1'}}}"]
+    equal = [
+        f"<think>working</think> <answer>{n:,}</answer>",
+        f"The answer is {n}.",
+        f"\\boxed{{{n}}}",
+        f"#### {n}",
+        f"<answer>{n}.0</answer>",
+        f"<answer>${n}$</answer>",
+    ]
+    wrong = [
+        f"<answer>{n + rng.choice([-1, 1])}</answer>",
+        f"<think>{n}</think> <answer>{n + 10}</answer>",
+        f"\\boxed{{{str(n)[::-1] + '1'}}}",
+    ]
     return [(gold, c, True, "gsm8k") for c in rng.sample(equal, 2)] + [
         (gold, c, False, "gsm8k") for c in rng.sample(wrong, 1)
     ]
 
 
 def _latex_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, bool, str]]:
-    pairs = [(gold, f"\\boxed{{{gold}}}", True, "math500"),
-             (gold, f"<think>...</think> <answer>${gold}$</answer>", True, "math500")]
+    pairs = [
+        (gold, f"\\boxed{{{gold}}}", True, "math500"),
+        (gold, f"<think>...</think> <answer>${gold}$</answer>", True, "math500"),
+    ]
     frac = re.fullmatch(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", gold)
     if frac:
         value = Fraction(int(frac.group(1)), int(frac.group(2)))
-        pairs.append((gold, f"<answer>{value.numerator}/{value.denominator}</answer>", True, "math500"))
+        pairs.append(
+            (gold, f"<answer>{value.numerator}/{value.denominator}</answer>", True, "math500")
+        )
     if re.fullmatch(r"-?\d+", gold):
         pairs.append((gold, f"<answer>{int(gold) + 1}</answer>", False, "math500"))
     else:
@@ -104,20 +127,41 @@ def math_verify_check(gold: str, completion: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data"))
+    parser.add_argument(
+        "--data", default=str(Path(__file__).resolve().parents[1] / "../shared/data")
+    )
     parser.add_argument("--per-source", type=int, default=150)
     args = parser.parse_args()
     pairs = labelled_pairs(Path(args.data), args.per_source)
     verify("1", "1")  # start r1kit's sympy helper process before timing
     rows = [run("r1kit", verify, pairs), run("math-verify", math_verify_check, pairs)]
-    table = Table("checker", "accuracy", "false +", "false -", "trap false +", "median ms", "max ms",
-                  "verifies/s", title=f"{len(pairs)} labelled pairs (GSM8K + MATH-500 + traps)")
+    table = Table(
+        "checker",
+        "accuracy",
+        "false +",
+        "false -",
+        "trap false +",
+        "median ms",
+        "max ms",
+        "verifies/s",
+        title=f"{len(pairs)} labelled pairs (GSM8K + MATH-500 + traps)",
+    )
     for r in rows:
-        table.add_row(r["name"], f"{r['accuracy']:.3f}", str(r["false_pos"]), str(r["false_neg"]),
-                      str(r["trap_fp"]), f"{r['median_ms']:.2f}", f"{r['max_ms']:.0f}", f"{r['per_s']:.0f}")
+        table.add_row(
+            r["name"],
+            f"{r['accuracy']:.3f}",
+            str(r["false_pos"]),
+            str(r["false_neg"]),
+            str(r["trap_fp"]),
+            f"{r['median_ms']:.2f}",
+            f"{r['max_ms']:.0f}",
+            f"{r['per_s']:.0f}",
+        )
     console = Console(width=120)
     console.print(table)
-    console.print(f"throughput ratio r1kit / math-verify: {rows[0]['per_s'] / rows[1]['per_s']:.1f}x")
+    console.print(
+        f"throughput ratio r1kit / math-verify: {rows[0]['per_s'] / rows[1]['per_s']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

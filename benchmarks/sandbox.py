@@ -42,18 +42,35 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=100)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    humaneval = [f"{p['prompt']}{p['canonical_solution']}\n{p['test']}\ncheck({p['entry_point']})\n"
-                 for p in read_problems().values()]
+    humaneval = [
+        f"{p['prompt']}{p['canonical_solution']}\n{p['test']}\ncheck({p['entry_point']})\n"
+        for p in read_problems().values()
+    ]
     workloads = {"trivial": ["print(1)"] * args.trivial, "HumanEval (164)": humaneval}
-    table = Table("workload", "workers", "plain exec/s", "sandbox exec/s", "plain ms/exec",
-                  "sandbox ms/exec", "overhead x", title=f"sandbox ({isolation_mode()}) vs plain subprocess")
+    table = Table(
+        "workload",
+        "workers",
+        "plain exec/s",
+        "sandbox exec/s",
+        "plain ms/exec",
+        "sandbox ms/exec",
+        "overhead x",
+        title=f"sandbox ({isolation_mode()}) vs plain subprocess",
+    )
     for name, programs in workloads.items():
         for workers in (1, args.workers):
             base = timed(plain, programs, workers)
             boxed = timed(isolated, programs, workers)
             n = len(programs)
-            table.add_row(name, str(workers), f"{n / base:.0f}", f"{n / boxed:.0f}",
-                          f"{1000 * base / n:.1f}", f"{1000 * boxed / n:.1f}", f"{boxed / base:.2f}")
+            table.add_row(
+                name,
+                str(workers),
+                f"{n / base:.0f}",
+                f"{n / boxed:.0f}",
+                f"{1000 * base / n:.1f}",
+                f"{1000 * boxed / n:.1f}",
+                f"{boxed / base:.2f}",
+            )
     Console(width=120).print(table)
 
 

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 
 import torch
-from r1kit.evaluation import evaluate
 
 from grpo.advantages import group_advantages, zero_variance_groups
 from grpo.batch import Batch
@@ -26,6 +25,7 @@ from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
 from grpo.loss import Normalisers
+from r1kit.evaluation import evaluate
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.templates import encode, render

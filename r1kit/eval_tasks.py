@@ -30,7 +30,7 @@ class EvalTask:
 def load_task(
     name: str, data_dir: str | None = None, data: DataConfig | None = None, seed: int = 0
 ) -> EvalTask:
-    """gsm8k | math500 | humaneval | arithmetic | countdown | a .jsonl file of prompt/answer rows."""
+    """gsm8k | math500 | humaneval | arithmetic | countdown | a .jsonl of prompt/answer rows."""
     if name in BUILTIN_TASKS:
         cfg = data or DataConfig(source=name)
         rows = builtin_task(name, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size).eval_rows
@@ -54,7 +54,8 @@ def load_task(
         ]
         return EvalTask(Path(name).stem, rows, "math", {})
     raise TaskError(
-        f"unknown task {name!r}; choose gsm8k, math500, humaneval, arithmetic, countdown or a .jsonl file"
+        f"unknown task {name!r}; choose gsm8k, math500, humaneval, arithmetic, countdown "
+        "or a .jsonl file"
     )
 
 

@@ -1,4 +1,4 @@
-"""TinyZero's Countdown reward: the answer is an equation over the given numbers that hits the target."""
+"""Countdown (TinyZero): the answer must be an equation of the given numbers hitting the target."""
 
 from __future__ import annotations
 

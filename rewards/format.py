@@ -1,4 +1,4 @@
-"""The R1 format reward: reasoning in <think>...</think>, then the answer in <answer>...</answer>."""
+"""The R1 format reward: reasoning in <think>...</think>, then <answer>...</answer>."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ malicious ones.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -178,22 +179,16 @@ def _kill_cgroup(cgroup: Path | None) -> None:
         if not pids:
             break
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
-    try:
+    with contextlib.suppress(OSError):
         cgroup.rmdir()
-    except OSError:
-        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 

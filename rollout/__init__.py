@@ -1,4 +1,4 @@
-"""Generation: rollout engines behind one interface (HF transformers now, vLLM in Ray actors next)."""
+"""Generation: rollout engines behind one interface (HF transformers now, vLLM next)."""
 
 from rollout.types import Completion, Engine, SamplingParams
 

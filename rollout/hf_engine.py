@@ -37,7 +37,7 @@ class HFEngine:
         for chunk in self._chunks(prompt_token_ids, sampling.n):
             prompts = [prompt_token_ids[p] for p, _ in chunk]
             copies = [count for _, count in chunk]
-            for (p, count), completions in zip(
+            for (p, _count), completions in zip(
                 chunk, self._decode(prompts, copies, sampling, generator), strict=True
             ):
                 groups[p] += completions

@@ -1,12 +1,12 @@
 """An example custom reward: prefer short answers. Name it in a recipe as
 
-    rewards:
-      - {name: recipes/examples/custom_reward.py:brevity, weight: 0.1, kwargs: {max_chars: 400}}
+rewards:
+  - {name: recipes/examples/custom_reward.py:brevity, weight: 0.1, kwargs: {max_chars: 400}}
 """
 
 
 def brevity(prompts, completions, max_chars: int = 400, **columns):
-    """1.0 for a completion of at most `max_chars` characters, falling linearly to 0 at twice that."""
+    """1.0 up to `max_chars` characters, falling linearly to 0 at twice that."""
     scores = []
     for completion in completions:
         text = completion if isinstance(completion, str) else completion[-1]["content"]

@@ -11,7 +11,8 @@ def test_builtin_by_name_with_bound_kwargs():
 def test_custom_reward_from_a_file_path(tmp_path):
     path = tmp_path / "mine.py"
     path.write_text(
-        "def short(prompts, completions, **kw):\n    return [1.0 if len(c) < 5 else 0.0 for c in completions]\n"
+        "def short(prompts, completions, **kw):\n"
+        "    return [1.0 if len(c) < 5 else 0.0 for c in completions]\n"
     )
     assert load_reward(f"{path}:short")(["q", "q"], ["ok", "far too long"]) == [1.0, 0.0]
 

@@ -114,12 +114,18 @@ def test_stdin_stdout_program():
 
 
 def test_deep_recursion_with_a_raised_limit():
-    code = "import sys\nsys.setrecursionlimit(10**5)\ndef f(n): return 0 if n == 0 else 1 + f(n - 1)\nprint(f(20000))"
+    code = (
+        "import sys\nsys.setrecursionlimit(10**5)\n"
+        "def f(n): return 0 if n == 0 else 1 + f(n - 1)\nprint(f(20000))"
+    )
     assert run_python(code).stdout == "20000\n"
 
 
 def test_temp_file_in_cwd_and_stdlib_imports():
-    code = "import json, collections, itertools, math, re\nopen('t.json', 'w').write(json.dumps([1]))\nprint(open('t.json').read())"
+    code = (
+        "import json, collections, itertools, math, re\n"
+        "open('t.json', 'w').write(json.dumps([1]))\nprint(open('t.json').read())"
+    )
     assert run_python(code).stdout == "[1]\n"
 
 
