@@ -34,7 +34,7 @@ def plot_run(run_dir: Path) -> Path:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if len(keys) > 1 and ax.lines:
             ax.legend()
     fig.suptitle(Path(run_dir).name)
     fig.tight_layout()
