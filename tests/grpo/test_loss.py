@@ -5,112 +5,267 @@ import math
 import pytest
 import torch
 
-from grpo.loss import Normalisers, kl_k3, mismatch_stats, policy_loss, tis_weights
+from grpo.loss import (
+    LossInputError,
+    Normalisers,
+    kl_k3,
+    mismatch_stats,
+    policy_loss,
+    tis_weights,
+)
 
 # Two sequences: the first has 2 completion tokens, the second 1 (then padding).
 MASK = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
-ADV = torch.tensor([1.0, -2.0])
+ADV = torch.tensor([1.0, -3.0])
 NORM = Normalisers(num_tokens=3, num_sequences=2, max_completion_len=4)
+ON_POLICY = torch.zeros(2, 2)  # ratio 1 everywhere: per-token loss = -A: seq0 [-1, -1], seq1 [3]
 
 
-def _loss(logp, old, aggregation, **kw):
+def _loss(logp, old, aggregation="dapo", **kw):
     return policy_loss(logp, old, ADV, MASK, NORM, aggregation=aggregation, **kw)
 
 
-def test_on_policy_aggregations():
-    logp = torch.zeros(2, 2)  # ratio 1 everywhere: per-token loss = -A
-    # token losses: seq0 [-1, -1], seq1 [+2]
-    assert _loss(logp, logp, "dapo")[0].item() == pytest.approx((-1 - 1 + 2) / 3)
-    assert _loss(logp, logp, "bnpo")[0].item() == pytest.approx(0.0)
-    # grpo: per-sequence means -1 and +2, averaged over 2 sequences
-    assert _loss(logp, logp, "grpo")[0].item() == pytest.approx((-1 + 2) / 2)
-    # dr_grpo: token sum / (2 sequences x 4 max tokens)
-    assert _loss(logp, logp, "dr_grpo")[0].item() == pytest.approx(0 / 8)
+def _grad(logp_values, old, aggregation="dapo", **kw):
+    """Gradient of the loss with respect to logprobs given as nested lists."""
+    logp = torch.tensor(logp_values, requires_grad=True)
+    _loss(logp, old, aggregation, **kw)[0].backward()
+    return logp.grad
+
+
+def test_dapo_divides_the_token_sum_by_the_batch_token_count():
+    assert _loss(ON_POLICY, ON_POLICY, "dapo")[0].item() == pytest.approx((-1 - 1 + 3) / 3)
+
+
+def test_bnpo_equals_dapo_with_batch_wide_normalisers():
+    assert _loss(ON_POLICY, ON_POLICY, "bnpo")[0].item() == pytest.approx((-1 - 1 + 3) / 3)
+
+
+def test_grpo_averages_the_per_sequence_means():
+    # seq0 mean (-1 - 1) / 2 = -1; seq1 mean 3 / 1 = 3; summed over 2 sequences / 2
+    assert _loss(ON_POLICY, ON_POLICY, "grpo")[0].item() == pytest.approx((-1 + 3) / 2)
+
+
+def test_dr_grpo_divides_by_sequences_times_max_completion_length():
+    # token sum 1 / (2 sequences x 4 max new tokens)
+    assert _loss(ON_POLICY, ON_POLICY, "dr_grpo")[0].item() == pytest.approx(1 / 8)
 
 
 def test_positive_advantage_is_clipped_above_one_plus_eps_high():
-    old = torch.zeros(2, 2)
-    logp = torch.tensor([[math.log(1.5), 0.0], [0.0, 0.0]], requires_grad=True)
-    loss, stats = _loss(logp, old, "dapo", epsilon_low=0.2, epsilon_high=0.28)
-    # seq0 token0: min(1.5 * 1, 1.28 * 1) = 1.28; token1: 1; seq1: min(1*-2, 1*-2) = -2
-    assert loss.item() == pytest.approx(-(1.28 + 1.0 - 2.0) / 3)
-    loss.backward()
-    assert logp.grad[0, 0] == 0.0  # clipped: no gradient
-    assert logp.grad[0, 1] == pytest.approx(-1 / 3)  # d(-r*A)/dlogp = -r*A / 3 = -1/3
-    assert stats["clip_high_count"] == 1 and stats["clip_low_count"] == 0
+    logp = torch.tensor([[math.log(1.5), 0.0], [0.0, 0.0]])
+    # seq0 token0: min(1.5 * 1, 1.28 * 1) = 1.28; token1: 1; seq1: min(1 * -3, 1 * -3) = -3
+    loss, _ = _loss(logp, ON_POLICY, epsilon_low=0.2, epsilon_high=0.28)
+    assert loss.item() == pytest.approx(-(1.28 + 1 - 3) / 3)
+
+
+def test_gradient_is_zero_where_positive_advantage_is_clipped():
+    grad = _grad([[math.log(1.5), 0.0], [0.0, 0.0]], ON_POLICY)
+    assert grad[0, 0] == 0.0
+    assert grad[0, 1] == pytest.approx(-1 / 3)  # d(-r A / 3)/d logp = -r A / 3 = -1/3
 
 
 def test_negative_advantage_is_clipped_below_one_minus_eps_low():
-    old = torch.zeros(2, 2)
-    logp = torch.tensor([[0.0, 0.0], [math.log(0.5), 0.0]], requires_grad=True)
-    loss, stats = _loss(logp, old, "dapo", epsilon_low=0.2, epsilon_high=0.28)
-    # seq1: min(0.5 * -2, 0.8 * -2) = -1.6  -> loss +1.6; seq0: -1 -1
-    assert loss.item() == pytest.approx((-1 - 1 + 1.6) / 3)
+    logp = torch.tensor([[0.0, 0.0], [math.log(0.5), 0.0]])
+    # seq1: min(0.5 * -3, 0.8 * -3) = -2.4 -> loss +2.4; seq0: -1 - 1
+    loss, _ = _loss(logp, ON_POLICY, epsilon_low=0.2, epsilon_high=0.28)
+    assert loss.item() == pytest.approx((-1 - 1 + 2.4) / 3)
+
+
+def test_gradient_is_zero_where_negative_advantage_is_clipped():
+    assert _grad([[0.0, 0.0], [math.log(0.5), 0.0]], ON_POLICY)[1, 0] == 0.0
+
+
+def test_ratio_moving_against_the_advantage_is_never_clipped():
+    # A = +1 at ratio 0.5 and A = -3 at ratio 1.5: the min keeps r A, so the gradient flows
+    grad = _grad([[math.log(0.5), 0.0], [math.log(1.5), 0.0]], ON_POLICY)
+    assert grad[0, 0] == pytest.approx(-0.5 * 1 / 3)  # -r A / 3
+    assert grad[1, 0] == pytest.approx(-1.5 * -3 / 3)
+
+
+def test_clip_counts_only_count_tokens_whose_gradient_is_clipped():
+    # seq0 token0 ratio 1.5 with A > 0: clipped high; token1 ratio 0.5 with A > 0: not clipped
+    # seq1 ratio 0.5 with A < 0: clipped low
+    logp = torch.log(torch.tensor([[1.5, 0.5], [0.5, 1.0]]))
+    _, stats = _loss(logp, ON_POLICY)
+    assert (stats["clip_high_count"], stats["clip_low_count"]) == (1, 1)
+
+
+def test_stats_are_sums_over_the_masked_tokens():
+    logp = torch.log(torch.tensor([[1.5, 0.5], [2.0, 9.0]]))  # 9.0 is padding
+    _, stats = _loss(logp, ON_POLICY)
+    assert stats["token_count"] == 3
+    assert stats["ratio_sum"] == pytest.approx(1.5 + 0.5 + 2.0)
+
+
+def test_masked_garbage_gives_a_finite_loss_and_no_gradient():
+    logp = torch.tensor([[0.0, 0.0], [0.0, -math.inf]], requires_grad=True)
+    ref = torch.tensor([[0.0, 0.0], [0.0, math.inf]])
+    loss, _ = _loss(logp, ON_POLICY, beta=0.1, ref_logprobs=ref)
     loss.backward()
-    assert logp.grad[1, 0] == 0.0 and stats["clip_low_count"] == 1
+    assert loss.item() == pytest.approx((-1 - 1 + 3) / 3)
+    assert logp.grad[1, 1] == 0.0
 
 
-def test_masked_tokens_contribute_nothing_even_when_garbage():
-    old = torch.zeros(2, 2)
-    logp = torch.tensor([[0.0, 0.0], [0.0, 1e4]])  # exp(1e4) would overflow if not masked
-    loss, _ = _loss(logp, old, "dapo")
-    assert torch.isfinite(loss) and loss.item() == pytest.approx(0.0)
+def test_kl_k3_matches_its_formula():
+    # d = ref - logp = log 0.3 - log 0.1 = log 3: exp(d) - d - 1 = 3 - log 3 - 1
+    kl = kl_k3(torch.log(torch.tensor([0.1])), torch.log(torch.tensor([0.3])))
+    assert kl.item() == pytest.approx(2 - math.log(3), rel=1e-5)
 
 
-def test_kl_k3_is_nonnegative_and_zero_for_identical_policies():
-    logp = torch.log(torch.tensor([0.1, 0.5, 0.9]))
-    ref = torch.log(torch.tensor([0.3, 0.5, 0.2]))
-    assert torch.all(kl_k3(logp, ref) >= 0)
+def test_kl_k3_is_nonnegative():
+    torch.manual_seed(0)
+    assert torch.all(kl_k3(torch.randn(1000) * 3, torch.randn(1000) * 3) >= 0)
+
+
+def test_kl_k3_is_zero_for_identical_policies():
+    logp = torch.randn(50)
     assert kl_k3(logp, logp).abs().max() == 0
-    # d = ref - logp = log 3 for the first: exp(d) - d - 1 = 3 - log 3 - 1
-    assert kl_k3(logp, ref)[0].item() == pytest.approx(2 - math.log(3), rel=1e-5)
 
 
-def test_beta_adds_the_kl_term():
-    logp = torch.zeros(2, 2)
-    ref = torch.full((2, 2), math.log(2.0))  # k3 = 2 - log 2 - 1 per token
-    loss, stats = _loss(logp, logp, "dapo", beta=0.5, ref_logprobs=ref)
-    assert loss.item() == pytest.approx(0.5 * (1 - math.log(2)))
+def test_beta_adds_the_kl_term_aggregated_like_the_surrogate():
+    ref = torch.full((2, 2), math.log(2.0))  # k3 = exp(log 2) - log 2 - 1 = 1 - log 2 per token
+    loss, stats = _loss(ON_POLICY, ON_POLICY, beta=0.5, ref_logprobs=ref)
+    # surrogate (-1 - 1 + 3) / 3, plus 0.5 x three tokens of k3 / 3
+    assert loss.item() == pytest.approx(1 / 3 + 0.5 * (1 - math.log(2)))
     assert stats["kl_sum"] == pytest.approx(3 * (1 - math.log(2)), rel=1e-5)
 
 
+def test_beta_without_reference_logprobs_is_rejected():
+    with pytest.raises(LossInputError, match="beta > 0 needs ref_logprobs"):
+        _loss(ON_POLICY, ON_POLICY, beta=0.1)
+
+
+def test_token_tis_weights_multiply_each_tokens_surrogate():
+    weights = torch.tensor([[0.5, 2.0], [1.5, 7.0]])  # 7.0 sits on padding
+    loss, _ = _loss(ON_POLICY, ON_POLICY, tis_weights=weights)
+    # token losses [-1 x 0.5, -1 x 2], [3 x 1.5]
+    assert loss.item() == pytest.approx((-0.5 - 2 + 4.5) / 3)
+
+
+def test_sequence_tis_weights_multiply_every_token_of_their_sequence():
+    loss, _ = _loss(ON_POLICY, ON_POLICY, tis_weights=torch.tensor([0.5, 2.0]))
+    # token losses [-1 x 0.5, -1 x 0.5], [3 x 2]
+    assert loss.item() == pytest.approx((-0.5 - 0.5 + 6) / 3)
+
+
+def test_tis_weights_leave_the_kl_term_alone():
+    ref = torch.full((2, 2), math.log(2.0))
+    loss, _ = _loss(ON_POLICY, ON_POLICY, beta=1.0, ref_logprobs=ref, tis_weights=torch.zeros(2))
+    assert loss.item() == pytest.approx(1 - math.log(2))  # only the KL: 3 x k3 / 3
+
+
 def test_gspo_uses_the_length_normalised_sequence_ratio():
-    old = torch.zeros(2, 2)
     # seq0 token log-ratios 0.2 and -0.1: s0 = exp(0.05); seq1: s1 = exp(0.3)
     logp = torch.tensor([[0.2, -0.1], [0.3, 0.0]])
-    loss, _ = _loss(logp, old, "gspo", epsilon_low=1.0, epsilon_high=1.0)
+    loss, _ = _loss(logp, ON_POLICY, "gspo", epsilon_low=1.0, epsilon_high=1.0)
     s0, s1 = math.exp(0.05), math.exp(0.3)
-    assert loss.item() == pytest.approx((-s0 * 1 + s1 * 2) / 2, rel=1e-5)
+    assert loss.item() == pytest.approx((-s0 * 1 + s1 * 3) / 2, rel=1e-5)
 
 
-def test_tis_weights_are_capped_at_token_and_sequence_level():
-    old = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+def test_gspo_clips_the_sequence_ratio():
+    # seq0 log-ratios 0.6 and 0: s0 = exp(0.3) = 1.35 > 1.28 with A = 1, so the sequence
+    # is clipped at 1.28 although its second token's own ratio is 1; seq1 s1 = 1
+    logp = torch.tensor([[0.6, 0.0], [0.0, 0.0]])
+    loss, _ = _loss(logp, ON_POLICY, "gspo", epsilon_low=0.2, epsilon_high=0.28)
+    assert loss.item() == pytest.approx((-1.28 + 3) / 2, rel=1e-5)
+
+
+def test_gspo_clipping_zeroes_the_gradient_of_every_token_in_the_sequence():
+    grad = _grad([[0.6, 0.0], [0.0, 0.0]], ON_POLICY, "gspo")
+    assert grad[0].tolist() == [0.0, 0.0]
+
+
+def test_gspo_gradient_is_the_sequence_level_one_spread_over_tokens():
+    # d/d logp_t of -s A with s = exp(mean log r): -A s / |y|, then / 2 sequences
+    grad = _grad([[0.2, -0.1], [0.1, 0.0]], ON_POLICY, "gspo", epsilon_low=1, epsilon_high=1)
+    s0, s1 = math.exp(0.05), math.exp(0.1)
+    expected = torch.tensor([[-s0 / 2 / 2, -s0 / 2 / 2], [3 * s1 / 1 / 2, 0.0]])
+    assert torch.allclose(grad, expected)
+
+
+def test_token_tis_weights_are_capped():
+    old = torch.zeros(2, 2)
     rollout = torch.tensor([[-2.0, 0.5], [-0.1, 0.0]])
-    token = tis_weights(old, rollout, MASK, "token", cap=2.0)
-    assert torch.allclose(token, torch.tensor([[2.0, math.exp(-0.5)], [math.exp(0.1), 1.0]]))
-    sequence = tis_weights(old, rollout, MASK, "sequence", cap=2.0)
-    # seq0: exp(2 - 0.5) = 4.48 -> capped at 2; seq1: exp(0.1)
-    assert torch.allclose(sequence, torch.tensor([2.0, math.exp(0.1)]))
+    # exp(0 - rollout): e^2 = 7.39 -> capped at 2, e^-0.5, e^0.1; padding gets weight 1
+    weights = tis_weights(old, rollout, MASK, "token", cap=2.0)
+    expected = torch.tensor([[2.0, math.exp(-0.5)], [math.exp(0.1), 1.0]])
+    assert torch.allclose(weights, expected)
+
+
+def test_sequence_tis_weight_is_the_capped_product_of_token_ratios():
+    old = torch.zeros(2, 2)
+    rollout = torch.tensor([[-1.0, 0.5], [-0.1, 50.0]])  # 50.0 sits on padding
+    # seq0: exp(1 - 0.5) = 1.65 (each token alone would be 2.72 and 0.61); seq1: exp(0.1)
+    assert torch.allclose(
+        tis_weights(old, rollout, MASK, "sequence", cap=2.0),
+        torch.tensor([math.exp(0.5), math.exp(0.1)]),
+    )
+    assert tis_weights(old, rollout, MASK, "sequence", cap=1.5)[0] == 1.5
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_tis_weights_never_exceed_the_cap(level):
+    torch.manual_seed(0)
+    old, rollout = torch.randn(8, 16) * 3, torch.randn(8, 16) * 3
+    assert tis_weights(old, rollout, torch.ones(8, 16), level, cap=1.7).max() <= 1.7
+
+
+def test_mismatch_stats_match_their_definitions():
+    old = torch.zeros(2, 2)
+    rollout = torch.tensor([[0.1, -0.3], [0.2, 99.0]])  # 99.0 sits on padding
+    stats = mismatch_stats(old, rollout, MASK)
+    k3 = sum(math.exp(r) - r - 1 for r in (0.1, -0.3, 0.2))  # d = rollout - old
+    assert stats["kl"] == pytest.approx(k3 / 3, rel=1e-5)
+    assert stats["mean_abs_diff"] == pytest.approx((0.1 + 0.3 + 0.2) / 3)
+    assert stats["max_abs_diff"] == pytest.approx(0.3)
+    assert stats["token_count"] == 3
 
 
 def test_mismatch_is_zero_when_engine_and_learner_agree():
     logp = torch.randn(2, 2)
-    assert mismatch_stats(logp, logp, MASK) == {"kl": 0.0, "max_abs_diff": 0.0}
+    stats = mismatch_stats(logp, logp, MASK)
+    assert (stats["kl"], stats["mean_abs_diff"], stats["max_abs_diff"]) == (0.0, 0.0, 0.0)
 
 
-@pytest.mark.parametrize("aggregation", ["grpo", "dapo", "dr_grpo", "gspo"])
+@pytest.mark.parametrize("aggregation", ["grpo", "dapo", "bnpo", "dr_grpo", "gspo"])
 def test_micro_batches_add_up_to_the_whole_batch(aggregation):
     torch.manual_seed(0)
     logp = torch.randn(4, 3, requires_grad=True)
-    old = (logp + 0.1 * torch.randn(4, 3)).detach()
-    adv, mask = torch.randn(4), torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    old, ref = (logp + 0.3 * torch.randn(2, 4, 3)).detach()
+    adv, weights = torch.randn(4), torch.rand(4, 3) * 2
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
     norm = Normalisers(num_tokens=mask.sum().item(), num_sequences=4, max_completion_len=3)
-    whole, _ = policy_loss(logp, old, adv, mask, norm, aggregation=aggregation)
+
+    def loss(rows: slice) -> torch.Tensor:
+        return policy_loss(
+            logp[rows],
+            old[rows],
+            adv[rows],
+            mask[rows],
+            norm,
+            aggregation=aggregation,
+            beta=0.1,
+            ref_logprobs=ref[rows],
+            tis_weights=weights[rows],
+        )[0]
+
+    whole = loss(slice(0, 4))
     (whole_grad,) = torch.autograd.grad(whole, logp)
-    parts = [
-        policy_loss(logp[s], old[s], adv[s], mask[s], norm, aggregation=aggregation)[0]
-        for s in (slice(0, 1), slice(1, 4))
-    ]
-    (split_grad,) = torch.autograd.grad(sum(parts), logp)
-    assert sum(parts).item() == pytest.approx(whole.item(), abs=1e-6)
+    split = loss(slice(0, 1)) + loss(slice(1, 4))
+    (split_grad,) = torch.autograd.grad(split, logp)
+    assert split.item() == pytest.approx(whole.item(), abs=1e-6)
     assert torch.allclose(split_grad, whole_grad, atol=1e-6)
+
+
+def test_unknown_aggregation_is_rejected():
+    with pytest.raises(LossInputError, match="unknown loss aggregation 'ppo'"):
+        _loss(ON_POLICY, ON_POLICY, "ppo")
+
+
+def test_mismatched_shapes_are_named():
+    with pytest.raises(LossInputError, match=r"advantages has shape \(3,\), expected \(2,\)"):
+        policy_loss(ON_POLICY, ON_POLICY, torch.zeros(3), MASK, NORM)
+
+
+def test_non_positive_normalisers_are_rejected():
+    with pytest.raises(LossInputError, match="num_tokens must be positive"):
+        Normalisers(num_tokens=0, num_sequences=2, max_completion_len=4)
