@@ -28,8 +28,9 @@ def user_errors() -> tuple[type[Exception], ...]:
     from r1kit.data import DataError
     from r1kit.models import ModelError
     from rewards.registry import RewardError
+    from rewards.sandbox import SandboxUnavailable
 
-    return RecipeError, DataError, ModelError, RewardError
+    return RecipeError, DataError, ModelError, RewardError, SandboxUnavailable
 
 
 def fail(message: str) -> None:
@@ -72,6 +73,10 @@ def train(
     from grpo.trainer import Trainer
 
     try:
+        if any(reward.name == "code" for reward in resolved.rewards):
+            from rewards.sandbox import isolation_mode
+
+            console.print(f"code sandbox isolation: {isolation_mode()}")
         parts = Components.build(resolved)
     except user_errors() as err:
         fail(str(err))
