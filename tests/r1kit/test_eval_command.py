@@ -1,0 +1,62 @@
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from r1kit.eval_command import eval_command
+
+app = typer.Typer()
+app.command("eval")(eval_command)
+app.command("other")(lambda: None)  # a second command, so that `eval` is a subcommand as in r1kit
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["eval", *args])
+
+
+@pytest.fixture(scope="module")
+def tiny_eval(tmp_path_factory):
+    """One tiny-model evaluation shared by the tests that read its output."""
+    out = tmp_path_factory.mktemp("evals") / "tiny"
+    args = ["--model", "tiny-llama", "--task", "arithmetic", "--limit", "4", "--n", "2"]
+    result = run(*args, "--temperature", "1", "--max-new-tokens", "8", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_eval_writes_summary_and_samples(tiny_eval):
+    out, _ = tiny_eval
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problems"] == 4 and summary["model"] == "tiny-llama"
+    assert {"pass@1", "pass@2", "maj@2", "ci_low", "ci_high", "format_rate"} <= set(summary)
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 8
+    assert {"prompt", "completion", "extracted", "correct"} <= set(samples[0])
+
+
+def test_json_flag_prints_the_summary(tiny_eval):
+    out, output = tiny_eval
+    assert json.loads(output) == json.loads((out / "summary.json").read_text())
+
+
+def test_compare_prints_a_table_and_plots_pass_at_1(tiny_eval, tmp_path):
+    out, _ = tiny_eval
+    result = run("--compare", str(out), str(out), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "pass@1" in result.output and (tmp_path / "compare.png").stat().st_size > 0
+
+
+def test_compare_without_a_summary_exits_2(tmp_path):
+    result = run("--compare", str(tmp_path))
+    assert result.exit_code == 2 and "summary.json not found" in result.output
+
+
+def test_vllm_engine_is_not_built_yet():
+    result = run("--model", "tiny-llama", "--engine", "vllm", "--limit", "1")
+    assert result.exit_code == 2 and "--engine vllm is not built yet" in result.output
+
+
+def test_unknown_task_exits_2():
+    result = run("--model", "tiny-llama", "--task", "nope")
+    assert result.exit_code == 2 and "unknown task 'nope'" in result.output
