@@ -32,12 +32,14 @@ def eval_command(
     ] = "arithmetic",
     n: Annotated[int, typer.Option(min=1, help="Samples per problem.")] = 1,
     temperature: Annotated[float, typer.Option(min=0.0, help="0 is greedy.")] = 0.0,
-    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(min=1, help="256, or the recipe's rollout.max_new_tokens.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first M problems.")] = None,
     engine: Annotated[str, typer.Option(help="hf (vllm is not built yet).")] = "hf",
     template: Annotated[str, typer.Option(help="r1_zero | chat | raw")] = "chat",
     recipe: Annotated[
-        Path | None, typer.Option(help="Take template, stop strings, task settings and seed.")
+        Path | None, typer.Option(help="Use its template, stop strings, task settings, seed.")
     ] = None,
     out: Annotated[
         Path | None,
@@ -79,7 +81,7 @@ def run_eval(
     task: str,
     n: int,
     temperature: float,
-    max_new_tokens: int,
+    max_new_tokens: int | None,
     limit: int | None,
     template: str,
     recipe: Path | None,
@@ -93,17 +95,21 @@ def run_eval(
     """Evaluate `model` on `task`; write samples.jsonl and summary.json under `out`
     (default runs/eval/<model>-<task>) and return the summary."""
     check_engine(engine)
-    template_cfg, data, stop = TemplateConfig(name=template), None, ()
-    if recipe is not None:
+    template_cfg, data, stop, default_tokens = TemplateConfig(name=template), None, (), 256
+    if recipe is not None:  # measure what the trainer's held-out evaluation measures
         loaded = load_recipe(recipe)
         template_cfg, data, stop = loaded.template, loaded.data, tuple(loaded.rollout.stop)
-        seed = loaded.seed
+        seed, default_tokens = loaded.seed, loaded.rollout.max_new_tokens
     spec = load_task(task, data_dir, data, seed)
     rows = spec.rows[:limit] if limit else spec.rows
     correctness = load_reward(spec.correctness, spec.correctness_kwargs)
     policy, tokenizer = load_model(model)
     sampling = SamplingParams(
-        n=n, temperature=temperature, max_new_tokens=max_new_tokens, stop=stop, seed=seed
+        n=n,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens or default_tokens,
+        stop=stop,
+        seed=seed,
     )
     result = evaluate(
         HFEngine(policy, tokenizer),

@@ -60,3 +60,19 @@ def test_vllm_engine_is_not_built_yet():
 def test_unknown_task_exits_2():
     result = run("--model", "tiny-llama", "--task", "nope")
     assert result.exit_code == 2 and "unknown task 'nope'" in result.output
+
+
+def test_recipe_sets_template_length_and_held_out_rows(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "data: {source: arithmetic, eval_size: 3}\n"
+        "template: {name: raw}\n"
+        "rollout: {max_new_tokens: 5}\n"
+        "rewards: [{name: math}]\n"
+    )
+    out = tmp_path / "ev"
+    result = run("--model", "tiny-llama", "--recipe", str(recipe), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problems"] == 3 and summary["template"] == "raw"
+    assert summary["max_new_tokens"] == 5
