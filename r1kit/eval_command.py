@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first M problems.")] = None,
     engine: Annotated[str, typer.Option(help="hf (vllm is not built yet).")] = "hf",
-    template: Annotated[str, typer.Option(help="r1_zero | chat | raw")] = "chat",
+    template: Annotated[Literal["r1_zero", "chat", "raw"], typer.Option()] = "chat",
     recipe: Annotated[
         Path | None, typer.Option(help="Use its template, stop strings, task settings, seed.")
     ] = None,

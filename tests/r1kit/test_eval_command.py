@@ -76,3 +76,8 @@ def test_recipe_sets_template_length_and_held_out_rows(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["problems"] == 3 and summary["template"] == "raw"
     assert summary["max_new_tokens"] == 5
+
+
+def test_unknown_template_exits_2():
+    result = run("--model", "tiny-llama", "--template", "alpaca")
+    assert result.exit_code == 2 and "'alpaca' is not one of" in result.output
