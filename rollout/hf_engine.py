@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
 
+from rollout.sampling import sample
 from rollout.types import Completion, SamplingParams
+
+
+class EngineError(ValueError):
+    """Input the engine cannot use: empty prompts, unknown or misshapen weights."""
 
 
 class HFEngine:
@@ -21,6 +26,8 @@ class HFEngine:
     def __init__(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, batch_size: int = 64
     ):
+        if batch_size < 1:
+            raise EngineError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -31,93 +38,93 @@ class HFEngine:
     def generate(
         self, prompt_token_ids: list[list[int]], sampling: SamplingParams
     ) -> list[list[Completion]]:
+        """Per prompt, `sampling.n` completions, in the order of the prompts."""
+        if any(len(p) == 0 for p in prompt_token_ids):
+            raise EngineError("every prompt needs at least one token")
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(sampling.seed if sampling.seed is not None else torch.seed())
+        if sampling.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(sampling.seed)
         groups: list[list[Completion]] = [[] for _ in prompt_token_ids]
         for chunk in self._chunks(prompt_token_ids, sampling.n):
             prompts = [prompt_token_ids[p] for p, _ in chunk]
             copies = [count for _, count in chunk]
-            for (p, _count), completions in zip(
-                chunk, self._decode(prompts, copies, sampling, generator), strict=True
-            ):
-                groups[p] += completions
+            completions = iter(self._decode(prompts, copies, sampling, generator))
+            for p, count in chunk:
+                groups[p] += [next(completions) for _ in range(count)]
         return groups
 
-    def _chunks(self, prompt_token_ids: list[list[int]], n: int) -> list[list[tuple[int, int]]]:
-        """(prompt, copies) units of at most `batch_size` sequences; prompts of similar length
-        share a chunk (less left padding)."""
-        order = sorted(range(len(prompt_token_ids)), key=lambda p: len(prompt_token_ids[p]))
-        units = [
-            (p, min(self.batch_size, n - k)) for p in order for k in range(0, n, self.batch_size)
-        ]
-        chunks, current, size = [], [], 0
-        for p, count in units:
-            if size + count > self.batch_size:
-                chunks.append(current)
-                current, size = [], 0
-            current.append((p, count))
-            size += count
-        return [*chunks, current] if current else chunks
-
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Copy each (name, tensor) into the parameter of that name, in place."""
+        """Copy each (name, tensor) into the parameter of that name, in place.
+
+        Names are the plain HF parameter names of the engine's model (`model.named_parameters()`):
+        a LoRA policy sends its merged weights under the base model's names.
+        """
         params = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, tensor in named_tensors:
                 if name not in params:
-                    raise KeyError(f"update_weights: the engine's model has no parameter {name!r}")
+                    hint = " (send the plain HF names of merged weights)" if "lora" in name else ""
+                    raise EngineError(f"the engine's model has no parameter {name!r}{hint}")
+                if tensor.shape != params[name].shape:
+                    raise EngineError(
+                        f"{name}: got shape {tuple(tensor.shape)}, "
+                        f"the engine's parameter has {tuple(params[name].shape)}"
+                    )
                 params[name].copy_(tensor)
+
+    def _chunks(self, prompt_token_ids: list[list[int]], n: int) -> list[list[tuple[int, int]]]:
+        """(prompt, copies) units of at most `batch_size` sequences in all; prompts of similar
+        length share a chunk (less left padding)."""
+        order = sorted(range(len(prompt_token_ids)), key=lambda p: len(prompt_token_ids[p]))
+        units = [
+            (p, min(self.batch_size, n - k)) for p in order for k in range(0, n, self.batch_size)
+        ]
+        chunks: list[list[tuple[int, int]]] = [[]]
+        size = 0
+        for p, count in units:
+            if size + count > self.batch_size:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((p, count))
+            size += count
+        return [chunk for chunk in chunks if chunk]
 
     def _decode(
         self,
-        unique: list[list[int]],
+        prompts: list[list[int]],
         copies: list[int],
         sampling: SamplingParams,
         generator: torch.Generator,
-    ) -> list[list[Completion]]:
-        """Prefill each prompt once, copy its KV cache `copies` times, then decode."""
-        width = max(len(p) for p in unique)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in unique], device=self.device)
-        mask = torch.tensor(
-            [[0] * (width - len(p)) + [1] * len(p) for p in unique], device=self.device
-        )
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        repeat = torch.tensor(
-            [i for i, count in enumerate(copies) for _ in range(count)], device=self.device
-        )
-        cache, mask, logits = out.past_key_values, mask[repeat], out.logits[repeat]
-        cache.batch_select_indices(repeat)
-        prompts = [unique[i] for i in repeat.tolist()]
-        tokens: list[list[int]] = [[] for _ in prompts]
-        logprobs: list[list[float]] = [[] for _ in prompts]
-        finish: list[str] = ["length"] * len(prompts)
-        active = list(range(len(prompts)))  # batch row -> sequence index
+    ) -> list[Completion]:
+        """Prefill each prompt once, copy its KV cache `copies` times, then decode; sequences
+        come back prompt by prompt. A finished sequence leaves the batch and the cache."""
+        logits, cache, mask = self._prefill(prompts)
+        rows = torch.repeat_interleave(torch.tensor(copies, device=self.device))
+        cache.batch_select_indices(rows)
+        logits, mask = logits[rows], mask[rows]
+        owners = rows.tolist()  # sequence -> its prompt
+        tokens: list[list[int]] = [[] for _ in owners]
+        logprobs: list[list[float]] = [[] for _ in owners]
+        stopped = [False] * len(owners)
+        active = list(range(len(owners)))  # batch row -> sequence
         for step in range(sampling.max_new_tokens):
             next_ids, next_logprobs = sample(logits[:, -1].float(), sampling, generator)
-            still = []
-            for row, seq in enumerate(active):
-                token = next_ids[row].item()
+            for seq, token, logprob in zip(
+                active, next_ids.tolist(), next_logprobs.tolist(), strict=True
+            ):
                 tokens[seq].append(token)
-                logprobs[seq].append(next_logprobs[row].item())
-                if token in self.eos_ids or self._hit_stop(tokens[seq], sampling.stop):
-                    finish[seq] = "stop"
-                else:
-                    still.append(row)
-            if not still or step == sampling.max_new_tokens - 1:
+                logprobs[seq].append(logprob)
+                stopped[seq] = token in self.eos_ids or self._hit_stop(tokens[seq], sampling.stop)
+            keep = [row for row, seq in enumerate(active) if not stopped[seq]]
+            if not keep or step == sampling.max_new_tokens - 1:
                 break
-            if len(still) < len(active):  # finished rows leave the batch and the cache
-                keep = torch.tensor(still, device=self.device)
-                cache.batch_select_indices(keep)
-                mask, next_ids = mask[keep], next_ids[keep]
-                active = [active[row] for row in still]
+            if len(keep) < len(active):
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, next_ids = mask[index], next_ids[index]
+                active = [active[row] for row in keep]
             mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=-1)
             logits = self.model(
                 input_ids=next_ids[:, None],
@@ -126,61 +133,50 @@ class HFEngine:
                 past_key_values=cache,
                 use_cache=True,
             ).logits
-        completions = [
-            Completion(
-                tokens[i], logprobs[i], self._text(tokens[i], sampling.stop), finish[i], prompts[i]
-            )
-            for i in range(len(prompts))
-        ]
-        starts = [sum(copies[:i]) for i in range(len(copies))]
         return [
-            completions[start : start + count] for start, count in zip(starts, copies, strict=True)
+            Completion(
+                token_ids=tokens[seq],
+                logprobs=logprobs[seq],
+                text=self._text(tokens[seq], sampling.stop),
+                finish_reason="stop" if stopped[seq] else "length",
+                prompt_token_ids=prompts[owners[seq]],
+            )
+            for seq in range(len(owners))
         ]
+
+    def _prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, Cache, torch.Tensor]:
+        """Last-position logits, KV cache and attention mask of the left-padded prompts."""
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits, out.past_key_values, mask
 
     def _hit_stop(self, tokens: list[int], stop: tuple[str, ...]) -> bool:
         if not stop:
             return False
-        # Every token is at least one character: the last len(longest stop) tokens suffice.
+        # Every token decodes to at least one character: the last len(longest stop) tokens
+        # hold any stop string the newest token completed.
         tail = self.tokenizer.decode(tokens[-max(len(s) for s in stop) :], skip_special_tokens=True)
         return any(s in tail for s in stop)
 
     def _text(self, tokens: list[int], stop: tuple[str, ...]) -> str:
+        """The decoded text, cut right after the first stop string."""
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         cuts = [text.find(s) + len(s) for s in stop if s in text]
         return text[: min(cuts)] if cuts else text
 
 
-def sample(
-    logits: torch.Tensor, sampling: SamplingParams, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next tokens and their log-probs under softmax(logits / T), before top-k/top-p
-    truncation: the distribution the learner recomputes. Temperature 0 is greedy."""
-    if sampling.temperature == 0:
-        log_probs = torch.log_softmax(logits, dim=-1)
-        tokens = log_probs.argmax(-1)
-        return tokens, log_probs.gather(-1, tokens[:, None]).squeeze(-1)
-    log_probs = torch.log_softmax(logits / sampling.temperature, dim=-1)
-    filtered = log_probs
-    if sampling.top_k > 0:
-        kth = filtered.topk(min(sampling.top_k, filtered.shape[-1]), dim=-1).values[:, -1:]
-        filtered = filtered.masked_fill(filtered < kth, float("-inf"))
-    if sampling.top_p < 1.0:
-        sorted_lp, order = filtered.sort(dim=-1, descending=True)
-        # Drop a token when the tokens before it already cover top_p of the mass.
-        drop = sorted_lp.exp().cumsum(-1) - sorted_lp.exp() > sampling.top_p
-        filtered = filtered.scatter(-1, order, sorted_lp.masked_fill(drop, float("-inf")))
-    # Inverse-CDF sampling: one uniform number per row, far cheaper than torch.multinomial
-    # (or one exponential per vocabulary entry) over a 50k vocabulary.
-    cdf = filtered.exp().cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
-    tokens = torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
-    return tokens, log_probs.gather(-1, tokens[:, None]).squeeze(-1)
-
-
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
-    ids = {tokenizer.eos_token_id}
-    config_eos = (
-        getattr(model.generation_config, "eos_token_id", None) if model.generation_config else None
-    )
-    ids.update(config_eos if isinstance(config_eos, list) else [config_eos])
+    """The tokenizer's EOS and the generation config's (one id or a list)."""
+    config_eos = model.generation_config.eos_token_id if model.generation_config else None
+    ids = [tokenizer.eos_token_id, *(config_eos if isinstance(config_eos, list) else [config_eos])]
     return {i for i in ids if i is not None}

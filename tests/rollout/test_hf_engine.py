@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from r1kit.models import load_model
-from rollout.hf_engine import HFEngine
+from rollout.hf_engine import EngineError, HFEngine
 from rollout.types import SamplingParams
 
 
@@ -11,7 +11,7 @@ def tiny():
     return load_model("tiny-llama")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prompts(tiny):
     _, tokenizer = tiny
     texts = ["hello there", "a much longer prompt with quite a few more words in it", "2 + 2 ="]
@@ -24,14 +24,20 @@ def _forward_logprobs(model, prompt, completion, temperature):
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
 
 
-def test_reported_logprobs_equal_a_separate_forward_pass(tiny, prompts):
-    model, tokenizer = tiny
+def _token_ids(groups):
+    return [[c.token_ids for c in group] for group in groups]
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-deepseek-v3"])
+def test_reported_logprobs_equal_a_separate_forward_pass(name, prompts):
+    model, tokenizer = load_model(name)
     groups = HFEngine(model, tokenizer, batch_size=4).generate(
         prompts, SamplingParams(n=3, temperature=0.7, max_new_tokens=12, seed=1)
     )
     for prompt, group in zip(prompts, groups, strict=True):
         assert len(group) == 3
         for c in group:
+            assert c.prompt_token_ids == prompt
             expected = _forward_logprobs(model, prompt, c.token_ids, 0.7)
             assert (expected - torch.tensor(c.logprobs)).abs().max() < 1e-4
 
@@ -39,32 +45,48 @@ def test_reported_logprobs_equal_a_separate_forward_pass(tiny, prompts):
 def test_same_seed_same_completions(tiny, prompts):
     engine = HFEngine(*tiny)
     sampling = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=7)
-    first = [c.token_ids for g in engine.generate(prompts, sampling) for c in g]
-    second = [c.token_ids for g in engine.generate(prompts, sampling) for c in g]
-    assert first == second
+    assert _token_ids(engine.generate(prompts, sampling)) == _token_ids(
+        engine.generate(prompts, sampling)
+    )
 
 
 def test_greedy_matches_model_generate(tiny, prompts):
     model, tokenizer = tiny
-    completion = HFEngine(model, tokenizer).generate(
-        prompts[:1], SamplingParams(temperature=0, max_new_tokens=10)
+    groups = HFEngine(model, tokenizer).generate(
+        prompts, SamplingParams(temperature=0, max_new_tokens=10)
     )
-    reference = model.generate(torch.tensor(prompts[:1]), do_sample=False, max_new_tokens=10)
-    assert completion[0][0].token_ids == reference[0, len(prompts[0]) :].tolist()
+    for prompt, (completion,) in zip(prompts, groups, strict=True):
+        reference = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=10)
+        assert completion.token_ids == reference[0, len(prompt) :].tolist()
 
 
 def test_small_batches_give_the_same_greedy_output(tiny, prompts):
     sampling = SamplingParams(n=2, temperature=0, max_new_tokens=10)
     big = HFEngine(*tiny, batch_size=64).generate(prompts, sampling)
     small = HFEngine(*tiny, batch_size=1).generate(prompts, sampling)
-    assert [[c.token_ids for c in g] for g in big] == [[c.token_ids for c in g] for g in small]
+    assert _token_ids(big) == _token_ids(small)
 
 
-def test_length_limit_and_finish_reason(tiny, prompts):
-    groups = HFEngine(*tiny).generate(prompts, SamplingParams(n=1, max_new_tokens=5, seed=0))
-    for (c,) in groups:
+def test_max_new_tokens_ends_with_finish_reason_length(tiny, prompts):
+    groups = HFEngine(*tiny).generate(prompts, SamplingParams(n=2, max_new_tokens=5, seed=0))
+    for c in (c for group in groups for c in group):
         assert len(c.token_ids) == len(c.logprobs) <= 5
         assert c.finish_reason == ("length" if len(c.token_ids) == 5 else "stop")
+
+
+def test_eos_is_kept_in_the_tokens_but_not_in_the_text(tiny, prompts, monkeypatch):
+    model, tokenizer = tiny
+    original = model.forward
+
+    def wants_to_end(*args, **kwargs):
+        out = original(*args, **kwargs)
+        out.logits[..., tokenizer.eos_token_id] += 100.0
+        return out
+
+    monkeypatch.setattr(model, "forward", wants_to_end)
+    (completion,) = HFEngine(model, tokenizer).generate(prompts[:1], SamplingParams(seed=0))[0]
+    assert completion.token_ids == [tokenizer.eos_token_id]
+    assert completion.text == "" and completion.finish_reason == "stop"
 
 
 def test_stop_string_cuts_text_and_stops_decoding(tiny, prompts):
@@ -83,28 +105,42 @@ def test_finished_sequences_leave_the_batch(tiny, prompts, monkeypatch):
     model, tokenizer = tiny
     engine = HFEngine(model, tokenizer)
     engine.eos_ids = set(range(0, model.config.vocab_size, 2))  # any even token ends a sequence
-    rows_per_step = []
+    rows_per_call = []
     original = model.forward
 
     def counting(*args, **kwargs):
-        rows_per_step.append(kwargs["input_ids"].shape[0])
+        rows_per_call.append(kwargs["input_ids"].shape[0])
         return original(*args, **kwargs)
 
     monkeypatch.setattr(model, "forward", counting)
     engine.generate(prompts, SamplingParams(n=4, max_new_tokens=16, seed=0))
-    decode_rows = rows_per_step[1:]  # after the prefill of the 3 unique prompts
-    assert rows_per_step[0] == 3 and decode_rows[0] <= 12
-    assert decode_rows == sorted(decode_rows, reverse=True) and decode_rows[-1] < decode_rows[0]
+    prefill, decode_rows = rows_per_call[0], rows_per_call[1:]
+    assert prefill == 3  # one prefill per unique prompt, shared by its 4 samples
+    assert decode_rows[0] <= 12 and decode_rows[-1] < decode_rows[0]
+    assert decode_rows == sorted(decode_rows, reverse=True)
 
 
-def test_update_weights_changes_sampling_and_rejects_unknown_names(tiny, prompts):
+def test_update_weights_changes_the_samples(prompts):
     model, tokenizer = load_model("tiny-llama")
     engine = HFEngine(model, tokenizer)
     sampling = SamplingParams(temperature=0, max_new_tokens=6)
     before = engine.generate(prompts, sampling)
-    other, _ = load_model("tiny-llama")
     torch.manual_seed(1)
-    engine.update_weights((name, torch.randn_like(p)) for name, p in other.named_parameters())
-    assert engine.generate(prompts, sampling) != before
-    with pytest.raises(KeyError, match="no parameter 'nope'"):
-        engine.update_weights([("nope", torch.zeros(1))])
+    engine.update_weights((name, torch.randn_like(p)) for name, p in model.named_parameters())
+    assert _token_ids(engine.generate(prompts, sampling)) != _token_ids(before)
+
+
+def test_update_weights_rejects_unknown_names(tiny):
+    with pytest.raises(EngineError, match="no parameter 'nope'"):
+        HFEngine(*tiny).update_weights([("nope", torch.zeros(1))])
+
+
+def test_update_weights_rejects_wrong_shapes(tiny):
+    name = next(name for name, _ in tiny[0].named_parameters())
+    with pytest.raises(EngineError, match="shape"):
+        HFEngine(*tiny).update_weights([(name, torch.zeros(1))])
+
+
+def test_empty_prompt_is_rejected(tiny):
+    with pytest.raises(EngineError, match="at least one token"):
+        HFEngine(*tiny).generate([[]], SamplingParams())
