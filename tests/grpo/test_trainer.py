@@ -26,7 +26,9 @@ def _train(raw: dict) -> RunDir:
 
 def test_grpo_raises_a_learnable_reward(tiny_recipe):
     run = _train(
-        tiny_recipe(learner={"lr": 0.1, "micro_batch_size": 16}, train={"steps": 15, "save_every": 0})
+        tiny_recipe(
+            learner={"lr": 0.1, "micro_batch_size": 16}, train={"steps": 15, "save_every": 0}
+        )
     )
     rewards = [m["reward/total/mean"] for m in run.metrics() if "reward/total/mean" in m]
     assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.3, rewards
