@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -25,43 +26,69 @@ class RewardError(ValueError):
     """A reward that cannot be found, or that misbehaved on a sample."""
 
 
-BUILTINS: dict[str, tuple[str, str]] = {
-    "math": ("rewards.math:math_reward", "1 if the final answer equals the row's `answer` (sympy)"),
-    "format": (
-        "rewards.format:format_reward",
-        "1 if the text is <think>...</think> <answer>...</answer>",
-    ),
-    "countdown": (
-        "rewards.countdown:countdown_reward",
-        "1 if the answer's equation uses `nums` and hits `target`",
-    ),
-    "language": (
-        "rewards.language:language_reward",
-        "share of the reasoning in the target script (R1)",
-    ),
-    "length": ("rewards.length:overlong_penalty", "DAPO's soft overlong penalty (<= 0)"),
-    "cosine_length": (
-        "rewards.length:cosine_length_reward",
-        "correctness scaled by length (cosine)",
-    ),
-    "code": ("rewards.code:code_reward", "share of tests the extracted program passes, sandboxed"),
+BUILTINS: dict[str, str] = {
+    "math": "rewards.math:math_reward",
+    "format": "rewards.format:format_reward",
+    "countdown": "rewards.countdown:countdown_reward",
+    "language": "rewards.language:language_reward",
+    "length": "rewards.length:overlong_penalty",
+    "cosine_length": "rewards.length:cosine_length_reward",
+    "code": "rewards.code:code_reward",
+}
+DESCRIPTIONS: dict[str, str] = {
+    "math": "1 if the final answer equals the row's `answer` (sympy)",
+    "format": "1 if the text is <think>...</think> <answer>...</answer>",
+    "countdown": "1 if the answer's equation uses `nums` and hits `target`",
+    "language": "share of the reasoning in the target script (R1)",
+    "length": "DAPO's soft overlong penalty (<= 0)",
+    "cosine_length": "correctness scaled by length (cosine)",
+    "code": "share of tests the extracted program passes, sandboxed",
 }
 
 
 def list_builtins() -> dict[str, str]:
-    return {name: description for name, (_, description) in BUILTINS.items()}
+    """Built-in reward names with a one-line description each (for the CLI)."""
+    return dict(DESCRIPTIONS)
 
 
 def load_reward(
     name: str, kwargs: dict | None = None, style: Literal["auto", "trl", "verl"] = "auto"
-) -> RewardFn:
+) -> LoadedReward:
     """The reward `name` with `kwargs` bound, called as fn(prompts, completions, **columns)."""
-    fn = _find(BUILTINS[name][0] if name in BUILTINS else name)
+    if style not in ("auto", "trl", "verl"):
+        raise RewardError(f"reward {name!r}: style must be auto, trl or verl, not {style!r}")
+    spec = _absolute(BUILTINS.get(name, name))
+    fn = _find(spec)
+    kwargs = dict(kwargs or {})
+    _check_options(name, fn, kwargs, builtin=name in BUILTINS)
     if style == "verl" or (style == "auto" and _looks_like_verl(fn)):
         fn = partial(_call_verl, fn)
     elif inspect.iscoroutinefunction(fn):
         fn = partial(_call_async, fn)
-    return partial(fn, **kwargs) if kwargs else fn
+    return LoadedReward(spec, kwargs, style, fn)
+
+
+@dataclass(frozen=True)
+class LoadedReward:
+    """A reward with its options bound. It pickles as (spec, kwargs, style), so a worker
+    process loads it again by name, file-path rewards included."""
+
+    spec: str
+    kwargs: dict
+    style: str
+    fn: Callable = field(repr=False, compare=False)
+
+    def __call__(self, prompts: list, completions: list, **columns) -> list:
+        return self.fn(prompts, completions, **{**columns, **self.kwargs})
+
+    def __reduce__(self):
+        return load_reward, (self.spec, self.kwargs, self.style)
+
+
+def _absolute(spec: str) -> str:
+    """`my.py:f` -> `/cwd/my.py:f`, so the spec means the same file in any working directory."""
+    target, sep, attr = spec.rpartition(":")
+    return f"{Path(target).resolve()}:{attr}" if sep and target.endswith(".py") else spec
 
 
 def _find(spec: str) -> Callable:
@@ -78,6 +105,21 @@ def _find(spec: str) -> Callable:
     if not callable(fn):
         raise RewardError(f"reward {spec!r}: {target} has no function {attr!r}")
     return fn
+
+
+def _check_options(name: str, fn: Callable, kwargs: dict, builtin: bool) -> None:
+    """Refuse options the function does not take. Built-ins swallow columns with `**_`, so
+    their options are their named parameters; other functions are checked unless they take
+    `**kwargs`."""
+    params = inspect.signature(fn).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = [p for p in params if p not in ("prompts", "completions")]
+    unknown = [k for k in kwargs if k not in named]
+    if unknown and (builtin or not open_ended):
+        raise RewardError(
+            f"reward {name!r} has no option {', '.join(map(repr, unknown))}; "
+            f"it takes {', '.join(named) or 'none'}"
+        )
 
 
 def _import(module_name: str):

@@ -3,7 +3,8 @@
 sympy can run for minutes (or forever) on inputs such as 10^{10^{10}} or huge factorials, and
 `signal.alarm` only works in a process's main thread. So the comparison runs in a long-lived
 child process; when it misses the deadline the child is killed and a new one started, and the
-answer is "not equal". One child per parent process; calls from threads are serialised.
+answer is "not equal". Each concurrent caller (thread) gets a child of its own from a pool, so
+no call waits behind another's deadline.
 """
 
 from __future__ import annotations
@@ -19,12 +20,18 @@ import time
 from pathlib import Path
 
 DEADLINE_S = 0.8  # leaves time for the cheap checks within verify's 1 s bound
+COLD_START_S = 30.0  # a new process imports sympy (about 0.5 s idle, more on a busy machine)
 MAX_EXPONENT_DIGITS = 4  # 10^{12345} is refused before it reaches sympy
 
 
 def sympy_equal(gold: str, pred: str, deadline_s: float = DEADLINE_S) -> bool:
     """Whether two LaTeX/plain expressions are equal as sympy sees them; False on timeout."""
-    return _worker().ask(gold, pred, deadline_s)
+    pool = _pool()
+    worker = pool.take()
+    try:
+        return worker.ask(gold, pred, deadline_s)
+    finally:
+        pool.give_back(worker)
 
 
 class _Worker:
@@ -32,26 +39,28 @@ class _Worker:
     (a plain subprocess: no multiprocessing re-import of the caller's __main__)."""
 
     def __init__(self):
-        self.lock = threading.Lock()
         self.process: subprocess.Popen | None = None
+        self.ready = False  # the child said "ready": its imports are done
 
     def ask(self, gold: str, pred: str, deadline_s: float) -> bool:
-        with self.lock:
-            if self.process is None or self.process.poll() is not None:
-                self._start()
-                self._read_line(60)  # a cold start waits for the imports once
-            self.process.stdin.write(json.dumps([gold, pred]) + "\n")
-            self.process.stdin.flush()
-            deadline = time.monotonic() + deadline_s
-            while (line := self._read_line(deadline - time.monotonic())) == "ready":
-                pass  # a replacement worker finished its imports
-            if line is not None:
-                return json.loads(line)
-            # Stuck in sympy: kill it and start the replacement now, so its imports are done
-            # (or under way) by the next call instead of counting against that call's time.
-            self._stop()
+        if self.process is None or self.process.poll() is not None:
             self._start()
-            return False
+            self.ready = self._read_line(COLD_START_S) == "ready"  # a cold start waits, once
+        deadline = time.monotonic() + deadline_s
+        if not self.ready:  # a replacement still importing: that counts against this call
+            self.ready = self._read_line(deadline_s) == "ready"
+            if not self.ready:
+                return False
+        self.process.stdin.write(json.dumps([gold, pred]) + "\n")
+        self.process.stdin.flush()
+        line = self._read_line(deadline - time.monotonic())
+        if line is not None:
+            return json.loads(line)
+        # Stuck in sympy: kill it and start the replacement now, so its imports are done
+        # (or under way) by the next call instead of counting against that call's time.
+        self._stop()
+        self._start()
+        return False
 
     def _read_line(self, timeout_s: float) -> str | None:
         ready, _, _ = select.select([self.process.stdout], [], [], max(timeout_s, 0))
@@ -60,6 +69,7 @@ class _Worker:
     def _start(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.ready = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rewards.sympy_worker"],
             stdin=subprocess.PIPE,
@@ -76,23 +86,46 @@ class _Worker:
             self.process = None
 
 
-_workers: dict[int, _Worker] = {}
-_workers_lock = threading.Lock()
+class _Pool:
+    """Idle workers; a caller takes one (or starts one when all are busy) and gives it back."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.idle: list[_Worker] = []
+        self.all: list[_Worker] = []
+
+    def take(self) -> _Worker:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+            worker = _Worker()
+            self.all.append(worker)
+            return worker
+
+    def give_back(self, worker: _Worker) -> None:
+        with self.lock:
+            self.idle.append(worker)
+
+    def stop(self) -> None:
+        for worker in self.all:
+            worker._stop()
 
 
-def _worker() -> _Worker:
-    """The worker of this process (a forked child must not share its parent's)."""
-    with _workers_lock:
-        if os.getpid() not in _workers:
-            _workers[os.getpid()] = worker = _Worker()
-            atexit.register(worker._stop)
-        return _workers[os.getpid()]
+_pools: dict[int, _Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool() -> _Pool:
+    """The pool of this process (a forked child must not share its parent's workers)."""
+    with _pools_lock:
+        if os.getpid() not in _pools:
+            _pools[os.getpid()] = pool = _Pool()
+            atexit.register(pool.stop)
+        return _pools[os.getpid()]
 
 
 def _serve() -> None:
-    import sympy  # noqa: F401 - imported once here, not per call
-    from latex2sympy2_extended import latex2sympy  # noqa: F401
-
+    _equal("x^2+2x+1", "(x+1)^2")  # imports and warms sympy's simplify before the first query
     print("ready", flush=True)
     for line in sys.stdin:
         gold, pred = json.loads(line)

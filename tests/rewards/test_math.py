@@ -1,13 +1,17 @@
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from rewards import sympy_worker
 from rewards.math import extract_answer, math_reward, verify
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = Path(
+    os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
+)
 
 
 @pytest.mark.parametrize(
@@ -113,16 +117,41 @@ def test_pathological_inputs_return_false_within_a_second(completion):
     assert time.perf_counter() - start < 1.0
 
 
-def test_safe_from_threads():
-    results = []
-    pairs = [("x^2+2x+1", "(x+1)^2"), ("2x", "x^2")] * 4
-    threads = [
-        threading.Thread(target=lambda g=g, p=p: results.append(verify(g, p))) for g, p in pairs
-    ]
+def test_sympy_that_runs_too_long_is_cut_off_within_a_second():
+    start = time.perf_counter()
+    assert verify("2", "<answer>(x+1)^{999}-(x+1)^{998}</answer>") is False
+    assert time.perf_counter() - start < 1.0
+
+
+def _in_threads(fn, args: list) -> None:
+    threads = [threading.Thread(target=fn, args=(a,)) for a in args]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+
+
+def test_concurrent_slow_calls_do_not_wait_for_each_other():
+    slow = ["(x+1)^{999}-(x+1)^{998}", "{(x+y+z)}^{200}", "(1+\\sqrt{2})^{999}"]
+    _in_threads(lambda _: verify("x", "<answer>x+0</answer>"), slow)  # cold starts, untimed
+    walls = []
+
+    def timed(pred: str) -> None:
+        start = time.perf_counter()
+        verify("2", f"<answer>{pred}</answer>")
+        walls.append(time.perf_counter() - start)
+
+    _in_threads(timed, slow)
+    assert max(walls) < 1.0, walls
+
+
+def test_safe_from_threads(monkeypatch):
+    # A fresh pool: a worker replaced after the timeouts above may still be importing sympy,
+    # and a call that has to wait for one past its deadline answers False by design.
+    monkeypatch.setattr(sympy_worker, "_pools", {})
+    results = []
+    pairs = [("x^2+2x+1", "(x+1)^2"), ("2x", "x^2")] * 4
+    _in_threads(lambda pair: results.append(verify(*pair)), pairs)
     assert sorted(results) == [False] * 4 + [True] * 4
 
 

@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 
 from rewards.registry import RewardError, list_builtins, load_reward
@@ -70,3 +72,38 @@ def test_a_reward_file_that_fails_to_import_is_named(tmp_path):
 
 def test_builtins_are_listed_with_descriptions():
     assert {"math", "format", "code", "countdown", "language", "length"} <= set(list_builtins())
+
+
+def test_a_relative_file_path_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "mine.py").write_text("def one(prompts, completions, **kw):\n    return [1.0]\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_reward("mine.py:one")(["q"], ["x"]) == [1.0]
+
+
+def test_a_loaded_file_reward_pickles_by_name_and_loads_again(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "def scaled(prompts, completions, k=1.0, **kw):\n    return [k] * len(prompts)\n"
+    )
+    fn = pickle.loads(pickle.dumps(load_reward(f"{path}:scaled", {"k": 2.0})))
+    assert fn(["q"], ["x"]) == [2.0]
+
+
+def test_verl_extra_info_holds_the_other_columns(tmp_path):
+    path = tmp_path / "verl_style.py"
+    path.write_text(
+        "def compute_score(data_source, solution_str, ground_truth, extra_info):\n"
+        "    return float(extra_info['nums'] == [1, 2])\n"
+    )
+    fn = load_reward(f"{path}:compute_score")
+    assert fn(["q"], ["x"], answer=["3"], nums=[[1, 2]]) == [1.0]
+
+
+def test_an_option_the_builtin_does_not_take_is_refused():
+    with pytest.raises(RewardError, match=r"'format' has no option 'strct'; it takes strict"):
+        load_reward("format", {"strct": True})
+
+
+def test_an_unknown_style_is_refused():
+    with pytest.raises(RewardError, match="style must be auto, trl or verl"):
+        load_reward("math", style="openai")

@@ -1,7 +1,9 @@
+import os
+
 import pytest
 
-from rewards.registry import RewardError
-from rewards.scoring import WeightedReward, score
+from rewards.registry import RewardError, load_reward
+from rewards.scoring import RewardPool, WeightedReward, score
 
 
 def _constant(value):
@@ -54,3 +56,25 @@ def test_a_reward_that_raises_is_named_with_the_sample():
 def test_wrong_length_or_type_is_reported(values, message):
     with pytest.raises(RewardError, match=message):
         score([WeightedReward("bad", lambda p, c, **kw: values)], ["q", "q"], ["x", "y"], {})
+
+
+def test_a_pool_spreads_a_file_reward_over_worker_processes(tmp_path):
+    path = tmp_path / "pid.py"
+    path.write_text(
+        "import os\n\n"
+        "def pid(prompts, completions, **kw):\n"
+        "    return [float(os.getpid())] * len(completions)\n"
+    )
+    reward = WeightedReward("pid", load_reward(f"{path}:pid"))
+    with RewardPool(2) as pool:
+        values = score([reward], ["q"] * 4, ["x"] * 4, {}, pool=pool).per_reward["pid"]
+    assert len(values) == 4 and os.getpid() not in values
+
+
+def test_a_pool_gives_the_same_scores_as_in_process():
+    reward = WeightedReward("math", load_reward("math"))
+    completions = ["<answer>4</answer>", "<answer>5</answer>", "<answer>2+2</answer>"]
+    columns = {"answer": ["4"] * 3}
+    with RewardPool(2) as pool:
+        pooled = score([reward], ["q"] * 3, completions, columns, pool=pool)
+    assert pooled.total == score([reward], ["q"] * 3, completions, columns).total == [1, 0, 1]
