@@ -24,25 +24,18 @@ from rewards.sympy_worker import sympy_equal
 from rewards.text import as_text
 
 MAX_ANSWER_CHARS = 500  # longer "answers" are not answers; never parse them
+_BOUND = r"(-?[^<>=]+?)"
+_VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))"
+CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}")
 
 
 def extract_answer(completion: str | list | dict) -> str | None:
     """The final answer: after </think> only, then <answer>, \\boxed, "the answer is",
-    GSM8K's ####, a short word-free text as a whole, and as a fallback the last number."""
+    GSM8K's ####, and at last the sentence's own ending (see `_from_sentence`)."""
     text = as_text(completion)
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
-    finders = (
-        _answer_tag,
-        _last_boxed,
-        _answer_is,
-        _gsm8k_marker,
-        _bare_answer,
-        _last_math_span,
-        _last_number,
-        _short_text,
-    )
-    for find in finders:
+    for find in (_answer_tag, _last_boxed, _answer_is, _gsm8k_marker, _from_sentence):
         found = find(text)
         if found is not None and found.strip():
             return found.strip()
@@ -67,7 +60,8 @@ def math_reward(prompts: list, completions: list, answer: list, **_) -> list[flo
 
 
 def equivalent(gold: str, pred: str) -> bool:
-    g, p = _rhs(normalise(gold)), _rhs(normalise(pred))
+    """Whether two extracted answers are the same mathematical object."""
+    g, p = _named_sides(_as_interval(normalise(gold)), _as_interval(normalise(pred)))
     if g == p:
         return True
     if not g or not p:
@@ -82,15 +76,16 @@ def equivalent(gold: str, pred: str) -> bool:
 
 
 def _same_collection(g: list[str], g_kind: str, p: list[str], p_kind: str) -> bool:
-    if len(g) != len(p):
-        return False
+    """Tuples and intervals compare in order; sets and lists of solutions as sets."""
     if g_kind == "interval" or p_kind == "interval":
         return g_kind == p_kind and _bracket(g) == _bracket(p) and _pairwise(g, p)
     if g_kind == "tuple" and p_kind == "tuple":
         return _pairwise(g, p)
-    remaining = list(p)  # sets, lists of solutions: order does not matter
-    for item in g:
-        match = next((q for q in remaining if _same_value(item, q)), None)
+    remaining = list(dict.fromkeys(p))
+    if len(dict.fromkeys(g)) != len(remaining):
+        return False
+    for item in dict.fromkeys(g):
+        match = next((q for q in remaining if equivalent(item, q)), None)
         if match is None:
             return False
         remaining.remove(match)
@@ -98,7 +93,9 @@ def _same_collection(g: list[str], g_kind: str, p: list[str], p_kind: str) -> bo
 
 
 def _pairwise(g: list[str], p: list[str]) -> bool:
-    return all(_same_value(a.strip("[]()"), b.strip("[]()")) for a, b in zip(g, p, strict=True))
+    return len(g) == len(p) and all(
+        _same_value(a.strip("[]()"), b.strip("[]()")) for a, b in zip(g, p, strict=True)
+    )
 
 
 def _bracket(items: list[str]) -> str:
@@ -106,7 +103,7 @@ def _bracket(items: list[str]) -> str:
 
 
 def _same_value(g: str, p: str) -> bool:
-    g, p = _rhs(g), _rhs(p)
+    g, p = _named_sides(g, p)
     if g == p:
         return True
     g_num, p_num = _number(g), _number(p)
@@ -143,19 +140,46 @@ def _number(text: str) -> list[Fraction] | None:
     return [value, value / 100] if percent else [value]
 
 
-def _rhs(text: str) -> str:
-    """`x = 3` -> `3`, `x \\in [2, 5)` -> `[2, 5)`: a lone variable on the left is dropped."""
-    match = re.fullmatch(r"(?:[a-zA-Z](?:_\{?\w+\}?)?|\([a-zA-Z,]+\))(?:=|\\in)(.+)", text)
-    if not match or len(split_top_level(match.group(1))) > 1:
+def _named_sides(g: str, p: str) -> tuple[str, str]:
+    """Drop a name on the left: `x = 3`, `f(x) = 3`, `|AB| = 3`, `x \\in [2, 5)` all mean the
+    right side. Two equations keep their sides unless they name the same thing."""
+    g_sides, p_sides = _sides(g), _sides(p)
+    if g_sides and p_sides:
+        return (g_sides[1], p_sides[1]) if g_sides[0] == p_sides[0] else (g, p)
+    if g_sides and _is_name(g_sides[0]):
+        return g_sides[1], p
+    if p_sides and _is_name(p_sides[0]):
+        return g, p_sides[1]
+    return g, p
+
+
+def _sides(text: str) -> tuple[str, str] | None:
+    """(left, right) of `a = b` or `a \\in b`; `x = 5 + 6 = 11` -> (x, 11); None for lists."""
+    parts = re.split(r"=|\\in(?![a-zA-Z])", text)
+    if len(parts) < 2 or len(split_top_level(text)) > 1 or not parts[0] or not parts[-1]:
+        return None
+    return parts[0], parts[-1]
+
+
+def _is_name(text: str) -> bool:
+    """Letters, brackets and subscripts, no number or sum: `x`, `f(x)`, `a_3`, `|AB|`."""
+    return not re.search(r"[\d+\-]", re.sub(r"_\{?\w+\}?", "", text))
+
+
+def _as_interval(text: str) -> str:
+    """`-2 \\leq x < 7` -> `[-2,7)`: a chained inequality is an interval."""
+    match = CHAINED_INEQUALITY.fullmatch(text)
+    if not match:
         return text
-    return match.group(1).rsplit("=", 1)[-1]  # x = 5 + 6 = 11: the last value
+    low, left, right, high = match.groups()
+    return {"<": "(", "\\leq": "["}[left] + f"{low},{high}" + {"<": ")", "\\leq": "]"}[right]
 
 
 def _items(text: str) -> tuple[list[str], str]:
     """Split a collection answer into items and say what it is: tuple, interval, set or single."""
     if text.startswith("\\{") and text.endswith("\\}"):
         return split_top_level(text[2:-2]), "set"
-    if len(text) > 1 and text[0] in "([" and text[-1] in ")]":
+    if len(text) > 1 and text[0] in "([" and text[-1] in ")]" and _enclosed(text[1:-1]):
         inner = split_top_level(text[1:-1])
         if len(inner) > 1:
             kind = "tuple" if text[0] + text[-1] == "()" else "interval"
@@ -164,6 +188,16 @@ def _items(text: str) -> tuple[list[str], str]:
             return inner, kind
     parts = split_top_level(text)
     return parts, "set" if len(parts) > 1 else "single"
+
+
+def _enclosed(inner: str) -> bool:
+    """No bracket closes before the end: `(1,2),(3,4)` is a list, not one tuple."""
+    depth = 0
+    for char in inner:
+        depth += (char in "([{") - (char in ")]}")
+        if depth < 0:
+            return False
+    return True
 
 
 def _choice(text: str) -> str | None:
@@ -190,23 +224,41 @@ def _answer_tag(text: str) -> str | None:
 
 
 def _last_boxed(text: str) -> str | None:
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
+    """The last \\boxed{}/\\fbox{}; boxes just before it, joined only by "and", commas or
+    spacing (`\\boxed{1} and \\boxed{2}`), make one answer with it: `1,2`."""
+    found: list[str] = []
+    end = len(text)
+    while (start := max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))) >= 0:
+        content, after = _braced(text, start, end)
+        if content is None or (found and not _only_connectors(text[after:end])):
+            break
+        found.insert(0, content)
+        end = start
+    return ",".join(found) if found else None
+
+
+def _braced(text: str, start: int, end: int) -> tuple[str | None, int]:
+    """The balanced {...} after a command at `start`, searched no further than `end`."""
+    brace = text.find("{", start, end)
     depth = 0
-    for i in range(brace, len(text)):
+    for i in range(max(brace, 0), end if brace >= 0 else 0):
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[brace + 1 : i]
-    return None
+            return text[brace + 1 : i], i + 1
+    return None, end
+
+
+def _only_connectors(gap: str) -> bool:
+    rest = re.sub(r"\\quad|\\qquad|\\text\{\s*and\s*\}|\band\b|\bor\b|\\[()\[\]]|[\s,;$.]", "", gap)
+    return len(gap) < 40 and not rest
 
 
 def _answer_is(text: str) -> str | None:
-    found = re.findall(r"answer is[:\s]*(.+?)(?:\.\s|\.$|\n|$)", text, re.I)
-    return found[-1] if found else None
+    """The sentence after the last "the answer is" or "Final Answer:"."""
+    found = re.findall(
+        r"(?:answer is|final answer:)[:\s]*(.+?)(?:\.\s|\.$|\n|$)", text, re.I | re.S
+    )
+    return _from_sentence(found[-1]) if found else None
 
 
 def _gsm8k_marker(text: str) -> str | None:
@@ -214,26 +266,24 @@ def _gsm8k_marker(text: str) -> str | None:
     return found[-1] if found else None
 
 
-def _bare_answer(text: str) -> str | None:
-    """A short text with no words in it (`(x+1)^2`, `x=3 or x=-3`) is itself the answer."""
+def _from_sentence(text: str) -> str | None:
+    """A short word-free text as a whole (`(x+1)^2`, `x=3 or x=-3`); else whichever comes
+    last of the last $...$ span and the last number (the documented fallback); else a
+    few words with no number at all (`Evelyn`, `\\text{east}`) as a plain-text answer."""
     text = text.strip()
     commands = re.sub(r"\\(?:begin|end)\{\w+\}|\\[A-Za-z]+", "", text)
-    words = set(re.findall(r"[A-Za-z]{2,}", commands)) - {"or", "and"}
-    return text if len(text) <= 80 and not words else None
-
-
-def _short_text(text: str) -> str | None:
-    """A few words and no number at all (`Evelyn`, `\\text{east}`): a plain-text answer."""
-    text = text.strip()
+    if len(text) <= 80 and not set(re.findall(r"[A-Za-z]{2,}", commands)) - {"or", "and"}:
+        return text
+    span = _last_match(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", text)
+    number = _last_match(r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)", text)
+    if span or number:
+        best = max((m for m in (span, number) if m), key=lambda m: m.end())
+        return next(part for part in best.groups() if part)
     return text if len(text) <= 40 and len(text.split()) <= 3 else None
 
 
-def _last_math_span(text: str) -> str | None:
-    """The last $...$, \\(...\\) or \\[...\\] of a text that ends its argument with maths."""
-    spans = re.findall(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", text, re.S)
-    return next((part for part in spans[-1] if part), None) if spans else None
-
-
-def _last_number(text: str) -> str | None:
-    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+", text)
-    return found[-1] if found else None
+def _last_match(pattern: str, text: str) -> re.Match | None:
+    last = None
+    for last in re.finditer(pattern, text, re.S):  # noqa: B007 - the loop keeps the last one
+        pass
+    return last

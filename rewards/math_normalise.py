@@ -10,6 +10,7 @@ UNITS = (
     "pounds|pound|lbs|miles|mile|people|students|marbles|apples"
 )
 REPLACEMENTS = [
+    (r"\\\$", ""),
     (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
     (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
     (r"\\[dt]frac", r"\\frac"),
@@ -23,7 +24,7 @@ REPLACEMENTS = [
     (r"\\neq?|≠|!=", r"\\neq "),
     (r"\\lt\b", "<"),
     (r"\\gt\b", ">"),
-    (r"\s+(?:or|and)\s+", ","),
+    (r"\s+(?:or|and)\s+|(?<=[)\]])(?:or|and)(?=[(\[])", ","),
 ]
 
 
@@ -31,6 +32,8 @@ def normalise(answer: str) -> str:
     """A canonical spelling: no $, sizing commands, spaces, \\text, units or degrees;
     `1,000` -> `1000`; `\\frac12` -> `\\frac{1}{2}`; no trailing period."""
     text = answer.strip()
+    if "\\begin" not in text:  # outside matrices `\\frac` is `\frac` escaped twice
+        text = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", text)
     for pattern, replacement in REPLACEMENTS:
         text = re.sub(pattern, replacement, text)
     text = re.sub(rf"(\d)\s*(?:\\?(?:{UNITS}))\b\.?", r"\1", text)
@@ -39,6 +42,9 @@ def normalise(answer: str) -> str:
     text = re.sub(r"\\frac\{([^{}]+)\}(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", text)
     text = re.sub(r"\s+", "", text).rstrip(".")
+    if "," not in text:
+        text = text.replace(";", ",")  # `-12;-11` and `(0;0;0)` list with semicolons
+    text = re.sub(r"^\\pm(.+)$", r"\\{-\1,\1\\}", text)
     return strip_braces(text)
 
 

@@ -20,11 +20,14 @@ SHARED = Path(
         ("<think>maybe 7</think> so it is 9", "9"),
         ("<think>...</think> <answer> 42 </answer>", "42"),
         ("<answer>\\boxed{\\frac{1}{2}}</answer>", "\\frac{1}{2}"),
-        ("thus \\boxed{x^{2}+1} and \\boxed{3}", "3"),
+        ("we get \\boxed{x^{2}+1}, so the total is \\boxed{3}", "3"),
+        ("\\boxed{1} and \\boxed{-2}", "1,-2"),
         ("\\fbox{\\{1, 2\\}}", "\\{1, 2\\}"),
         ("The final answer is 17.", "17"),
         ("Natalia sold 72 clips.\n#### 72", "72"),
         ("I counted 3 apples, then 5 more", "5"),
+        ("Final Answer: The largest $n$ is 34.", "34"),
+        ("so the probability that Alice wins is 2/3. <|im_start|>user", "2/3"),
         ("no answer here at all, none whatsoever friend", None),
     ],
 )
@@ -173,4 +176,4 @@ def test_agreement_with_math_verify_conformance_cases():
     assert agree / len(cases) >= AGREEMENT_FLOOR, f"{agree}/{len(cases)}"
 
 
-AGREEMENT_FLOOR = 0.70  # measured 0.72; the misses are documented in docs/rewards.md
+AGREEMENT_FLOOR = 0.88  # measured 0.90; the misses are documented in docs/rewards.md
