@@ -1,13 +1,15 @@
 """r1kit's math checker against HF's math-verify on the same labelled (gold, completion) pairs.
 
     pip install -e ".[bench]"
-    python benchmarks/math_checker.py [--data ../shared/data] [--per-source 150]
+    python -m benchmarks.math_verify [--data ../shared/data] [--per-source 150]
 
+(As a module: run as a script, this file's name would hide the math_verify package.)
 The set is built from GSM8K test and MATH-500 answers: each gold answer is rewritten into
 equivalent completions (LaTeX/plain spellings, \\boxed / <answer> / "the answer is", thousands
-separators, reordered sets, decimals) and non-equivalent ones (off by one, a correct number
-only inside <think>, digits swapped), plus the classic false-positive traps. Both checkers see
-identical pairs; math-verify runs in the main thread (its timeouts use signals).
+separators, reordered sets, fractions as a/b and decimals) and non-equivalent ones (off by one,
+a correct number only inside <think>, digits swapped, tuples reversed), plus the classic
+false-positive traps. Both checkers see identical pairs; math-verify runs in the main thread
+(its timeouts use signals).
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import json
 import random
 import re
 import statistics
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+
+if not __package__:
+    sys.exit("run it as `python -m benchmarks.math_verify` (see the docstring)")
 
 from rich.console import Console
 from rich.table import Table
@@ -78,21 +84,35 @@ def _numeric_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, boo
 
 
 def _latex_rewrites(gold: str, rng: random.Random) -> list[tuple[str, str, bool, str]]:
-    pairs = [
-        (gold, f"\\boxed{{{gold}}}", True, "math500"),
-        (gold, f"<think>...</think> <answer>${gold}$</answer>", True, "math500"),
-    ]
-    frac = re.fullmatch(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}", gold)
+    equal = [f"\\boxed{{{gold}}}", f"<think>...</think> <answer>${gold}$</answer>"]
+    wrong = []
+    frac = re.fullmatch(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}", gold)
     if frac:
-        value = Fraction(int(frac.group(1)), int(frac.group(2)))
-        pairs.append(
-            (gold, f"<answer>{value.numerator}/{value.denominator}</answer>", True, "math500")
-        )
+        value = Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
+        equal.append(f"The answer is {value.numerator}/{value.denominator}.")
+        if _terminates(value.denominator):
+            equal.append(f"<answer>{float(value)}</answer>")
+        wrong.append(f"<answer>{value.denominator}/{value.numerator}</answer>")
+    items = [item.strip() for item in gold.split(",")]
+    if len(set(items)) > 1 and not re.search(r"[()\[\]{}]|,\\!", gold):  # a list, not 1,\!000
+        equal.append(f"<answer>{', '.join(reversed(items))}</answer>")  # order-free
+    if len(set(items)) > 1 and re.fullmatch(r"\([^()]+\)", gold):
+        wrong.append(f"<answer>({', '.join(reversed(gold[1:-1].split(',')))})</answer>")
     if re.fullmatch(r"-?\d+", gold):
-        pairs.append((gold, f"<answer>{int(gold) + 1}</answer>", False, "math500"))
+        wrong.append(f"<answer>{int(gold) + rng.choice([-1, 1])}</answer>")
     else:
-        pairs.append((gold, f"\\boxed{{{gold}+1}}", False, "math500"))
-    return pairs
+        wrong.append(f"\\boxed{{{gold}+1}}")
+    return [(gold, c, True, "math500") for c in equal] + [
+        (gold, c, False, "math500") for c in wrong
+    ]
+
+
+def _terminates(denominator: int) -> bool:
+    """Whether 1/denominator is a finite decimal (no prime factors but 2 and 5)."""
+    for p in (2, 5):
+        while denominator % p == 0:
+            denominator //= p
+    return denominator == 1
 
 
 def run(name: str, check, pairs) -> dict:
@@ -133,7 +153,7 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=150)
     args = parser.parse_args()
     pairs = labelled_pairs(Path(args.data), args.per_source)
-    verify("1", "1")  # start r1kit's sympy helper process before timing
+    verify("x", "<answer>x+0</answer>")  # start r1kit's sympy helper process before timing
     rows = [run("r1kit", verify, pairs), run("math-verify", math_verify_check, pairs)]
     table = Table(
         "checker",
