@@ -17,16 +17,21 @@ Policies (documented in docs/rewards.md):
 from __future__ import annotations
 
 import re
+import time
+from contextvars import ContextVar
 from fractions import Fraction
 
 from rewards.math_normalise import normalise, split_top_level, strip_braces
-from rewards.sympy_worker import sympy_equal
+from rewards.sympy_worker import DEADLINE_S, sympy_equal
 from rewards.text import as_text
 
 MAX_ANSWER_CHARS = 500  # longer "answers" are not answers; never parse them
 _BOUND = r"(-?[^<>=]+?)"
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))"
 CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}")
+# When the current verify() call must end: a set of answers may need several sympy calls,
+# and together they share one deadline. A ContextVar, so each thread has its own.
+_deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
 def extract_answer(completion: str | list | dict) -> str | None:
@@ -48,7 +53,11 @@ def verify(gold: str, completion: str | list | dict) -> bool:
     if pred is None or len(pred) > MAX_ANSWER_CHARS:
         return False
     gold = _gold_answer(str(gold))
-    return equivalent(gold, pred)
+    token = _deadline.set(time.monotonic() + DEADLINE_S)
+    try:
+        return equivalent(gold, pred)
+    finally:
+        _deadline.reset(token)
 
 
 def math_reward(prompts: list, completions: list, answer: list, **_) -> list[float]:
@@ -111,7 +120,9 @@ def _same_value(g: str, p: str) -> bool:
         return any(_numbers_match(a, p, b) for a in g_num for b in p_num)
     if g_num is not None and re.fullmatch(r"-?[\d.]+", p):
         return False  # a plain number against a number: decided above, no sympy needed
-    return sympy_equal(g, p)
+    deadline = _deadline.get()
+    left = DEADLINE_S if deadline is None else deadline - time.monotonic()
+    return left > 0 and sympy_equal(g, p, left)
 
 
 def _numbers_match(gold: Fraction, pred_text: str, pred: Fraction) -> bool:

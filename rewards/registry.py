@@ -19,6 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+from rewards.text import as_text
+
 RewardFn = Callable[..., list]
 
 
@@ -161,7 +163,7 @@ def _call_verl(fn: Callable, prompts: list, completions: list, **columns) -> lis
     for i, completion in enumerate(completions):
         result = fn(
             data_source=columns.get("data_source", [None] * len(completions))[i],
-            solution_str=completion,
+            solution_str=as_text(completion),
             ground_truth=None if truth is None else truth[i],
             extra_info={k: columns[k][i] for k in extra_keys},
         )

@@ -107,3 +107,13 @@ def test_an_option_the_builtin_does_not_take_is_refused():
 def test_an_unknown_style_is_refused():
     with pytest.raises(RewardError, match="style must be auto, trl or verl"):
         load_reward("math", style="openai")
+
+
+def test_verl_rewards_get_the_text_of_chat_message_completions(tmp_path):
+    path = tmp_path / "verl_style.py"
+    path.write_text(
+        "def compute_score(data_source, solution_str, ground_truth, extra_info=None):\n"
+        "    return float(solution_str == ground_truth)\n"
+    )
+    completion = [{"role": "assistant", "content": "4"}]
+    assert load_reward(f"{path}:compute_score")(["q"], [completion], answer=["4"]) == [1.0]
