@@ -5,7 +5,7 @@ rewards:
 """
 
 
-def brevity(prompts, completions, max_chars: int = 400, **columns):
+def brevity(prompts: list, completions: list, max_chars: int = 400, **columns) -> list[float]:
     """1.0 up to `max_chars` characters, falling linearly to 0 at twice that."""
     scores = []
     for completion in completions:

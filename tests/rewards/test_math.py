@@ -186,7 +186,8 @@ def test_math_reward_scores_against_the_answer_column():
 
 
 @pytest.mark.skipif(
-    not (SHARED / "mathverify_cases.jsonl").is_file(), reason="../shared/data is absent"
+    not (SHARED / "mathverify_cases.jsonl").is_file(),
+    reason="no mathverify_cases.jsonl: set R1KIT_SHARED_DATA or put shared/data beside the repo",
 )
 def test_agreement_with_math_verify_conformance_cases():
     cases = [
