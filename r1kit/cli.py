@@ -6,7 +6,6 @@ clear message and exit code 2, before anything is written.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -167,66 +166,6 @@ def generate(
         fail(str(err))
 
 
-@app.command("eval")
-def eval_(
-    model: Annotated[
-        str, typer.Option(help="Checkpoint dir, alias or Hub id.")
-    ] = "smollm2-135m-instruct",
-    task: Annotated[
-        str, typer.Option(help="gsm8k | math500 | humaneval | arithmetic | countdown | FILE.jsonl")
-    ] = "arithmetic",
-    n: Annotated[int, typer.Option(help="Samples per problem.")] = 1,
-    temperature: Annotated[float, typer.Option()] = 0.0,
-    max_new_tokens: Annotated[int, typer.Option()] = 256,
-    limit: Annotated[int | None, typer.Option(help="Only the first M problems.")] = None,
-    engine: Annotated[str, typer.Option(help="hf (vllm: not in this release)")] = "hf",
-    template: Annotated[str, typer.Option(help="r1_zero | chat | raw")] = "chat",
-    recipe: Annotated[
-        Path | None, typer.Option(help="Take task settings and template from a recipe.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Where samples.jsonl and summary.json go.")
-    ] = None,
-    data_dir: Annotated[
-        str | None, typer.Option(help="Folder with gsm8k_test.jsonl, math500.jsonl.")
-    ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
-    json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    compare: Annotated[
-        list[Path] | None, typer.Option(help="Compare saved evaluations (repeat).")
-    ] = None,
-) -> None:
-    """Evaluate a model: pass@1 with a 95% CI, pass@k, maj@k, lengths, truncation, format."""
-    from r1kit.eval_command import compare_runs, run_eval
-    from r1kit.eval_tasks import TaskError
-
-    try:
-        if compare:
-            compare_runs(compare, console)
-            return
-        if engine != "hf":
-            raise RecipeError(f"--engine {engine}: only the hf engine ships in this release")
-        summary = run_eval(
-            model,
-            task,
-            n,
-            temperature,
-            max_new_tokens,
-            limit,
-            template,
-            recipe,
-            out,
-            data_dir,
-            seed,
-            console,
-            quiet=json_,
-        )
-    except (*user_errors(), TaskError, FileNotFoundError) as err:
-        fail(str(err))
-    if json_:
-        print(json.dumps(summary, indent=2))
-
-
 @app.command()
 def plot(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/NAME).")]) -> None:
     """Plot a run's curves to RUN_DIR/curves.png."""
@@ -235,6 +174,15 @@ def plot(run_dir: Annotated[Path, typer.Argument(help="A run directory (runs/NAM
     if not (run_dir / "metrics.jsonl").is_file():
         fail(f"{run_dir}: no metrics.jsonl; is it a run directory?")
     console.print(f"wrote {plot_run(run_dir)}")
+
+
+def _register_eval() -> None:
+    from r1kit.eval_command import eval_command
+
+    app.command("eval")(eval_command)
+
+
+_register_eval()
 
 
 def main() -> None:
