@@ -1,38 +1,35 @@
-"""The `code` reward: extract the program from a completion and run it against the row's tests.
+"""The `code` reward: extract the program from each completion and run the row's tests on it.
 
-Test formats, chosen by the row's columns:
-- HumanEval: `test` (defines `check(candidate)`) and `entry_point`; the program is the
-  problem's `humaneval_prompt` (the function header, when the completion is only a body)
-  plus the completion, then `check(entry_point)`.
-- MBPP: `test_list` (assert statements) and optional `test_setup_code`, run after the program.
-- stdin/stdout (APPS, CodeContests, LiveCodeBench): `tests`, a list (or JSON string) of
-  `{"input": ..., "output": ...}`; outputs are compared line by line, ignoring surrounding
-  whitespace.
-Every test runs in its own sandboxed process (rewards.sandbox), in parallel up to `workers`.
+Test formats and their columns are described in rewards/code_tests.py. Every test runs in
+its own sandboxed process (rewards/sandbox.py); all tests of all completions share one pool.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Literal
 
-from rewards.sandbox import run_python
+from rewards.code_tests import Case, CodeRewardError, cases
+from rewards.sandbox import Job, SandboxPool
 from rewards.text import as_text
 
-FENCE = re.compile(r"```(?:python|py|python3)?[ \t]*\n(.*?)```", re.S)
+Extract = Literal["last_block", "first_block", "whole"]
+FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.S)
+PYTHON_FENCES = ("", "python", "python3", "py")
 
 
-def extract_code(
-    completion: str, mode: Literal["last_block", "first_block", "whole"] = "last_block"
-) -> str:
-    """The program in a completion: a fenced ```python block after </think> (the last by
-    default); the whole answer when there is no fence."""
-    text = as_text(completion)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    blocks = FENCE.findall(text)
+def extract_code(completion: str | list | dict, mode: Extract = "last_block") -> str:
+    """The program in a completion, looked for after the last </think>: its last (or first)
+    ```python block (an unclosed one runs to the end), or the whole answer when it has no
+    block or mode is "whole"."""
+    if mode not in ("last_block", "first_block", "whole"):
+        raise CodeRewardError(
+            f"extract mode must be last_block, first_block or whole, not {mode!r}"
+        )
+    text = as_text(completion).rpartition("</think>")[2]
+    blocks = [body for lang, body in FENCE.findall(text) if lang.strip().lower() in PYTHON_FENCES]
     if mode == "whole" or not blocks:
         return re.sub(r"</?answer>", "", text).strip("\n")
     return blocks[0] if mode == "first_block" else blocks[-1]
@@ -45,51 +42,53 @@ def code_reward(
     timeout_s: float = 5.0,
     memory_mb: int = 512,
     stop_at_first_failure: bool = False,
-    extract: Literal["last_block", "first_block", "whole"] = "last_block",
+    extract: Extract = "last_block",
     workers: int = 4,
     **columns,
 ) -> list[float | None]:
-    """Share of the row's tests the program passes (mode "fraction") or 1/0 for all of them
-    ("all"); None for a row without tests."""
-    jobs = [
-        _programs(extract_code(c, extract), {k: v[i] for k, v in columns.items()})
-        for i, c in enumerate(completions)
+    """Per completion, the share of its row's tests passed ("fraction") or 1/0 for passing
+    them all ("all"); None for a row without tests. Tests after a first failure count as
+    failed and are skipped when `stop_at_first_failure` (implied by "all")."""
+    if mode not in ("fraction", "all"):
+        raise CodeRewardError(f"code reward: mode must be fraction or all, not {mode!r}")
+    stop = stop_at_first_failure or mode == "all"
+    rows = [
+        cases(extract_code(completion, extract), {k: v[i] for k, v in columns.items()})
+        for i, completion in enumerate(completions)
     ]
-
-    def run(programs: list[tuple[str, str, str | None]]) -> float | None:
-        if not programs:
-            return None
-        passed = 0
-        for source, stdin, expected in programs:
-            result = run_python(source, stdin, timeout_s, memory_mb)
-            ok = result.status == "ok" and (
-                expected is None or _same_output(result.stdout, expected)
-            )
-            passed += ok
-            if not ok and (stop_at_first_failure or mode == "all"):
-                break
-        return float(passed == len(programs)) if mode == "all" else passed / len(programs)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, jobs))
+    with SandboxPool(workers) as pool:
+        runs = [_submit(pool, row, timeout_s, memory_mb, stop) for row in rows]
+        return [_score(row, futures, mode, stop) for row, futures in zip(rows, runs, strict=True)]
 
 
-def _programs(code: str, row: dict) -> list[tuple[str, str, str | None]]:
-    """(source, stdin, expected stdout or None) per test of the row's format."""
-    if row.get("test") and row.get("entry_point"):
-        header = row.get("humaneval_prompt") or ""
-        body = code if f"def {row['entry_point']}" in code else header + code
-        return [(f"{body}\n\n{row['test']}\n\ncheck({row['entry_point']})\n", "", None)]
-    if row.get("test_list"):
-        setup = row.get("test_setup_code") or ""
-        return [(f"{code}\n\n{setup}\n\n{test}\n", "", None) for test in row["test_list"]]
-    cases = row.get("tests")
-    if isinstance(cases, str):
-        cases = json.loads(cases)
-    return [(code, case["input"], case["output"]) for case in cases or []]
+def _submit(
+    pool: SandboxPool, row: list[Case], timeout_s: float, memory_mb: int, stop: bool
+) -> list[Future]:
+    futures = [pool.submit(Job(case.source, case.stdin, timeout_s, memory_mb)) for case in row]
+    if stop:
+        for i, (case, future) in enumerate(zip(row, futures, strict=True)):
+            future.add_done_callback(_cancel_on_failure(case, futures[i + 1 :]))
+    return futures
 
 
-def _same_output(got: str, expected: str) -> bool:
-    return [line.strip() for line in got.strip().splitlines()] == [
-        line.strip() for line in str(expected).strip().splitlines()
-    ]
+def _cancel_on_failure(case: Case, later: list[Future]) -> Callable[[Future], None]:
+    """A callback that cancels the row's later tests once this one has failed."""
+
+    def on_done(future: Future) -> None:
+        if future.cancelled() or not case.passed(future.result()):
+            for other in later:
+                other.cancel()
+
+    return on_done
+
+
+def _score(row: list[Case], futures: list[Future], mode: str, stop: bool) -> float | None:
+    if not row:
+        return None
+    passed = 0
+    for case, future in zip(row, futures, strict=True):
+        ok = not future.cancelled() and case.passed(future.result())
+        if not ok and stop:
+            break
+        passed += ok
+    return float(passed == len(row)) if mode == "all" else passed / len(row)

