@@ -60,10 +60,17 @@ def verify(gold: str, completion: str | list | dict) -> bool:
         _deadline.reset(token)
 
 
-def math_reward(prompts: list, completions: list, answer: list, **_) -> list[float]:
-    """1.0 when the completion's final answer equals the row's `answer`, else 0.0."""
+def math_reward(
+    prompts: list, completions: list, answer: list, answer_tag: bool = False, **_
+) -> list[float]:
+    """1.0 when the completion's final answer equals the row's `answer`, else 0.0. With
+    `answer_tag` only an answer inside <answer></answer> counts, as R1's accuracy reward asks
+    for the answer "in a specified format"."""
     return [
-        float(verify(gold, completion))
+        float(
+            (not answer_tag or _answer_tag(as_text(completion)) is not None)
+            and verify(gold, completion)
+        )
         for gold, completion in zip(answer, completions, strict=True)
     ]
 

@@ -111,11 +111,17 @@ def _find(spec: str) -> Callable:
 
 def _check_options(name: str, fn: Callable, kwargs: dict, builtin: bool) -> None:
     """Refuse options the function does not take. Built-ins swallow columns with `**_`, so
-    their options are their named parameters; other functions are checked unless they take
-    `**kwargs`."""
+    their options are their parameters with defaults; other functions are checked unless they
+    take `**kwargs`."""
     params = inspect.signature(fn).parameters
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    named = [p for p in params if p not in ("prompts", "completions")]
+    named = [
+        name
+        for name, p in params.items()
+        if name not in ("prompts", "completions")
+        and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        and (not builtin or p.default is not inspect.Parameter.empty)
+    ]
     unknown = [k for k in kwargs if k not in named]
     if unknown and (builtin or not open_ended):
         raise RewardError(

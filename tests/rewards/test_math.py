@@ -185,6 +185,11 @@ def test_math_reward_scores_against_the_answer_column():
     ) == [1.0, 0.0]
 
 
+def test_math_reward_with_answer_tag_ignores_an_untagged_right_answer():
+    completions = ["so the answer is 4.", "<think>2+2</think> <answer>4</answer>"]
+    assert math_reward(["q", "q"], completions, answer=["4", "4"], answer_tag=True) == [0.0, 1.0]
+
+
 @pytest.mark.skipif(
     not (SHARED / "mathverify_cases.jsonl").is_file(),
     reason="no mathverify_cases.jsonl: set R1KIT_SHARED_DATA or put shared/data beside the repo",

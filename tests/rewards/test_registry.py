@@ -117,3 +117,10 @@ def test_verl_rewards_get_the_text_of_chat_message_completions(tmp_path):
     )
     completion = [{"role": "assistant", "content": "4"}]
     assert load_reward(f"{path}:compute_score")(["q"], [completion], answer=["4"]) == [1.0]
+
+
+def test_a_refused_option_lists_only_the_options_not_the_columns():
+    with pytest.raises(
+        RewardError, match=r"'math' has no option 'answer_tags'; it takes answer_tag$"
+    ):
+        load_reward("math", {"answer_tags": True})
