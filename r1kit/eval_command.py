@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from r1kit.eval_tasks import TaskError, load_task
@@ -111,15 +112,18 @@ def run_eval(
         stop=stop,
         seed=seed,
     )
-    result = evaluate(
-        HFEngine(policy, tokenizer),
-        tokenizer,
-        template_cfg,
-        rows,
-        correctness,
-        sampling,
-        vote=spec.vote,
-    )
+    with Progress(console=console, disable=quiet, transient=True) as bar:
+        done = bar.add_task(f"{spec.name}: sampling", total=len(rows))
+        result = evaluate(
+            HFEngine(policy, tokenizer),
+            tokenizer,
+            template_cfg,
+            rows,
+            correctness,
+            sampling,
+            vote=spec.vote,
+            progress=lambda count: bar.advance(done, count),
+        )
     settings = {"model": model, "task": spec.name, "template": template_cfg.name}
     summary = {**settings, **asdict(sampling), **result.summary}
     out = out or Path("runs/eval") / f"{Path(model).name}-{spec.name}"

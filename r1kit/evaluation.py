@@ -8,6 +8,7 @@ trainer's periodic held-out evaluation and `r1kit eval` both call `evaluate`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import comb
 
@@ -111,13 +112,21 @@ def evaluate(
     correctness: RewardFn,
     sampling: SamplingParams,
     vote: bool = True,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 64,
 ) -> EvalResult:
     """Sample `sampling.n` completions per row and score them as training does: rewards see
     the templated prompt and the row's columns; a sample is correct when `correctness` gives
-    it 1. `vote=False` (code) leaves out maj@k."""
+    it 1. `vote=False` (code) leaves out maj@k. Rows go to the engine `chunk` at a time, and
+    `progress` hears how many rows each chunk finished."""
     if not rows:
         raise EvalError("no problems to evaluate")
-    groups = engine.generate(encode(template, tokenizer, [row["prompt"] for row in rows]), sampling)
+    groups = []
+    for start in range(0, len(rows), chunk):
+        part = [row["prompt"] for row in rows[start : start + chunk]]
+        groups += engine.generate(encode(template, tokenizer, part), sampling)
+        if progress is not None:
+            progress(len(part))
     flat = [
         (i, row, c) for i, (row, group) in enumerate(zip(rows, groups, strict=True)) for c in group
     ]

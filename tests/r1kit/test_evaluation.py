@@ -141,3 +141,22 @@ def test_evaluate_without_vote_leaves_out_majority():
         vote=False,
     )
     assert "maj@2" not in result.summary and result.samples[0]["extracted"] is None
+
+
+def test_evaluate_in_chunks_reports_progress_and_keeps_problem_order():
+    rows = [{"prompt": f"What is {i}+0?", "answer": str(i)} for i in range(5)]
+    script = {row["prompt"]: [f"<answer>{row['answer']}</answer>"] for row in rows}
+    finished: list[int] = []
+    result = evaluate(
+        ScriptedEngine(script),
+        CharTokenizer(),
+        RAW,
+        rows,
+        load_reward("math"),
+        SamplingParams(n=1),
+        progress=finished.append,
+        chunk=2,
+    )
+    assert finished == [2, 2, 1]
+    assert [s["extracted"] for s in result.samples] == ["0", "1", "2", "3", "4"]
+    assert result.summary["pass@1"] == 1.0
