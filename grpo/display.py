@@ -23,7 +23,8 @@ SHOWN = {
 
 
 class Display:
-    """`with Display(total, start) as d: d.update(step, metrics)`."""
+    """`with Display(total, start) as d: d.update(step, metrics)`. Where the output is not a
+    terminal (a log file, CI) it prints a line per step instead of redrawing."""
 
     def __init__(self, total: int, start: int):
         self.progress = Progress(
@@ -44,6 +45,14 @@ class Display:
         self.latest.update(metrics)
         self.progress.update(self.task, completed=step)
         self.live.update(self._render())
+        if not self.live.console.is_terminal:
+            shown = [
+                f"{label} {metrics[key]:.4g}" for key, label in SHOWN.items() if key in metrics
+            ]
+            self.live.console.print(
+                f"step {step}/{self.progress.tasks[0].total:g}: " + ", ".join(shown),
+                soft_wrap=True,
+            )
 
     def _render(self) -> Group:
         table = Table(box=None, show_header=False)

@@ -1,0 +1,13 @@
+from grpo.display import SHOWN, Display
+
+
+def test_a_log_file_gets_one_whole_line_per_step(capsys):
+    every_metric = dict.fromkeys(SHOWN, 0.125)  # a line longer than a default 80 columns
+    with Display(total=3, start=0) as display:
+        display.update(1, {**every_metric, "time/step": 12.0})
+        display.update(2, {"reward/total/mean": 0.75, "eval/pass@1": 0.4})
+    lines = capsys.readouterr().out.splitlines()
+    first = next(line for line in lines if line.startswith("step 1/3: "))
+    assert first.startswith("step 1/3: reward 0.125, held-out acc 0.125")
+    assert first.endswith("tokens/s 0.125, s/step 12")
+    assert "step 2/3: reward 0.75, held-out acc 0.4" in lines
