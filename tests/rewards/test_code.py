@@ -132,6 +132,7 @@ def mbpp_scores(rows: list[dict]) -> list[float | None]:
         [fenced(r["code"]) for r in rows],
         test_list=[r["test_list"] for r in rows],
         test_setup_code=[r["test_setup_code"] for r in rows],
+        timeout_s=30,  # a few references are brute force (task 123 takes ~3 s alone)
     )
 
 
