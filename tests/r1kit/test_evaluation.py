@@ -41,6 +41,20 @@ class ScriptedEngine:
         return Completion(tokens, [0.0] * len(tokens), text, finish)
 
 
+def evaluate_scripted(script: dict[str, list[str]], rows: list[dict], **options):
+    """`evaluate` with the math reward over scripted completions (n per prompt)."""
+    n = len(next(iter(script.values())))
+    return evaluate(
+        ScriptedEngine(script),
+        CharTokenizer(),
+        RAW,
+        rows,
+        load_reward("math"),
+        SamplingParams(n=n, seed=0),
+        **options,
+    )
+
+
 @pytest.mark.parametrize(
     ("n", "c", "k", "expected"),
     [(5, 2, 1, 0.4), (5, 2, 2, 0.7), (5, 0, 3, 0.0), (5, 4, 2, 1.0), (10, 3, 5, 1 - 21 / 252)],
@@ -114,14 +128,7 @@ def test_evaluate_scores_samples_with_the_given_reward():
         "What is 3*3?": ["The answer is 9.", "<think>" + "x" * 60],
     }
     rows = [{"prompt": "What is 2+2?", "answer": "4"}, {"prompt": "What is 3*3?", "answer": "9"}]
-    result = evaluate(
-        ScriptedEngine(script),
-        CharTokenizer(),
-        RAW,
-        rows,
-        load_reward("math"),
-        SamplingParams(n=2, seed=0),
-    )
+    result = evaluate_scripted(script, rows)
     assert [s["correct"] for s in result.samples] == [True, False, True, False]
     assert [s["extracted"] for s in result.samples][:2] == ["4", "5"]
     assert result.summary["pass@1"] == 0.5 and result.summary["pass@2"] == 1.0
@@ -131,15 +138,7 @@ def test_evaluate_scores_samples_with_the_given_reward():
 
 def test_evaluate_without_vote_leaves_out_majority():
     rows = [{"prompt": "What is 1+1?", "answer": "2"}]
-    result = evaluate(
-        ScriptedEngine({"What is 1+1?": ["2", "3"]}),
-        CharTokenizer(),
-        RAW,
-        rows,
-        load_reward("math"),
-        SamplingParams(n=2),
-        vote=False,
-    )
+    result = evaluate_scripted({"What is 1+1?": ["2", "3"]}, rows, vote=False)
     assert "maj@2" not in result.summary and result.samples[0]["extracted"] is None
 
 
@@ -147,16 +146,7 @@ def test_evaluate_in_chunks_reports_progress_and_keeps_problem_order():
     rows = [{"prompt": f"What is {i}+0?", "answer": str(i)} for i in range(5)]
     script = {row["prompt"]: [f"<answer>{row['answer']}</answer>"] for row in rows}
     finished: list[int] = []
-    result = evaluate(
-        ScriptedEngine(script),
-        CharTokenizer(),
-        RAW,
-        rows,
-        load_reward("math"),
-        SamplingParams(n=1),
-        progress=finished.append,
-        chunk=2,
-    )
+    result = evaluate_scripted(script, rows, progress=finished.append, chunk=2)
     assert finished == [2, 2, 1]
     assert [s["extracted"] for s in result.samples] == ["0", "1", "2", "3", "4"]
     assert result.summary["pass@1"] == 1.0
