@@ -34,22 +34,25 @@ CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}
 _deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
-def extract_answer(completion: str | list | dict) -> str | None:
+def extract_answer(completion: str | list | dict, answer_tag: bool = False) -> str | None:
     """The final answer: after </think> only, then <answer>, \\boxed, "the answer is",
-    GSM8K's ####, and at last the sentence's own ending (see `_from_sentence`)."""
+    GSM8K's ####, and at last the sentence's own ending (see `_from_sentence`). With
+    `answer_tag`, only an <answer> tag counts."""
     text = as_text(completion)
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
-    for find in (_answer_tag, _last_boxed, _answer_is, _gsm8k_marker, _from_sentence):
+    finders = (_answer_tag,) if answer_tag else ANSWER_FINDERS
+    for find in finders:
         found = find(text)
         if found is not None and found.strip():
             return found.strip()
     return None
 
 
-def verify(gold: str, completion: str | list | dict) -> bool:
-    """Whether the completion's final answer equals the gold answer."""
-    pred = extract_answer(completion)
+def verify(gold: str, completion: str | list | dict, answer_tag: bool = False) -> bool:
+    """Whether the completion's final answer (inside <answer> only, with `answer_tag`) equals
+    the gold answer."""
+    pred = extract_answer(completion, answer_tag)
     if pred is None or len(pred) > MAX_ANSWER_CHARS:
         return False
     gold = _gold_answer(str(gold))
@@ -67,10 +70,7 @@ def math_reward(
     `answer_tag` only an answer inside <answer></answer> counts, as R1's accuracy reward asks
     for the answer "in a specified format"."""
     return [
-        float(
-            (not answer_tag or _answer_tag(as_text(completion)) is not None)
-            and verify(gold, completion)
-        )
+        float(verify(gold, completion, answer_tag))
         for gold, completion in zip(answer, completions, strict=True)
     ]
 
@@ -305,3 +305,6 @@ def _last_match(pattern: str, text: str) -> re.Match | None:
     for last in re.finditer(pattern, text, re.S):  # noqa: B007 - the loop keeps the last one
         pass
     return last
+
+
+ANSWER_FINDERS = (_answer_tag, _last_boxed, _answer_is, _gsm8k_marker, _from_sentence)

@@ -190,6 +190,11 @@ def test_math_reward_with_answer_tag_ignores_an_untagged_right_answer():
     assert math_reward(["q", "q"], completions, answer=["4", "4"], answer_tag=True) == [0.0, 1.0]
 
 
+def test_math_reward_with_answer_tag_ignores_a_tag_inside_the_reasoning():
+    completion = "<think> maybe <answer>4</answer> </think> so it is 4"
+    assert math_reward(["q"], [completion], answer=["4"], answer_tag=True) == [0.0]
+
+
 @pytest.mark.skipif(
     not (SHARED / "mathverify_cases.jsonl").is_file(),
     reason="no mathverify_cases.jsonl: set R1KIT_SHARED_DATA or put shared/data beside the repo",
