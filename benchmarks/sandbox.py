@@ -10,6 +10,7 @@ and `python -I -S -c` (the sandbox's own flags), so the last column is isolation
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 import time
@@ -22,14 +23,8 @@ from rich.table import Table
 from rewards.sandbox import isolation_mode, run_python
 
 
-def plain(code: str) -> None:
-    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10)
-
-
-def plain_isolated_flags(code: str) -> None:
-    """The sandbox's interpreter flags (no site import) without the isolation: the
-    difference to `isolated` is what bubblewrap and the limits cost."""
-    subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, timeout=10)
+def plain(code: str, flags: tuple[str, ...] = ()) -> None:
+    subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, timeout=10)
 
 
 def isolated(code: str) -> None:
@@ -54,7 +49,10 @@ def main() -> None:
         for p in read_problems().values()
     ]
     workloads = {"trivial": ["print(1)"] * args.trivial, "HumanEval (164)": humaneval}
-    runners = {"plain": plain, "plain -I -S": plain_isolated_flags, "sandbox": isolated}
+    # `-I -S` are the sandbox's own interpreter flags (no site import): the difference
+    # between that baseline and the sandbox is what bubblewrap and the limits cost.
+    no_site = functools.partial(plain, flags=("-I", "-S"))
+    runners = {"plain": plain, "plain -I -S": no_site, "sandbox": isolated}
     table = Table(
         "workload",
         "workers",

@@ -46,17 +46,17 @@ class Display:
         self.progress.update(self.task, completed=step)
         self.live.update(self._render())
         if not self.live.console.is_terminal:
-            shown = [
-                f"{label} {metrics[key]:.4g}" for key, label in SHOWN.items() if key in metrics
-            ]
-            self.live.console.print(
-                f"step {step}/{self.progress.tasks[0].total:g}: " + ", ".join(shown),
-                soft_wrap=True,
-            )
+            shown = ", ".join(f"{label} {value}" for label, value in _shown(metrics))
+            total = self.progress.tasks[0].total
+            self.live.console.print(f"step {step}/{total:g}: {shown}", soft_wrap=True)
 
     def _render(self) -> Group:
         table = Table(box=None, show_header=False)
-        for key, label in SHOWN.items():
-            if key in self.latest:
-                table.add_row(label, f"{self.latest[key]:.4g}")
+        for label, value in _shown(self.latest):
+            table.add_row(label, value)
         return Group(self.progress, table)
+
+
+def _shown(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """(label, formatted value) of the SHOWN metrics present, in SHOWN's order."""
+    return [(label, f"{metrics[key]:.4g}") for key, label in SHOWN.items() if key in metrics]
