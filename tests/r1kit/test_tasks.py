@@ -1,3 +1,8 @@
+from fractions import Fraction
+from functools import reduce
+from itertools import permutations, product
+from operator import add, mul, sub, truediv
+
 from r1kit.recipe import ArithmeticConfig, CountdownConfig
 from r1kit.tasks import arithmetic_problem, builtin_task, countdown_problem
 
@@ -14,11 +19,26 @@ def test_arithmetic_answer_is_correct():
     assert int(row["answer"]) == int(a) * int(b)
 
 
+def left_to_right_values(nums: list[int]) -> set[Fraction]:
+    """Every value of some order of `nums` (all >= 1) combined left to right with + - * /."""
+    return {
+        reduce(
+            lambda value, step: step[0](value, step[1]),
+            zip(ops, order[1:], strict=True),
+            Fraction(order[0]),
+        )
+        for order in permutations(nums)
+        for ops in product((add, sub, mul, truediv), repeat=len(nums) - 1)
+    }
+
+
 def test_countdown_target_is_reachable_and_in_range():
     cfg = CountdownConfig(numbers=3, max_number=10, max_target=50)
     for i in range(20):
         row = countdown_problem(cfg, 0, i)
-        assert 1 <= row["target"] <= 50 and len(row["nums"]) == 3
+        assert 1 <= row["target"] <= 50
+        assert len(row["nums"]) == 3
+        assert row["target"] in left_to_right_values(row["nums"])
         assert str(row["target"]) == row["answer"]
 
 
