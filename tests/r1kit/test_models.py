@@ -141,8 +141,15 @@ def test_auto_dtype_is_float32_on_cpu_and_bfloat16_on_cuda():
 
 
 def test_dtype_can_be_overridden():
-    model, _ = load_model("tiny-llama", dtype="bfloat16")
+    with pytest.warns(UserWarning, match="bfloat16 on cpu"):
+        model, _ = load_model("tiny-llama", dtype="bfloat16")
     assert model.dtype == torch.bfloat16
+
+
+def test_float32_on_cpu_and_bfloat16_on_cuda_do_not_warn(recwarn):
+    resolve_dtype("float32", "cpu")
+    resolve_dtype("bfloat16", "cuda:0")
+    assert not [w for w in recwarn if "slower" in str(w.message)]
 
 
 def test_unknown_dtype_is_a_model_error():
