@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
-Scale = Literal["group", "batch", "none"]
+from r1kit.choices import AdvantageScale
 
 
 class AdvantageError(ValueError):
@@ -25,7 +25,7 @@ def _grouped(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
 
 
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4
+    rewards: torch.Tensor, group_size: int, scale: AdvantageScale = "group", eps: float = 1e-4
 ) -> torch.Tensor:
     """A_i = r_i - mean(group of i), divided by the group's std (GRPO), the batch's std, or
     not at all (Dr. GRPO: dividing by a small std over-weights easy and hard prompts).
@@ -33,8 +33,9 @@ def group_advantages(
     `rewards` holds the G completions of each prompt contiguously. Stds are unbiased (as in
     TRL); groups whose rewards are all equal get exactly 0.
     """
-    if scale not in get_args(Scale):
-        raise AdvantageError(f"unknown advantage scale {scale!r}; use one of {get_args(Scale)}")
+    if scale not in get_args(AdvantageScale):
+        allowed = get_args(AdvantageScale)
+        raise AdvantageError(f"unknown advantage scale {scale!r}; use one of {allowed}")
     grouped = _grouped(rewards, group_size)
     if group_size == 1:
         return torch.zeros_like(rewards)  # a lone completion has no group to compare with

@@ -11,6 +11,7 @@ from grpo.learner import Learner
 from r1kit.data import PromptStream, load_data
 from r1kit.models import load_model
 from r1kit.recipe import Recipe
+from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import WeightedReward
 from rollout.hf_engine import HFEngine
@@ -49,7 +50,7 @@ class Components:
             WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
             for r in recipe.rewards
         ]
-        correctness = load_reward(recipe.train.correctness)
+        correctness = load_reward(*recipe_correctness(recipe))
         return cls(tokenizer, learner, engine, rewards, correctness, stream, eval_rows)
 
 

@@ -9,12 +9,11 @@ Formulas and sources: docs/grpo_losses.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 
-Aggregation = Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]
-TISLevel = Literal["token", "sequence"]
+from r1kit.choices import LossName, TISLevel
 
 
 class LossInputError(ValueError):
@@ -51,7 +50,7 @@ def policy_loss(
     mask: torch.Tensor,
     norm: Normalisers,
     *,
-    aggregation: Aggregation = "dapo",
+    aggregation: LossName = "dapo",
     epsilon_low: float = 0.2,
     epsilon_high: float = 0.28,
     beta: float = 0.0,
@@ -103,7 +102,7 @@ def _gspo_token_log_ratio(
 
 
 def _aggregate(
-    per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers, aggregation: Aggregation
+    per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers, aggregation: LossName
 ) -> torch.Tensor:
     """Sum of the (already masked) per-token losses, normalised batch-wide:
     grpo/gspo: mean per sequence, summed / num_sequences (DeepSeekMath's GRPO, GSPO);
@@ -152,9 +151,9 @@ def _check_settings(
     ref_logprobs: torch.Tensor | None,
 ) -> None:
     """Raise LossInputError for an unknown aggregation or out-of-range coefficients."""
-    if aggregation not in get_args(Aggregation):
+    if aggregation not in get_args(LossName):
         raise LossInputError(
-            f"unknown loss aggregation {aggregation!r}; use one of {get_args(Aggregation)}"
+            f"unknown loss aggregation {aggregation!r}; use one of {get_args(LossName)}"
         )
     if not 0 <= epsilon_low <= 1 or epsilon_high < 0:
         raise LossInputError(
@@ -179,8 +178,9 @@ def tis_weights(
     slightly off-policy (Yao et al., 2025). Token level: [B, T]; sequence level: [B], the
     product of the token ratios, capped once.
     """
-    if level not in get_args(TISLevel):
-        raise LossInputError(f"unknown TIS level {level!r}; use one of {get_args(TISLevel)}")
+    active = [name for name in get_args(TISLevel) if name != "none"]
+    if level not in active:
+        raise LossInputError(f"unknown TIS level {level!r}; use one of {active}")
     if cap <= 0:
         raise LossInputError(f"TIS cap must be positive, got {cap}")
     if old_logprobs.shape != rollout_logprobs.shape or old_logprobs.shape != mask.shape:

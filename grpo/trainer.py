@@ -19,18 +19,17 @@ from collections.abc import Iterator
 
 import torch
 
-from grpo.advantages import group_advantages, zero_variance_groups
+from grpo.advantages import group_advantages
 from grpo.batch import Batch
 from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
 from grpo.loss import Normalisers
 from r1kit.evaluation import evaluate
+from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
-from r1kit.templates import encode, render
-from rewards.scoring import score
-from rollout.types import Completion, SamplingParams
+from rollout.types import SamplingParams
 
 
 class Trainer:
@@ -65,83 +64,69 @@ class Trainer:
             save_model(self.run.final, self.parts)
 
     def step(self, step: int) -> dict[str, float]:
-        """One GRPO step; returns its metrics."""
+        """One GRPO step: rollout -> rewards -> advantages -> learner -> weight sync."""
         cfg, timer = self.recipe, Timer()
-        rows, completions, rewards, sampling_metrics = self.sample(step, timer)
-        G = cfg.rollout.group_size
+        groups, rollout_metrics = self.rollout(step, timer)
         with timer("learn"):
-            advantages = group_advantages(rewards, G, cfg.learner.advantage_scale)
-            flat = [c for group in completions for c in group]
-            batch = Batch(
-                prompt_ids=[c.prompt_token_ids for c in flat],
-                completion_ids=[c.token_ids for c in flat],
-                rollout_logprobs=[c.logprobs for c in flat],
-                advantages=advantages,
-                # DAPO overlong filtering: a truncated answer says nothing about its reward.
-                loss_mask=[
-                    not (cfg.learner.mask_truncated and c.finish_reason == "length") for c in flat
-                ],
+            rewards = torch.cat([group.rewards() for group in groups])
+            advantages = group_advantages(
+                rewards, cfg.rollout.group_size, cfg.learner.advantage_scale
             )
+            batch = to_batch(groups, advantages, cfg.learner.mask_truncated)
             norm = Normalisers(max(batch.num_tokens(), 1), len(batch), cfg.rollout.max_new_tokens)
             for iteration in range(cfg.learner.num_iterations):
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
                 learn_metrics = self.parts.learner.step(batch, norm, store_old=store_old)
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
-        self.run.log_samples(step, self._samples(rows, completions, rewards))
-        lengths = torch.tensor([len(c.token_ids) for c in flat], dtype=torch.float)
+        self.run.log_samples(step, self._examples(groups))
+        completions = [c for group in groups for c in group.completions]
+        lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float)
         return {
-            **sampling_metrics,
+            **rollout_metrics,
             **learn_metrics,
             "reward/total/mean": rewards.mean().item(),
             "completion_length/mean": lengths.mean().item(),
             "completion_length/max": lengths.max().item(),
-            "truncated_frac": sum(c.finish_reason == "length" for c in flat) / len(flat),
-            "zero_variance_frac": zero_variance_groups(rewards, G).float().mean().item(),
+            "truncated_frac": sum(c.finish_reason == "length" for c in completions)
+            / len(completions),
+            "zero_variance_frac": torch.tensor([g.is_flat() for g in groups]).float().mean().item(),
             "tokens_per_s": lengths.sum().item() / max(timer.total(), 1e-9),
             **timer.metrics(),
         }
 
-    def sample(
-        self, step: int, timer: Timer
-    ) -> tuple[list[dict], list[list[Completion]], torch.Tensor, dict]:
-        """Rollouts and rewards for `prompts_per_step` groups. With DAPO dynamic sampling,
-        groups whose G rewards are all equal (zero advantage, no signal) are dropped and more
-        prompts drawn, at most `max_sampling_rounds` times."""
-        cfg = self.recipe
-        wanted, G = cfg.train.prompts_per_step, cfg.rollout.group_size
-        kept_rows, kept_completions, kept_rewards, metrics = [], [], [], {}
-        for round_ in range(cfg.learner.max_sampling_rounds if cfg.learner.dynamic_sampling else 1):
-            rows = self.parts.stream.take(wanted - len(kept_rows))
+    def rollout(self, step: int, timer: Timer) -> tuple[list[Group], dict[str, float]]:
+        """`prompts_per_step` scored groups. With DAPO dynamic sampling, groups whose G rewards
+        are all equal (zero advantage, no signal) are dropped and more prompts drawn, at most
+        `max_sampling_rounds` times."""
+        cfg, parts = self.recipe, self.parts
+        wanted = cfg.train.prompts_per_step
+        rounds = cfg.learner.max_sampling_rounds if cfg.learner.dynamic_sampling else 1
+        kept: list[Group] = []
+        metrics: dict[str, float] = {}
+        for attempt in range(rounds):
+            rows = parts.stream.take(wanted - len(kept))
+            sampling = self._sampling_params(seed=cfg.seed * 1_000_003 + step * 97 + attempt)
             with timer("generate"):
-                completions = self.parts.engine.generate(
-                    encode(cfg.template, self.parts.tokenizer, [r["prompt"] for r in rows]),
-                    self._sampling(seed=cfg.seed * 1_000_003 + step * 97 + round_),
+                groups = generate_groups(
+                    parts.engine, parts.tokenizer, cfg.template, rows, sampling
                 )
             with timer("reward"):
-                scores = self._score(rows, completions)
-            rewards = torch.tensor(scores.total, dtype=torch.float)
-            metrics.update(scores.stats())
-            keep = ~zero_variance_groups(rewards, G) if cfg.learner.dynamic_sampling else None
-            for g, row in enumerate(rows):
-                if keep is None or keep[g]:
-                    kept_rows.append(row)
-                    kept_completions.append(completions[g])
-                    kept_rewards.append(rewards[g * G : (g + 1) * G])
-            if len(kept_rows) == wanted:
+                metrics.update(score_groups(groups, parts.rewards).stats())
+            metrics["sampling_rounds"] = attempt + 1
+            kept += [g for g in groups if not (cfg.learner.dynamic_sampling and g.is_flat())]
+            if len(kept) == wanted:
                 break
-        if not kept_rows:  # every group was flat: train on the last draw (zero advantages)
-            kept_rows, kept_completions = rows, completions
-            kept_rewards = list(rewards.split(G))
-        metrics["sampling_rounds"] = round_ + 1
-        metrics["groups_kept"] = len(kept_rows)
-        return kept_rows, kept_completions, torch.cat(kept_rewards), metrics
+        if not kept:  # every group was flat: train on the last draw (zero advantages)
+            kept = groups
+        metrics["groups_kept"] = len(kept)
+        return kept, metrics
 
     def evaluate(self) -> dict[str, float]:
         """Held-out accuracy (greedy by default) with the same template and verifier."""
         if not self.parts.eval_rows:
             return {}
-        sampling = self._sampling(
+        sampling = self._sampling_params(
             seed=self.recipe.seed, n=1, temperature=self.recipe.train.eval_temperature
         )
         result = evaluate(
@@ -158,22 +143,7 @@ class Trainer:
         save_checkpoint(self.run.checkpoint_dir(self.step_done), self.parts, self.step_done)
         self.run.prune_checkpoints(self.recipe.train.keep_last)
 
-    def _score(self, rows: list[dict], completions: list[list[Completion]]):
-        """Rewards see the prompt as the model saw it (template applied), as in TRL."""
-        rendered = [
-            render(self.recipe.template, self.parts.tokenizer, row["prompt"]) for row in rows
-        ]
-        prompts = [text for text, group in zip(rendered, completions, strict=True) for _ in group]
-        texts = [c.text for group in completions for c in group]
-        columns = {
-            k: [row[k] for row, group in zip(rows, completions, strict=True) for _ in group]
-            for k in rows[0]
-            if k != "prompt"
-        }
-        columns["completion_ids"] = [c.token_ids for group in completions for c in group]
-        return score(self.parts.rewards, prompts, texts, columns)
-
-    def _sampling(
+    def _sampling_params(
         self, seed: int, n: int | None = None, temperature: float | None = None
     ) -> SamplingParams:
         r = self.recipe.rollout
@@ -187,20 +157,19 @@ class Trainer:
             seed=seed,
         )
 
-    def _samples(
-        self, rows: list[dict], completions: list[list[Completion]], rewards: torch.Tensor
-    ) -> list[dict]:
+    def _examples(self, groups: list[Group]) -> list[dict]:
+        """`samples_per_step` completions spread evenly over the batch, for samples.jsonl."""
+        flat = [(group, i) for group in groups for i in range(len(group.completions))]
         count = self.recipe.train.samples_per_step
-        G = self.recipe.rollout.group_size
-        picked = range(0, len(rows) * G, max(1, len(rows) * G // max(count, 1)))
+        picked = flat[:: max(1, len(flat) // max(count, 1))][:count]
         return [
             {
-                "prompt": rows[i // G]["prompt"],
-                "answer": rows[i // G]["answer"],
-                "completion": completions[i // G][i % G].text,
-                "reward": rewards[i].item(),
+                "prompt": group.row["prompt"],
+                "answer": group.row["answer"],
+                "completion": group.completions[i].text,
+                "reward": group.rewards()[i].item(),
             }
-            for i in list(picked)[:count]
+            for group, i in picked
         ]
 
     def _due(self, every: int) -> bool:
@@ -214,6 +183,19 @@ class Trainer:
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
+
+
+def to_batch(groups: list[Group], advantages: torch.Tensor, mask_truncated: bool) -> Batch:
+    """The learner's batch: every completion of every group, in order, with its advantage."""
+    completions = [c for group in groups for c in group.completions]
+    return Batch(
+        prompt_ids=[c.prompt_token_ids for c in completions],
+        completion_ids=[c.token_ids for c in completions],
+        rollout_logprobs=[c.logprobs for c in completions],
+        advantages=advantages,
+        # DAPO overlong filtering: a truncated answer says nothing about its reward.
+        loss_mask=[not (mask_truncated and c.finish_reason == "length") for c in completions],
+    )
 
 
 class Timer:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from r1kit.errors import UserError
 from r1kit.recipe import DATA_SUFFIXES, DataConfig
-from r1kit.tasks import BUILTIN_TASKS, GeneratedTask, builtin_task
+from r1kit.synthetic import BUILTIN_TASKS, GeneratedTask, builtin_task
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """The data a recipe names cannot be loaded or lacks a column."""
 
 

@@ -15,15 +15,17 @@ from math import comb
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from r1kit.errors import UserError
+from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.recipe import TemplateConfig
-from r1kit.templates import encode, render
 from rewards.math import extract_answer
 from rewards.math_normalise import normalise
 from rewards.registry import RewardFn, load_reward
+from rewards.scoring import WeightedReward
 from rollout.types import Engine, SamplingParams
 
 
-class EvalError(ValueError):
+class EvalError(UserError):
     """Inputs an evaluation cannot summarise (no problems, groups of different sizes)."""
 
 
@@ -121,43 +123,43 @@ def evaluate(
     `progress` hears how many rows each chunk finished."""
     if not rows:
         raise EvalError("no problems to evaluate")
-    groups = []
+    groups: list[Group] = []
     for start in range(0, len(rows), chunk):
-        part = [row["prompt"] for row in rows[start : start + chunk]]
-        groups += engine.generate(encode(template, tokenizer, part), sampling)
+        part = rows[start : start + chunk]
+        groups += generate_groups(engine, tokenizer, template, part, sampling)
         if progress is not None:
             progress(len(part))
-    flat = [
-        (i, row, c) for i, (row, group) in enumerate(zip(rows, groups, strict=True)) for c in group
-    ]
-    prompts = [render(template, tokenizer, row["prompt"]) for _, row, _ in flat]
-    texts = [c.text for _, _, c in flat]
-    columns = {key: [row.get(key) for _, row, _ in flat] for key in rows[0] if key != "prompt"}
-    verdicts = [v is not None and v >= 1.0 for v in correctness(prompts, texts, **columns)]
-    formatted = [f == 1.0 for f in load_reward("format")(prompts, texts)]
+    score_groups(groups, [WeightedReward("correct", correctness), _format_judge()])
     samples = [
         {
             "problem": i,
-            "prompt": row["prompt"],
-            "answer": row.get("answer"),
+            "prompt": group.row["prompt"],
+            "answer": group.row.get("answer"),
             "completion": c.text,
             "extracted": answer_key(c.text) if vote else None,
-            "correct": v,
-            "formatted": f,
+            "correct": v is not None and v >= 1.0,
+            "formatted": f == 1.0,
             "tokens": len(c.token_ids),
             "finish_reason": c.finish_reason,
         }
-        for (i, row, c), v, f in zip(flat, verdicts, formatted, strict=True)
+        for i, group in enumerate(groups)
+        for c, v, f in zip(
+            group.completions, group.per_reward["correct"], group.per_reward["format"], strict=True
+        )
     ]
     summary = summarise(
         _by_problem(samples, "correct", len(rows)),
         _by_problem(samples, "extracted", len(rows)) if vote else None,
         [s["tokens"] for s in samples],
         [s["finish_reason"] == "length" for s in samples],
-        formatted,
+        [s["formatted"] for s in samples],
         seed=sampling.seed or 0,
     )
     return EvalResult(summary, samples)
+
+
+def _format_judge() -> WeightedReward:
+    return WeightedReward("format", load_reward("format"))
 
 
 def answer_key(text: str) -> str | None:

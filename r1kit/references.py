@@ -1,4 +1,5 @@
-"""Checks of what a recipe refers to (rewards, model), done before anything is loaded or written."""
+"""Checks that what a recipe refers to exists (rewards, the code sandbox, the model), before
+anything is loaded or written."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ from pathlib import Path
 
 from r1kit.models import MODEL_ALIASES
 from r1kit.recipe import Recipe, RecipeError
+from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardError, load_reward
+from rewards.sandbox import SandboxUnavailable, isolation_mode
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def check_references(recipe: Recipe) -> None:
-    """Raise RecipeError naming the field when a reward or the model cannot be found."""
+    """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, or
+    the model cannot be found."""
     for i, reward in enumerate(recipe.rewards):
         try:
             load_reward(reward.name, reward.kwargs, reward.style)
-        except RewardError as err:
+            if reward.name == "code":
+                isolation_mode()
+        except (RewardError, SandboxUnavailable) as err:
             raise RecipeError(f"rewards.{i}.name: {err}") from None
     try:
-        load_reward(recipe.train.correctness)
+        load_reward(*recipe_correctness(recipe))
     except RewardError as err:
         raise RecipeError(f"train.correctness: {err}") from None
     check_model_name(recipe.model.name)

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import pytest
@@ -54,46 +53,6 @@ def test_every_shipped_recipe_passes_dry_run(recipe: Path, tmp_path):
     assert "plan" in result.output and not any(tmp_path.iterdir())
 
 
-def test_recipes_lists_the_main_job():
-    result = runner.invoke(app, ["recipes"])
-    assert result.exit_code == 0 and "r1_zero_arithmetic_smollm2" in result.output
-
-
 def test_resume_of_a_non_run_directory_exits_2(tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "config.yaml" in result.output
-
-
-def test_generate_prints_per_sample_rewards_and_accuracy():
-    args = [
-        "generate",
-        "--model",
-        "tiny-llama",
-        "--task",
-        "arithmetic",
-        "--n",
-        "2",
-        "--prompts",
-        "2",
-        "--max-new-tokens",
-        "6",
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "accuracy (math)" in result.output and "format" in result.output
-
-
-def test_plot_writes_a_png(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    lines = [
-        {"step": 0, "eval/pass@1": 0.2},
-        {"step": 1, "reward/total/mean": 0.5, "eval/pass@1": 0.4},
-    ]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    result = runner.invoke(app, ["plot", str(run)])
-    assert result.exit_code == 0 and (run / "curves.png").stat().st_size > 10_000
-
-
-def test_plot_of_a_non_run_exits_2(tmp_path):
-    assert runner.invoke(app, ["plot", str(tmp_path)]).exit_code == 2

@@ -1,14 +1,9 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from r1kit.eval_command import eval_command
-
-app = typer.Typer()
-app.command("eval")(eval_command)
-app.command("other")(lambda: None)  # a second command, so that `eval` is a subcommand as in r1kit
+from r1kit.cli import app
 
 
 def run(*args: str):
@@ -52,9 +47,9 @@ def test_compare_without_a_summary_exits_2(tmp_path):
     assert result.exit_code == 2 and "summary.json not found" in result.output
 
 
-def test_vllm_engine_is_not_built_yet():
-    result = run("--model", "tiny-llama", "--engine", "vllm", "--limit", "1")
-    assert result.exit_code == 2 and "--engine vllm is not built yet" in result.output
+def test_unknown_engine_exits_2_naming_the_choices():
+    result = run("--model", "tiny-llama", "--engine", "tgi", "--limit", "1")
+    assert result.exit_code == 2 and "'tgi' is not one of" in result.output
 
 
 def test_unknown_task_exits_2():

@@ -1,0 +1,14 @@
+"""Every set of allowed values, defined once: the recipe schema, the CLI and the learner use these.
+
+(Sets that belong to a leaf package stay there, e.g. the reward styles in `rewards.registry`.)
+"""
+
+from typing import Literal
+
+LossName = Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]  # docs/grpo_losses.md
+AdvantageScale = Literal["group", "batch", "none"]
+TemplateName = Literal["r1_zero", "chat", "raw"]
+EngineName = Literal["hf"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+Schedule = Literal["constant", "cosine"]
+TISLevel = Literal["none", "token", "sequence"]

@@ -1,0 +1,73 @@
+"""`r1kit generate`: sample completions from a model on a task and score them, as a table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from r1kit.choices import TemplateName
+from r1kit.cli.app import command, console
+from r1kit.data import load_data
+from r1kit.groups import generate_groups, score_groups
+from r1kit.models import load_model
+from r1kit.recipe import DataConfig, TemplateConfig
+from r1kit.tasks import correctness_reward
+from rewards.registry import load_reward
+from rewards.scoring import WeightedReward
+from rollout.hf_engine import HFEngine
+from rollout.types import SamplingParams
+
+
+@command("generate")
+def generate(
+    model: Annotated[
+        str, typer.Option(help="Alias, HF directory, .gguf file or Hub id.")
+    ] = "smollm2-135m-instruct",
+    task: Annotated[
+        str, typer.Option(help="arithmetic | countdown | a .jsonl file")
+    ] = "arithmetic",
+    n: Annotated[int, typer.Option(help="Completions per prompt.")] = 4,
+    prompts: Annotated[int, typer.Option(help="How many prompts.")] = 4,
+    template: Annotated[TemplateName, typer.Option()] = "chat",
+    max_new_tokens: Annotated[int, typer.Option()] = 128,
+    temperature: Annotated[float, typer.Option()] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Sample completions and score them: the engine and the rewards, end to end."""
+    policy, tokenizer = load_model(model)
+    _, rows = load_data(DataConfig(source=task, eval_size=prompts), seed)
+    sampling = SamplingParams(
+        n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed
+    )
+    template_cfg = TemplateConfig(name=template)
+    groups = generate_groups(
+        HFEngine(policy, tokenizer), tokenizer, template_cfg, rows[:prompts], sampling
+    )
+    correctness, options = correctness_reward(task)
+    judges = [
+        WeightedReward(correctness, load_reward(correctness, options)),
+        WeightedReward("format", load_reward("format")),
+    ]
+    score_groups(groups, judges)
+
+    table = Table("prompt", "answer", "completion", correctness, "format", show_lines=True)
+    for group in groups:
+        for i, completion in enumerate(group.completions):
+            values = [f"{group.per_reward[judge.name][i]:.2f}" for judge in judges]
+            row = group.row
+            table.add_row(row["prompt"][-60:], row["answer"], completion.text[-300:], *values)
+    console.print(table)
+    console.print(summary_line(groups, correctness))
+
+
+def summary_line(groups, correctness: str) -> str:
+    """Accuracy and format rate over every completion (value 1 counts)."""
+    total = sum(len(group.completions) for group in groups)
+    correct = sum(v == 1 for group in groups for v in group.per_reward[correctness])
+    formatted = sum(v == 1 for group in groups for v in group.per_reward["format"])
+    return (
+        f"accuracy ({correctness}): {correct / total:.1%} over {total} completions; "
+        f"format: {formatted / total:.1%}"
+    )

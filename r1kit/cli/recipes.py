@@ -1,0 +1,21 @@
+"""`r1kit recipes`: the shipped recipes, a line each."""
+
+from __future__ import annotations
+
+import yaml
+from rich.table import Table
+
+from r1kit.cli.app import RECIPES_DIR, command, console
+
+
+@command("recipes")
+def recipes() -> None:
+    """List the built-in recipes with a line each."""
+    table = Table("recipe", "what it does")
+    for path in sorted(RECIPES_DIR.glob("*.yaml")):
+        description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
+        table.add_row(
+            str(path.relative_to(RECIPES_DIR.parent)),
+            description.strip().splitlines()[0] if description else "",
+        )
+    console.print(table)

@@ -1,0 +1,93 @@
+"""`r1kit train RECIPE`: GRPO as the recipe says; `--resume RUN` continues a run exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+
+from r1kit.cli.app import command, console
+from r1kit.recipe import Recipe, RecipeError, apply_override, load_recipe, validate
+from r1kit.references import check_references
+from r1kit.rundir import RunDir
+
+
+@command("train")
+def train(
+    recipe: Annotated[
+        Path | None, typer.Argument(help="Recipe YAML (see `r1kit recipes`).")
+    ] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field: key.sub=value.")] = [],  # noqa: B006
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue a run from its last checkpoint.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and print the plan only.")
+    ] = False,
+) -> None:
+    """Train a model with GRPO as the recipe says."""
+    resolved = _resolve_recipe(recipe, set_, resume)
+    check_references(resolved)
+    run = RunDir(resume or resolved.run_dir())
+    if dry_run:
+        _print_plan(resolved, run)
+        return
+    if resume is None and (run.path / "metrics.jsonl").exists():
+        raise RecipeError(
+            f"{run.path} already holds a run: continue it with --resume {run.path}, "
+            "or pick another name with --set output.name=NAME"
+        )
+    from grpo.components import Components  # torch and transformers: slow to import
+    from grpo.trainer import Trainer
+
+    if any(reward.name == "code" for reward in resolved.rewards):
+        from rewards.sandbox import isolation_mode
+
+        console.print(f"code sandbox isolation: {isolation_mode()}")
+    parts = Components.build(resolved)
+    if resume is None:
+        run.create(resolved, resolved.output.tensorboard)
+    else:
+        run.open(resolved.output.tensorboard)
+    if resolved.train.threads:
+        import torch
+
+        torch.set_num_threads(resolved.train.threads)
+    Trainer(resolved, run, parts).fit(resume=resume is not None)
+    run.close()
+    console.print(f"done: {run.path}  (final model: {run.final})")
+
+
+def _resolve_recipe(recipe: Path | None, overrides: list[str], resume: Path | None) -> Recipe:
+    if resume is not None:
+        saved = resume / "config.yaml"
+        if not saved.is_file():
+            raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
+        raw = yaml.safe_load(saved.read_text())
+        for override in overrides:
+            apply_override(raw, override)
+        return validate(raw, source=str(saved))
+    if recipe is None:
+        raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
+    return load_recipe(recipe, overrides)
+
+
+def _print_plan(recipe: Recipe, run: RunDir) -> None:
+    batch = recipe.train.prompts_per_step * recipe.rollout.group_size
+    console.print(
+        f"[bold]plan[/] (dry run: nothing loaded, nothing written)\n"
+        f"  model      {recipe.model.name} ({recipe.model.dtype}"
+        f"{', LoRA r=' + str(recipe.model.lora.r) if recipe.model.lora else ''})\n"
+        f"  data       {recipe.data.source}, held-out {recipe.data.eval_size} rows, "
+        f"template {recipe.template.name}\n"
+        f"  rewards    " + ", ".join(f"{r.name} x{r.weight}" for r in recipe.rewards) + "\n"
+        f"  steps      {recipe.train.steps} x {recipe.train.prompts_per_step} prompts x "
+        f"{recipe.rollout.group_size} completions = {batch} sequences/step, "
+        f"micro-batch {recipe.learner.micro_batch_size}\n"
+        f"  loss       {recipe.learner.loss}, lr {recipe.learner.lr}, beta {recipe.learner.beta}\n"
+        f"  run dir    {run.path}",
+        highlight=False,
+    )
+    console.print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False), highlight=False)

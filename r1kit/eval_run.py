@@ -1,0 +1,113 @@
+"""Evaluate a model on a named task and save the result: what `r1kit eval` runs.
+
+`run_eval(request)` = `resolve` (task rows, template, sampling, verifier) -> `run` (sample and
+score, `r1kit.evaluation.evaluate`) -> `write` (samples.jsonl and summary.json).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from r1kit.choices import EngineName, TemplateName
+from r1kit.evaluation import EvalError, EvalResult, evaluate
+from r1kit.models import load_model
+from r1kit.recipe import TemplateConfig, load_recipe
+from r1kit.tasks import EvalTask, load_task
+from rewards.registry import load_reward
+from rollout.hf_engine import HFEngine
+from rollout.types import SamplingParams
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What to evaluate and how; `recipe` supplies template, stop strings, task settings and
+    seed, so the numbers match the trainer's own held-out evaluation."""
+
+    model: str = "smollm2-135m-instruct"
+    task: str = "arithmetic"
+    n: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int | None = None  # None: the recipe's rollout.max_new_tokens, else 256
+    limit: int | None = None  # only the first `limit` problems
+    template: TemplateName = "chat"
+    recipe: Path | None = None
+    out: Path | None = None  # None: runs/eval/<model>-<task>
+    data_dir: str | None = None
+    seed: int = 0
+    engine: EngineName = "hf"
+
+
+@dataclass
+class EvalPlan:
+    """A request resolved into rows, a template and sampling settings."""
+
+    request: EvalRequest
+    task: EvalTask
+    template: TemplateConfig
+    sampling: SamplingParams
+    out: Path
+
+
+def resolve(request: EvalRequest) -> EvalPlan:
+    """Read the recipe (if any) and the task's rows; decide sampling and the output folder."""
+    template, data, stop = TemplateConfig(name=request.template), None, ()
+    seed, tokens = request.seed, 256
+    if request.recipe is not None:  # measure what the trainer's held-out evaluation measures
+        recipe = load_recipe(request.recipe)
+        template, data, stop = recipe.template, recipe.data, tuple(recipe.rollout.stop)
+        seed, tokens = recipe.seed, recipe.rollout.max_new_tokens
+    task = load_task(request.task, request.data_dir, data, seed)
+    if request.limit:
+        task.rows = task.rows[: request.limit]
+    sampling = SamplingParams(
+        n=request.n,
+        temperature=request.temperature,
+        max_new_tokens=request.max_new_tokens or tokens,
+        stop=stop,
+        seed=seed,
+    )
+    out = request.out or Path("runs/eval") / f"{Path(request.model).name}-{task.name}"
+    return EvalPlan(request, task, template, sampling, out)
+
+
+def run(plan: EvalPlan, progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Load the model and evaluate it on the plan's rows."""
+    policy, tokenizer = load_model(plan.request.model)
+    name, options = plan.task.correctness
+    return evaluate(
+        HFEngine(policy, tokenizer),
+        tokenizer,
+        plan.template,
+        plan.task.rows,
+        load_reward(name, options),
+        plan.sampling,
+        vote=plan.task.vote,
+        progress=progress,
+    )
+
+
+def write(plan: EvalPlan, result: EvalResult) -> dict:
+    """Write samples.jsonl and summary.json under `plan.out`; return the summary."""
+    settings = {"model": plan.request.model, "task": plan.task.name, "template": plan.template.name}
+    summary = {**settings, **asdict(plan.sampling), **result.summary}
+    plan.out.mkdir(parents=True, exist_ok=True)
+    (plan.out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in result.samples))
+    (plan.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def run_eval(request: EvalRequest, progress: Callable[[int], None] | None = None) -> dict:
+    """Resolve, run and write one evaluation; return its summary."""
+    plan = resolve(request)
+    return write(plan, run(plan, progress))
+
+
+def read_summary(directory: Path) -> dict:
+    """The summary.json that `r1kit eval --out DIRECTORY` wrote."""
+    path = directory / "summary.json"
+    if not path.is_file():
+        raise EvalError(f"{path} not found: run `r1kit eval --out {directory}` first")
+    return json.loads(path.read_text())

@@ -1,0 +1,80 @@
+"""Groups: one prompt and its G sampled completions, generated and scored together.
+
+The trainer, `r1kit eval` and `r1kit generate` all go through `generate_groups` and
+`score_groups`, so rewards always see the prompt exactly as the model saw it (template
+applied, `<think>` pre-filled) and the row's columns, as in TRL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from r1kit.errors import UserError
+from r1kit.recipe import TemplateConfig
+from r1kit.templates import render, tokenize
+from rewards.registry import RewardError
+from rewards.scoring import Scores, WeightedReward, score
+from rollout.types import Completion, Engine, SamplingParams
+
+
+@dataclass
+class Group:
+    """A row, its prompt as rendered for the model, its completions and (once scored) each
+    reward's values and their weighted total, one per completion."""
+
+    row: dict
+    prompt: str
+    completions: list[Completion]
+    per_reward: dict[str, list[float | None]] = field(default_factory=dict)
+    total: list[float] = field(default_factory=list)
+
+    def rewards(self) -> torch.Tensor:
+        """The total rewards as the float32 tensor advantages are computed from."""
+        return torch.tensor(self.total, dtype=torch.float)
+
+    def is_flat(self) -> bool:
+        """All completions scored the same: zero advantage, no learning signal."""
+        rewards = self.rewards()
+        return bool((rewards == rewards[0]).all())
+
+
+def generate_groups(
+    engine: Engine,
+    tokenizer: PreTrainedTokenizerBase,
+    template: TemplateConfig,
+    rows: list[dict],
+    sampling: SamplingParams,
+) -> list[Group]:
+    """Render each row's question with the template and sample `sampling.n` completions."""
+    prompts = [render(template, tokenizer, row["prompt"]) for row in rows]
+    completions = engine.generate([tokenize(tokenizer, p) for p in prompts], sampling)
+    return [
+        Group(row, prompt, group)
+        for row, prompt, group in zip(rows, prompts, completions, strict=True)
+    ]
+
+
+def score_groups(groups: list[Group], rewards: list[WeightedReward], pool=None) -> Scores:
+    """Score every completion with every reward; fills each group's `per_reward` and
+    `total` and returns the batch's `Scores`. Rewards get the rendered prompt, the row's
+    columns (but `prompt`) and `completion_ids`. A misbehaving reward is a UserError."""
+    flat = [(group, completion) for group in groups for completion in group.completions]
+    keys = dict.fromkeys(key for group in groups for key in group.row if key != "prompt")
+    columns = {key: [group.row.get(key) for group, _ in flat] for key in keys}
+    columns["completion_ids"] = [completion.token_ids for _, completion in flat]
+    prompts = [group.prompt for group, _ in flat]
+    texts = [completion.text for _, completion in flat]
+    try:
+        scores = score(rewards, prompts, texts, columns, pool=pool)
+    except RewardError as err:
+        raise UserError(str(err)) from err
+    start = 0
+    for group in groups:
+        end = start + len(group.completions)
+        group.per_reward = {name: values[start:end] for name, values in scores.per_reward.items()}
+        group.total = scores.total[start:end]
+        start = end
+    return scores
