@@ -104,9 +104,17 @@ class RolloutConfig(Section):
 
 class RewardConfig(Section):
     name: str  # built-in name, package.module:function, or path/to/file.py:function
-    weight: float = 1.0
+    weight: float = Field(1.0, allow_inf_nan=False)
     kwargs: dict[str, Any] = {}
     style: Literal["auto", "trl", "verl"] = "auto"
+    timeout_s: float = Field(60.0, gt=0.0)  # per call on a worker's chunk; its samples fail past it
+    max_failure_frac: float = Field(0.5, ge=0.0, le=1.0)  # failing on more of a batch stops the run
+
+
+class ScoringConfig(Section):
+    """Where rewards run: worker processes enforce each reward's timeout_s."""
+
+    workers: int = Field(2, ge=0)  # reward worker processes; 0: in-process, no timeouts
 
 
 class TISConfig(Section):
@@ -163,6 +171,7 @@ class Recipe(Section):
     template: TemplateConfig = TemplateConfig()
     rollout: RolloutConfig = RolloutConfig()
     rewards: list[RewardConfig] = Field(default_factory=lambda: [RewardConfig(name="math")])
+    scoring: ScoringConfig = ScoringConfig()
     learner: LearnerConfig = LearnerConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
