@@ -13,6 +13,8 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
+
 
 class RecipeError(ValueError):
     """A recipe a user wrote is wrong; the message says where and how to fix it."""
@@ -107,8 +109,8 @@ class RewardConfig(Section):
     weight: float = Field(1.0, allow_inf_nan=False)
     kwargs: dict[str, Any] = {}
     style: Literal["auto", "trl", "verl"] = "auto"
-    timeout_s: float = Field(60.0, gt=0.0)  # per call on a worker's chunk; its samples fail past it
-    max_failure_frac: float = Field(0.5, ge=0.0, le=1.0)  # failing on more of a batch stops the run
+    timeout_s: float = Field(TIMEOUT_S, gt=0.0)  # per call on a chunk; its samples fail past it
+    max_failure_frac: float = Field(MAX_FAILURE_FRAC, ge=0.0, le=1.0)  # more stops the run
 
 
 class ScoringConfig(Section):

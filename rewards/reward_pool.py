@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
@@ -223,18 +224,27 @@ def serve() -> None:
             payload = conn.recv_bytes()
         except EOFError:
             return
-        outcome = _run(lambda payload=payload: pickle.loads(payload)())
+        outcome = _run(partial(_call_pickled, payload))
         try:
             conn.send(outcome)
         except Exception as err:  # noqa: BLE001 - a value that does not pickle
             conn.send(Outcome(failure="error", detail=f"result cannot be sent back: {err}"))
 
 
+def _call_pickled(payload: bytes) -> Any:
+    return pickle.loads(payload)()
+
+
 def _run(fn: Callable[[], Any]) -> Outcome:
     try:
         return Outcome(value=fn())
     except Exception as err:  # noqa: BLE001 - reported as the call's failure
-        return Outcome(failure="error", detail=f"raised {type(err).__name__}: {err}"[:300])
+        return Outcome(failure="error", detail=raised(err))
+
+
+def raised(err: Exception) -> str:
+    """A failure's detail for an exception: its type and (the start of) its message."""
+    return f"raised {type(err).__name__}: {err}"[:300]
 
 
 def _dumps(obj: object, label: str) -> bytes:

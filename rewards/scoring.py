@@ -16,12 +16,14 @@ from functools import partial
 from typing import Literal
 
 from rewards.registry import RewardError, RewardFn
-from rewards.reward_pool import Call, Outcome, RewardPool
+from rewards.reward_pool import Call, Outcome, RewardPool, raised
 from rewards.text import as_text
 
 __all__ = ["Failure", "RewardFailure", "RewardPool", "Scores", "WeightedReward", "score"]
 
 FailureKind = Literal["error", "invalid", "timeout", "crash"]
+TIMEOUT_S = 60.0  # default deadline of one call of a reward on a chunk of a batch
+MAX_FAILURE_FRAC = 0.5  # default share of a batch a reward may fail on
 _IN_PROCESS = RewardPool(0)
 
 
@@ -33,8 +35,8 @@ class WeightedReward:
     name: str
     fn: RewardFn
     weight: float = 1.0
-    timeout_s: float = 60.0
-    max_failure_frac: float = 0.5
+    timeout_s: float = TIMEOUT_S
+    max_failure_frac: float = MAX_FAILURE_FRAC
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,7 @@ def _score_chunk(
         returned = fn(prompts, completions, **columns)
     except Exception as err:  # noqa: BLE001 - a user's function: any error is a failure
         if len(completions) == 1:
-            return [None], [(0, "error", f"raised {type(err).__name__}: {err}"[:300])]
+            return [None], [(0, "error", raised(err))]
         return _one_by_one(fn, prompts, completions, columns)
     if not isinstance(returned, list | tuple) or len(returned) != len(completions):
         got = (
