@@ -153,6 +153,19 @@ def test_a_worker_that_cannot_start_is_reported(monkeypatch):
         pool.run([Call(os.getpid, 10, "pid")])
 
 
+class _HangsWhenLoaded:
+    def __reduce__(self):
+        return time.sleep, (3600,)
+
+
+def test_a_worker_stuck_loading_its_rewards_is_reported():
+    with (
+        RewardPool(1, warm=[_HangsWhenLoaded()], start_timeout_s=0.5) as pool,
+        pytest.raises(RewardError, match=r"did not start within 0.5 s"),
+    ):
+        pool.run([Call(os.getpid, 10, "pid")])
+
+
 HANGING_PARENT = textwrap.dedent(
     """
     import time
