@@ -13,7 +13,7 @@ from r1kit.models import load_model
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
-from rewards.scoring import WeightedReward
+from rewards.scoring import RewardPool, WeightedReward
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
@@ -24,6 +24,7 @@ class Components:
     learner: Learner
     engine: Engine
     rewards: list[WeightedReward]
+    reward_pool: RewardPool  # worker processes that hold each reward call to its timeout
     correctness: RewardFn  # decides "correct" for accuracy: reward value 1
     stream: PromptStream
     eval_rows: list[dict]
@@ -47,11 +48,18 @@ class Components:
             engine.update_weights(learner.named_weights())
         stream, eval_rows = load_data(recipe.data, recipe.seed)
         rewards = [
-            WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
+            WeightedReward(
+                r.name,
+                load_reward(r.name, r.kwargs, r.style),
+                r.weight,
+                r.timeout_s,
+                r.max_failure_frac,
+            )
             for r in recipe.rewards
         ]
+        pool = RewardPool(recipe.scoring.workers, warm=[r.fn for r in rewards])
         correctness = load_reward(*recipe_correctness(recipe))
-        return cls(tokenizer, learner, engine, rewards, correctness, stream, eval_rows)
+        return cls(tokenizer, learner, engine, rewards, pool, correctness, stream, eval_rows)
 
 
 def _with_lora(model, recipe: Recipe):

@@ -25,6 +25,7 @@ from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
 from grpo.loss import Normalisers
+from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.recipe import Recipe
@@ -41,11 +42,22 @@ class Trainer:
         self._stop_signal: int | None = None
 
     def fit(self, resume: bool = False) -> None:
+        """Train until `train.steps`, or a stop signal, checkpointing on the way. A user's
+        mistake found mid-run (a reward failing on too much of a batch) is checkpointed first."""
         if resume and (checkpoint := self.run.latest_checkpoint()) is not None:
             self.step_done = load_checkpoint(checkpoint, self.parts)
             self.parts.engine.update_weights(self.parts.learner.named_weights())
             self.run.truncate_after(self.step_done)
         self._catch_signals()
+        try:
+            self._train()
+        except UserError:
+            self.save()
+            raise
+        finally:
+            self.parts.reward_pool.close()
+
+    def _train(self) -> None:
         total = self.recipe.train.steps
         with Display(total, self.step_done) as display:
             if self.step_done == 0:
@@ -112,7 +124,7 @@ class Trainer:
                     parts.engine, parts.tokenizer, cfg.template, rows, sampling
                 )
             with timer("reward"):
-                metrics.update(score_groups(groups, parts.rewards).stats())
+                metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
             metrics["sampling_rounds"] = attempt + 1
             kept += [g for g in groups if not (cfg.learner.dynamic_sampling and g.is_flat())]
             if len(kept) == wanted:

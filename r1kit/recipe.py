@@ -24,6 +24,7 @@ from r1kit.choices import (
 )
 from r1kit.errors import UserError
 from rewards.registry import RewardStyle
+from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 
 
 class RecipeError(UserError):
@@ -116,9 +117,17 @@ class RolloutConfig(Section):
 
 class RewardConfig(Section):
     name: str  # built-in name, package.module:function, or path/to/file.py:function
-    weight: float = 1.0
+    weight: float = Field(1.0, allow_inf_nan=False)
     kwargs: dict[str, Any] = {}
     style: RewardStyle = "auto"
+    timeout_s: float = Field(TIMEOUT_S, gt=0.0)  # per call on a chunk; its samples fail past it
+    max_failure_frac: float = Field(MAX_FAILURE_FRAC, ge=0.0, le=1.0)  # more stops the run
+
+
+class ScoringConfig(Section):
+    """Where rewards run: worker processes enforce each reward's timeout_s."""
+
+    workers: int = Field(2, ge=0)  # reward worker processes; 0: in-process, no timeouts
 
 
 class TISConfig(Section):
@@ -177,6 +186,7 @@ class Recipe(Section):
     template: TemplateConfig = TemplateConfig()
     rollout: RolloutConfig = RolloutConfig()
     rewards: list[RewardConfig] = Field(default_factory=lambda: [RewardConfig(name="math")])
+    scoring: ScoringConfig = ScoringConfig()
     learner: LearnerConfig = LearnerConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from grpo.components import Components
 from grpo.trainer import Trainer
+from r1kit.errors import UserError
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
 
@@ -136,3 +137,20 @@ def test_resume_after_sigkill_ends_with_identical_weights(tiny_recipe, tmp_path)
     assert all(torch.equal(a[name], b[name]) for name in a)
     lines = (tmp_path / "runs/killed/metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == list(range(7))
+
+
+def test_a_reward_failing_on_the_batch_stops_the_run_with_a_checkpoint(tiny_recipe, tmp_path):
+    nan_reward = tmp_path / "nan.py"
+    nan_reward.write_text(
+        "def nan(prompts, completions, **_):\n    return [float('nan')] * len(completions)\n"
+    )
+    raw = tiny_recipe(rewards=[{"name": f"{nan_reward}:nan"}], train={"steps": 3, "save_every": 0})
+    recipe = validate(raw)
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    with pytest.raises(UserError, match=r"reward .*nan.*invalid"):
+        Trainer(recipe, run, Components.build(recipe)).fit()
+    checkpoint = run.latest_checkpoint()
+    assert checkpoint is not None and checkpoint.name == "step-0"
+    weights = load_file(checkpoint / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())

@@ -55,3 +55,22 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path.write_text("learner: [unclosed\n")
     with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
         load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("timeout_s", 0, "greater than 0"),
+        ("max_failure_frac", 1.5, "less than or equal to 1"),
+        ("max_failure_frac", -0.1, "greater than or equal to 0"),
+        ("weight", float("nan"), "finite number"),
+    ],
+)
+def test_reward_limits_outside_their_range_are_refused(field, value, message):
+    with pytest.raises(RecipeError, match=rf"rewards\.0\.{field}: .*{message}"):
+        validate({"rewards": [{"name": "math", field: value}]})
+
+
+def test_reward_workers_cannot_be_negative():
+    with pytest.raises(RecipeError, match=r"scoring\.workers: .*greater than or equal to 0"):
+        validate({"scoring": {"workers": -1}})
