@@ -13,7 +13,6 @@ by default (DAPO), beta 0 unless set, no reference model then.
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 from collections.abc import Iterator
 
@@ -25,6 +24,7 @@ from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
 from grpo.loss import Normalisers
+from grpo.stopping import Stopper, StopRequested
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups
@@ -39,16 +39,19 @@ class Trainer:
     def __init__(self, recipe: Recipe, run: RunDir, parts: Components):
         self.recipe, self.run, self.parts = recipe, run, parts
         self.step_done = 0
-        self._stop_signal: int | None = None
+        self.stopper = Stopper()
+        self._saved_step: int | None = None
 
-    def fit(self, resume: bool = False) -> None:
-        """Train until `train.steps`, or a stop signal, checkpointing on the way. A user's
-        mistake found mid-run (a reward failing on too much of a batch) is checkpointed first."""
+    def fit(self, resume: bool = False) -> int | None:
+        """Train until `train.steps` or a stop signal, checkpointing on the way; return the
+        signal that stopped the run early (after its checkpoint), or None. A user's mistake
+        found mid-run (a reward failing on too much of a batch) is checkpointed first."""
         if resume and (checkpoint := self.run.latest_checkpoint()) is not None:
             self.step_done = load_checkpoint(checkpoint, self.parts)
+            self._saved_step = self.step_done
             self.parts.engine.update_weights(self.parts.learner.named_weights())
             self.run.truncate_after(self.step_done)
-        self._catch_signals()
+        self.stopper.install()
         try:
             self._train()
         except UserError:
@@ -56,23 +59,29 @@ class Trainer:
             raise
         finally:
             self.parts.reward_pool.close()
+        return self.stopper.signum
 
     def _train(self) -> None:
         total = self.recipe.train.steps
         with Display(total, self.step_done) as display:
             if self.step_done == 0:
-                self.run.log_metrics(0, self.evaluate())
-            while self.step_done < total and self._stop_signal is None:
-                metrics = self.step(self.step_done + 1)
+                self.run.log_metrics(0, self._evaluate_unless_stopped())
+            while self.step_done < total and not self.stopper.requested:
+                position = self.parts.stream.state_dict()
+                try:
+                    metrics = self.step(self.step_done + 1)
+                except StopRequested:  # cut while sampling or scoring: the step never happened
+                    self.parts.stream.load_state_dict(position)
+                    break
                 self.step_done += 1
                 if self._due(self.recipe.train.eval_every) or self.step_done == total:
-                    metrics.update(self.evaluate())
+                    metrics.update(self._evaluate_unless_stopped())
                 self.run.log_metrics(self.step_done, metrics)
                 display.update(self.step_done, metrics)
-                if self._due(self.recipe.train.save_every) or self._stop_signal is not None:
+                if self._due(self.recipe.train.save_every):
                     self.save()
+        self.save()
         if self.step_done == total:
-            self.save()
             save_model(self.run.final, self.parts)
 
     def step(self, step: int) -> dict[str, float]:
@@ -119,11 +128,11 @@ class Trainer:
         for attempt in range(rounds):
             rows = parts.stream.take(wanted - len(kept))
             sampling = self._sampling_params(seed=cfg.seed * 1_000_003 + step * 97 + attempt)
-            with timer("generate"):
+            with timer("generate"), self.stopper.interruptible():
                 groups = generate_groups(
                     parts.engine, parts.tokenizer, cfg.template, rows, sampling
                 )
-            with timer("reward"):
+            with timer("reward"), self.stopper.interruptible():
                 metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
             metrics["sampling_rounds"] = attempt + 1
             kept += [g for g in groups if not (cfg.learner.dynamic_sampling and g.is_flat())]
@@ -151,9 +160,21 @@ class Trainer:
         )
         return {f"eval/{key}": value for key, value in result.summary.items()}
 
+    def _evaluate_unless_stopped(self) -> dict[str, float]:
+        """`evaluate`, left out (empty) when a stop signal cuts it."""
+        try:
+            with self.stopper.interruptible():
+                return self.evaluate()
+        except StopRequested:
+            return {}
+
     def save(self) -> None:
+        """Checkpoint the current step (once: a step already saved is not written again)."""
+        if self._saved_step == self.step_done:
+            return
         save_checkpoint(self.run.checkpoint_dir(self.step_done), self.parts, self.step_done)
         self.run.prune_checkpoints(self.recipe.train.keep_last)
+        self._saved_step = self.step_done
 
     def _sampling_params(
         self, seed: int, n: int | None = None, temperature: float | None = None
@@ -186,15 +207,6 @@ class Trainer:
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step_done % every == 0
-
-    def _catch_signals(self) -> None:
-        """SIGINT/SIGTERM finish the current step, checkpoint, and stop: no work is lost."""
-
-        def handler(signum, _frame):
-            self._stop_signal = signum
-
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
 
 
 def to_batch(groups: list[Group], advantages: torch.Tensor, mask_truncated: bool) -> Batch:

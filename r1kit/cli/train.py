@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,7 @@ def train(
             "or pick another name with --set output.name=NAME"
         )
     from grpo.components import Components  # torch and transformers: slow to import
+    from grpo.stopping import StopNow, exit_code
     from grpo.trainer import Trainer
 
     if any(reward.name == "code" for reward in resolved.rewards):
@@ -55,8 +57,20 @@ def train(
         import torch
 
         torch.set_num_threads(resolved.train.threads)
-    Trainer(resolved, run, parts).fit(resume=resume is not None)
-    run.close()
+    trainer = Trainer(resolved, run, parts)
+    try:
+        stopped = trainer.fit(resume=resume is not None)
+    except StopNow as stop:
+        console.print(f"stopped at once by {stop}; the last checkpoint is intact")
+        raise typer.Exit(exit_code(stop.signum)) from None
+    finally:
+        run.close()
+    if stopped is not None:
+        console.print(
+            f"stopped by {signal.Signals(stopped).name} after step {trainer.step_done} "
+            f"(checkpoint saved); continue with: r1kit train --resume {run.path}"
+        )
+        raise typer.Exit(exit_code(stopped))
     console.print(f"done: {run.path}  (final model: {run.final})")
 
 

@@ -1,0 +1,43 @@
+import os
+import signal
+
+import pytest
+
+from grpo.stopping import Stopper, StopNow, StopRequested, exit_code
+
+
+@pytest.fixture
+def stopper():
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopper = Stopper()
+    stopper.install()
+    yield stopper
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+def test_a_first_signal_outside_an_interruptible_phase_only_asks_to_stop(stopper):
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert stopper.requested and stopper.signum == signal.SIGTERM
+
+
+def test_a_first_signal_inside_an_interruptible_phase_cuts_it(stopper):
+    with pytest.raises(StopRequested), stopper.interruptible():
+        os.kill(os.getpid(), signal.SIGINT)
+    assert stopper.signum == signal.SIGINT
+
+
+def test_entering_an_interruptible_phase_after_a_signal_stops_at_once(stopper):
+    os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(StopRequested), stopper.interruptible():
+        pytest.fail("the phase must not start")
+
+
+def test_a_second_signal_stops_at_once(stopper):
+    os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(StopNow):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_exit_codes_follow_the_shell_convention():
+    assert exit_code(signal.SIGINT) == 130 and exit_code(signal.SIGTERM) == 143
