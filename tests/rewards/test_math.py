@@ -47,8 +47,6 @@ EQUAL = [
     ("18 dollars", "18"),
     ("90^\\circ", "90"),
     ("50", "50\\%"),
-    ("0.5", "50\\%"),
-    ("1/3", "0.333"),
     ("x^2+2x+1", "(x+1)^2"),
     ("\\sqrt{2}/2", "\\frac{\\sqrt2}{2}"),
     ("2\\pi", "\\pi \\cdot 2"),
@@ -77,6 +75,8 @@ EQUAL = [
     ("\\{1,2\\}", "\\{1,2,2\\}"),
 ]
 NOT_EQUAL = [
+    ("0.5", "50\\%"),  # percent and its decimal: equal only with percent_fraction
+    ("1/3", "0.333"),  # a rounded decimal: equal only with approximate
     ("12", "1/2"),
     ("2x", "x^2"),
     ("1/3", "0.33"),
