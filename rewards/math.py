@@ -13,7 +13,7 @@ Policies (documented in docs/rewards.md):
   3.14159 != pi); with `approximate`, a decimal that is the gold rounded to its own decimals
   (at least as many as the gold writes) counts too;
 - "50%" equals 50; it equals 0.5 only with `percent_fraction`;
-- a collection is not its item (`3, 3` != 3); set braces ignore repeats, a bare list does not;
+- a collection is not its item (`3, 3` != 3); sets and lists of solutions ignore repeats;
 - without </think>, <answer>, \\boxed, "the answer is" or "####", the last number is taken;
   nothing inside an unclosed <think> is an answer.
 """
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from rewards.math_extract import extract_answer
+from rewards.math_extract import ANSWER_IS, extract_answer
 from rewards.math_normalise import exact_number, normalise, split_top_level, strip_braces
 from rewards.sympy_worker import sympy_equal
 
@@ -166,8 +166,7 @@ def _same_collection(g: list[str], g_kind: str, p: list[str], p_kind: str, polic
         return {g_kind, p_kind} <= {"tuple", "list"} and _pairwise(g, p, policy)
     if "single" in (g_kind, p_kind):
         return False  # several items are not one value, even when they all equal it
-    g = list(dict.fromkeys(g)) if g_kind == "set" else g
-    remaining = list(dict.fromkeys(p)) if p_kind == "set" else list(p)
+    g, remaining = list(dict.fromkeys(g)), list(dict.fromkeys(p))
     if len(g) != len(remaining):
         return False
     for item in g:
@@ -199,7 +198,9 @@ def _same_value(g: str, p: str, policy: Policy) -> bool:
         return any(_numbers_match(a, g, b, p, policy) for a in g_num for b in p_num)
     if g_num and re.fullmatch(r"-?[\d.]+", p):
         return False  # a plain number against a number: decided above, no sympy needed
-    rounded = _decimals(p) if policy.approximate and p_num and not g_num else None
+    rounded = None
+    if policy.approximate and bool(g_num) != bool(p_num):  # a decimal against an exact constant
+        rounded = _decimals(p if p_num else g)
     return _sympy(g.removesuffix("%"), p.removesuffix("%"), rounded)
 
 
@@ -306,6 +307,6 @@ def _choice(text: str) -> str | None:
 
 def _gold_answer(gold: str) -> str:
     """A gold answer may be a whole solution: take its marked final answer."""
-    if "####" in gold or "\\boxed" in gold:
+    if "####" in gold or "\\boxed" in gold or ANSWER_IS.search(gold):
         return extract_answer(gold) or gold
     return gold

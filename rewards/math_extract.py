@@ -12,9 +12,9 @@ import re
 from rewards.text import as_text
 
 BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+NUMBER = re.compile(r"(?<![A-Za-z])(?:-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)")  # not K2 in AZYUK2A
 DOLLAR = re.compile(r"(?<!\\)\$\$|(?<!\\)\$")
-ANSWER_IS = re.compile(r"(?:answer is|final answer:)[:\s]*(.+?)(?:\.\s|\.$|\n|$)", re.I | re.S)
+ANSWER_IS = re.compile(r"answer is|final answer:", re.I)
 CONNECTORS = re.compile(r"\\quad|\\qquad|\\text\{\s*and\s*\}|\band\b|\bor\b|\\[()\[\]]|[\s,;$.]")
 MAX_GAP_CHARS = 40  # boxes further apart than this are separate answers
 
@@ -86,10 +86,19 @@ def _only_connectors(gap: str) -> bool:
     return len(gap) < MAX_GAP_CHARS and not CONNECTORS.sub("", gap)
 
 
-def _answer_is(text: str) -> str | None:
-    """The sentence after the last "the answer is" or "Final Answer:"."""
-    found = ANSWER_IS.findall(text)
-    return _from_sentence(found[-1]) if found else None
+def _boxed_or_stated(text: str) -> str | None:
+    """The last \\boxed{}, or the sentence after the last "the answer is" or "Final Answer:"
+    when that comes later (`\\boxed{255} ... The final answer is $10,455$`) or alone."""
+    phrase = None
+    for phrase in ANSWER_IS.finditer(text):  # noqa: B007 - the loop keeps the last one
+        pass
+    if phrase is None:
+        return _last_boxed(text)
+    sentence = re.match(r"[:\s]*(.+?)(?:\.\s|\.$|\n|$)", text[phrase.end() :], re.S)
+    stated = _from_sentence(sentence.group(1)) if sentence else None
+    if phrase.start() > max(text.rfind("\\boxed"), text.rfind("\\fbox")):
+        return stated or _last_boxed(text)
+    return _last_boxed(text) or stated
 
 
 def _gsm8k_marker(text: str) -> str | None:
@@ -137,4 +146,4 @@ def _last_span(text: str) -> tuple[str, int] | None:
     return max(spans, key=lambda s: s[1]) if spans else None
 
 
-ANSWER_FINDERS = (_answer_tag, _last_boxed, _answer_is, _gsm8k_marker, _from_sentence)
+ANSWER_FINDERS = (_answer_tag, _boxed_or_stated, _gsm8k_marker, _from_sentence)

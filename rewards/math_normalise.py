@@ -14,6 +14,7 @@ REPLACEMENTS = [
     (r"\\\$", ""),
     (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
     (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
+    (r"\\[()\[\]]|\\?\"", ""),  # math delimiters \( \) \[ \] and quotes around the answer
     (r"\\[dt]frac", r"\\frac"),
     (r"\^\{?\\circ\}?|°", ""),
     (r"\\%|％", "%"),

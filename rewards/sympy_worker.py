@@ -23,9 +23,7 @@ COLD_START_S = 30.0  # a new process imports sympy (about 0.5 s idle, more on a 
 MAX_EXPONENT_DIGITS = 4  # 10^{12345} is refused before it reaches sympy
 
 
-def sympy_equal(
-    gold: str, pred: str, deadline_s: float, rounded: int | None = None
-) -> bool | None:
+def sympy_equal(gold: str, pred: str, deadline_s: float, rounded: int | None = None) -> bool | None:
     """Whether two LaTeX/plain expressions are equal as sympy sees them, exactly (decimals
     are read as the exact fractions they write); None when the deadline passed first.
     With `rounded` = d, a constant `pred` also equals a gold that rounds to it at d decimals."""
@@ -205,7 +203,7 @@ def _parse(text: str):
 
     exact = re.sub(
         r"(?<![\d.])(\d*)\.(\d+)",
-        lambda m: f"{{\\frac{{{m.group(1)}{m.group(2)}}}{{1{'0' * len(m.group(2))}}}}}",
+        lambda m: f"(\\frac{{{m.group(1)}{m.group(2)}}}{{1{'0' * len(m.group(2))}}})",
         text,
     )
     expression = latex2sympy(exact)
