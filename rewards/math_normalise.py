@@ -13,7 +13,7 @@ UNITS = (
 REPLACEMENTS = [
     (r"\\\$", ""),
     (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
-    (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
+    (r"\\left|\\right|\\displaystyle|\\q?quad\b|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
     (r"\\[()\[\]]|\\?\"", ""),  # math delimiters \( \) \[ \] and quotes around the answer
     (r"\\[dt]frac", r"\\frac"),
     (r"\^\{?\\circ\}?|°", ""),
