@@ -222,7 +222,9 @@ def _numbers(text: str, policy: Policy) -> list[Fraction]:
     return [value, value / 100] if text.endswith("%") and policy.percent_fraction else [value]
 
 
-def _numbers_match(gold: Fraction, gold_text: str, pred: Fraction, pred_text: str, policy: Policy):
+def _numbers_match(
+    gold: Fraction, gold_text: str, pred: Fraction, pred_text: str, policy: Policy
+) -> bool:
     """Equal values; with `approximate`, also a decimal that is the gold rounded to its own
     decimals, when it writes at least as many as the gold (0.3 is not 0.34 rounded)."""
     if gold == pred:
