@@ -30,14 +30,19 @@ from enum import StrEnum
 from fractions import Fraction
 
 from rewards.math_extract import ANSWER_IS, extract_answer
-from rewards.math_normalise import exact_number, normalise, split_top_level, strip_braces
+from rewards.math_normalise import (
+    MAX_ANSWER_CHARS,
+    exact_number,
+    normalise,
+    split_top_level,
+    strip_braces,
+)
 from rewards.sympy_worker import sympy_equal
 
 __all__ = ["Outcome", "OUTCOMES", "check", "equivalent", "extract_answer", "math_reward", "verify"]
 
 DEADLINE_S = 0.8  # one call's whole budget: extraction, cheap checks and sympy (killing a
 # stuck sympy helper takes a little more, so a call returns within about a second)
-MAX_ANSWER_CHARS = 500  # longer "answers" are not answers; never parse them
 _BOUND = r"(-?[^<>=]+?)"
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))"
 CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}")

@@ -34,6 +34,7 @@ REPLACEMENTS = [
 TRAILING_WORDS = re.compile(r"((?:\s+[A-Za-z]{2,}(?:\^\{?[23]\}?)?)+)\.?\s*$")
 AFTER_MATHS = re.compile(r"(?:[\d})\]%]|\\[a-zA-Z]+)$")
 MATH_WORDS = {"pi", "sqrt", "infinity", "inf", "mod", "ln", "log", "sin", "cos", "tan", "exp"}
+MAX_ANSWER_CHARS = 500  # longer "answers" are not answers: never normalised or parsed
 MAX_EXPONENT = 9999  # 10^{12345} is not a number anyone answers with; never build it
 REPEATING = re.compile(
     r"(-?)(\d*)\.(\d*)(?:\\overline\{(\d+)\}|\\overline(\d)|\\dot\{?(\d)\}?|\((\d+)\))"
@@ -46,6 +47,8 @@ def normalise(answer: str) -> str:
     """A canonical spelling: no $, sizing commands, spaces, \\text, units or degrees;
     `1,000` -> `1000`; `\\frac12` -> `\\frac{1}{2}`; no trailing period."""
     text = answer.strip()
+    if len(text) > MAX_ANSWER_CHARS:  # not an answer: normalising it costs time quadratic in
+        return text  # its length (runs of spaces against `\s*` patterns)
     if "\\begin" not in text:  # outside matrices `\\frac` is `\frac` escaped twice
         text = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", text)
     for pattern, replacement in REPLACEMENTS:

@@ -1,3 +1,4 @@
+import time
 from fractions import Fraction
 
 import pytest
@@ -79,3 +80,11 @@ def test_words_that_are_the_answer_or_mathematics_stay(text):
 @pytest.mark.parametrize("text", ["\\emptyset", "\\varnothing", "∅", "\\{\\}", "\\{ \\}"])
 def test_every_spelling_of_the_empty_set_is_one(text):
     assert normalise(text) == "\\{\\}"
+
+
+@pytest.mark.parametrize("piece", ["aa ", " ", "pct ", "1 or "])
+def test_a_text_too_long_to_be_an_answer_is_returned_quickly(piece):
+    text = piece * 20_000  # evaluation normalises extracted answers of any length
+    start = time.perf_counter()
+    assert normalise(text) == text.strip()
+    assert time.perf_counter() - start < 0.1
