@@ -311,6 +311,20 @@ def test_math_reward_passes_its_options_to_verify():
     ) == [1.0, 1.0]
 
 
+@pytest.mark.parametrize(
+    ("completion", "score"),
+    [
+        ("so the answer is 42", 0.0),  # still inside the <think> the prompt opened
+        ("\\boxed{42}", 0.0),
+        ("hmm</think> the answer is 42", 1.0),
+        ([{"role": "assistant", "content": "hmm</think> <answer>42</answer>"}], 1.0),
+    ],
+)
+def test_a_prompt_that_opened_think_leaves_the_completion_inside_it(completion, score):
+    prompt = "<|im_start|>assistant\n<think>"
+    assert math_reward([prompt], [completion], answer=["42"]) == [score]
+
+
 def test_a_correct_number_in_the_reasoning_does_not_count():
     assert not verify("72", "<think>48 + 24 = 72</think> <answer>71</answer>")
 
