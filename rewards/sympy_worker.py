@@ -164,13 +164,18 @@ def _zero_constant(difference, digits: int) -> bool:
     `0.e-164` at 30 digits), and a non-zero one its full precision; working at 30 digits more
     than the inputs write keeps a written approximation of pi (a rational that close to it)
     apart from pi itself. Cheaper than simplify, which can stall on constants."""
-    precision = 30 + digits
-    return abs(complex(difference.evalf(precision))) < 10.0**-precision
+    import sympy
+
+    precision = 30 + digits  # compared in sympy: a float 10.0**-precision underflows past 308
+    return bool(abs(difference.evalf(precision)) < sympy.Rational(1, 10**precision))
 
 
 def _rounds_to(gold, pred, decimals: int) -> bool:
     """Whether the constant `gold` rounded to `decimals` places is `pred`."""
-    return abs(complex((gold - pred).evalf(30 + decimals))) <= 0.5 * 10.0**-decimals
+    import sympy
+
+    difference = abs((gold - pred).evalf(30 + decimals))
+    return bool(difference <= sympy.Rational(1, 2 * 10**decimals))
 
 
 def _same_relation(a, b) -> bool:

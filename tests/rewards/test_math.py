@@ -4,6 +4,7 @@ import threading
 import time
 from pathlib import Path
 
+import mpmath
 import pytest
 
 from rewards import math as math_module
@@ -199,6 +200,14 @@ def test_spellings_the_issue_found_unequal_are_equal(gold, pred):
 def test_exact_constants_that_agree_to_12_digits_are_still_different():
     # e^{pi sqrt(163)} - 640320^3 - 744 is about -7.5e-13: a fixed 1e-12 tolerance called it 0
     assert not verify("e^{\\pi\\sqrt{163}}", "<answer>640320^3+744</answer>")
+
+
+def test_a_300_decimal_pi_is_compared_beyond_float_range():
+    # 10.0**-330 underflows to 0: the comparison must stay in exact arithmetic
+    with mpmath.workdps(350):
+        pi = mpmath.nstr(mpmath.pi, 301, strip_zeros=False)  # 300 decimals, correctly rounded
+    assert not verify("\\pi", f"<answer>{pi}</answer>")
+    assert verify("\\pi", f"<answer>{pi}</answer>", approximate=True)
 
 
 @pytest.mark.parametrize(
