@@ -1,81 +1,159 @@
-"""Math answers: extraction from a completion, normalisation, and equivalence with the gold.
+"""Math answers: equivalence of a completion's final answer with the gold.
 
-    verify(gold, completion) -> bool
+    verify(gold, completion) -> bool        (never raises; `check` says why)
 
 Cheap checks first (normalised strings, exact rationals, choice letters, tuples and sets
 element by element); only what they cannot decide goes to sympy, which runs in a helper
-process killed after a deadline, so every call returns within a second: no `signal.alarm`
-(which fails outside the main thread, e.g. in Ray workers), nothing left running.
+process killed at the deadline: no `signal.alarm` (which fails outside the main thread,
+e.g. in Ray workers), nothing left running. One wall-clock deadline covers the whole call,
+extraction included (extraction is linear in the completion's length).
 
 Policies (documented in docs/rewards.md):
-- a decimal matches a rational gold when it is that value rounded to its own decimals and has
-  at least 3 of them (0.333 = 1/3; 0.33 != 1/3); otherwise comparisons are exact;
-- "50%" matches both 50 and 0.5;
-- without </think>, <answer>, \\boxed, "the answer is" or "####", the last number is taken.
+- exact: a decimal equals a gold only when it is the same number (0.5 = 1/2, 0.333 != 1/3,
+  3.14159 != pi); with `approximate`, a decimal that is the gold rounded to its own decimals
+  (at least as many as the gold writes) counts too;
+- "50%" equals 50; it equals 0.5 only with `percent_fraction`;
+- a collection is not its item (`3, 3` != 3); sets and lists of solutions ignore repeats;
+- without </think>, <answer>, \\boxed, "the answer is" or "####", the last number is taken;
+  nothing inside an unclosed <think> is an answer.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import Counter
 from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 
-from rewards.math_normalise import normalise, split_top_level, strip_braces
-from rewards.sympy_worker import DEADLINE_S, sympy_equal
-from rewards.text import as_text
+from rewards.math_extract import ANSWER_IS, extract_answer
+from rewards.math_normalise import (
+    MAX_ANSWER_CHARS,
+    exact_number,
+    normalise,
+    split_top_level,
+    strip_braces,
+)
+from rewards.sympy_worker import sympy_equal
+from rewards.text import as_text, prefilled_think
 
-MAX_ANSWER_CHARS = 500  # longer "answers" are not answers; never parse them
+__all__ = ["Outcome", "OUTCOMES", "check", "equivalent", "extract_answer", "math_reward", "verify"]
+
+DEADLINE_S = 0.8  # one call's whole budget: extraction, cheap checks and sympy (killing a
+# stuck sympy helper takes a little more, so a call returns within about a second)
 _BOUND = r"(-?[^<>=]+?)"
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))"
 CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}")
+DECIMAL = re.compile(r"-?\d*\.(\d+)")
 # When the current verify() call must end: a set of answers may need several sympy calls,
 # and together they share one deadline. A ContextVar, so each thread has its own.
 _deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
-def extract_answer(completion: str | list | dict, answer_tag: bool = False) -> str | None:
-    """The final answer: after </think> only, then <answer>, \\boxed, "the answer is",
-    GSM8K's ####, and at last the sentence's own ending (see `_from_sentence`). With
-    `answer_tag`, only an <answer> tag counts."""
-    text = as_text(completion)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    finders = (_answer_tag,) if answer_tag else ANSWER_FINDERS
-    for find in finders:
-        found = find(text)
-        if found is not None and found.strip():
-            return found.strip()
-    return None
+class Outcome(StrEnum):
+    """Why a verify() call answered as it did; counted in OUTCOMES."""
+
+    EQUAL = "equal"
+    DIFFERENT = "different"
+    NO_ANSWER = "no_answer"  # nothing extracted
+    TOO_LONG = "too_long"  # an extracted answer over MAX_ANSWER_CHARS
+    TIMEOUT = "timeout"  # the deadline passed before equivalence was decided
+    ERROR = "error"  # an input the checker could not handle (a bug to report)
 
 
-def verify(gold: str, completion: str | list | dict, answer_tag: bool = False) -> bool:
+OUTCOMES: Counter[Outcome] = Counter()  # this process's calls, by outcome; callers may log it
+_outcomes_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How lenient equivalence is (see the module docstring)."""
+
+    approximate: bool = False
+    percent_fraction: bool = False
+
+
+class _OutOfTime(Exception):
+    """The call's deadline passed before sympy could answer."""
+
+
+def verify(
+    gold: str,
+    completion: str | list | dict,
+    answer_tag: bool = False,
+    approximate: bool = False,
+    percent_fraction: bool = False,
+) -> bool:
     """Whether the completion's final answer (inside <answer> only, with `answer_tag`) equals
-    the gold answer."""
-    pred = extract_answer(completion, answer_tag)
-    if pred is None or len(pred) > MAX_ANSWER_CHARS:
-        return False
-    gold = _gold_answer(str(gold))
+    the gold answer. Never raises; see `check` for the reason."""
+    outcome = check(gold, completion, answer_tag, approximate, percent_fraction)
+    return outcome is Outcome.EQUAL
+
+
+def check(
+    gold: str,
+    completion: str | list | dict,
+    answer_tag: bool = False,
+    approximate: bool = False,
+    percent_fraction: bool = False,
+) -> Outcome:
+    """verify()'s answer with its reason, counted in OUTCOMES; within DEADLINE_S (plus a
+    sympy helper's cold start)."""
     token = _deadline.set(time.monotonic() + DEADLINE_S)
     try:
-        return equivalent(gold, pred)
+        outcome = _check(str(gold), completion, answer_tag, Policy(approximate, percent_fraction))
+    except _OutOfTime:
+        outcome = Outcome.TIMEOUT
+    except Exception:  # noqa: BLE001 - a reward must not crash training; counted instead
+        outcome = Outcome.ERROR
     finally:
         _deadline.reset(token)
+    with _outcomes_lock:
+        OUTCOMES[outcome] += 1
+    return outcome
+
+
+def _check(gold: str, completion: str | list | dict, answer_tag: bool, policy: Policy) -> Outcome:
+    pred = extract_answer(completion, answer_tag)
+    if pred is None:
+        return Outcome.NO_ANSWER
+    if len(pred) > MAX_ANSWER_CHARS:
+        return Outcome.TOO_LONG
+    equal = equivalent(_gold_answer(gold), pred, policy)
+    return Outcome.EQUAL if equal else Outcome.DIFFERENT
 
 
 def math_reward(
-    prompts: list, completions: list, answer: list, answer_tag: bool = False, **_
+    prompts: list,
+    completions: list,
+    answer: list,
+    answer_tag: bool = False,
+    approximate: bool = False,
+    percent_fraction: bool = False,
+    **_,
 ) -> list[float]:
     """1.0 when the completion's final answer equals the row's `answer`, else 0.0. With
     `answer_tag` only an answer inside <answer></answer> counts, as R1's accuracy reward asks
-    for the answer "in a specified format"."""
+    for the answer "in a specified format"; `approximate` accepts rounded decimals (for
+    problems that ask for them); `percent_fraction` lets 50% equal 0.5."""
     return [
-        float(verify(gold, completion, answer_tag))
-        for gold, completion in zip(answer, completions, strict=True)
+        float(
+            verify(gold, _continued(prompt, completion), answer_tag, approximate, percent_fraction)
+        )
+        for prompt, gold, completion in zip(prompts, answer, completions, strict=True)
     ]
 
 
-def equivalent(gold: str, pred: str) -> bool:
+def _continued(prompt: str | list | dict, completion: str | list | dict) -> str | list | dict:
+    """A prompt that ends in <think> opened the reasoning the completion continues: until it
+    closes, nothing in the completion is an answer."""
+    return "<think>" + as_text(completion) if prefilled_think(prompt) else completion
+
+
+def equivalent(gold: str, pred: str, policy: Policy = Policy()) -> bool:
     """Whether two extracted answers are the same mathematical object."""
     g, p = _named_sides(_as_interval(normalise(gold)), _as_interval(normalise(pred)))
     if g == p:
@@ -86,31 +164,36 @@ def equivalent(gold: str, pred: str) -> bool:
         return letter == _choice(p)
     g_items, g_kind = _items(g)
     p_items, p_kind = _items(p)
+    if not g_items or not p_items:  # the empty set equals only itself
+        return not g_items and not p_items
     if len(g_items) > 1 or len(p_items) > 1:
-        return _same_collection(g_items, g_kind, p_items, p_kind)
-    return _same_value(g_items[0], p_items[0])
+        return _same_collection(g_items, g_kind, p_items, p_kind, policy)
+    return _same_value(g_items[0], p_items[0], policy)
 
 
-def _same_collection(g: list[str], g_kind: str, p: list[str], p_kind: str) -> bool:
-    """Tuples and intervals compare in order; sets and lists of solutions as sets."""
+def _same_collection(g: list[str], g_kind: str, p: list[str], p_kind: str, policy: Policy) -> bool:
+    """Tuples and intervals compare in order (a bare list against a tuple too); sets and
+    lists of solutions as collections: braces ignore repeats, a bare list keeps them."""
     if g_kind == "interval" or p_kind == "interval":
-        return g_kind == p_kind and _bracket(g) == _bracket(p) and _pairwise(g, p)
-    if g_kind == "tuple" and p_kind == "tuple":
-        return _pairwise(g, p)
-    remaining = list(dict.fromkeys(p))
-    if len(dict.fromkeys(g)) != len(remaining):
+        return g_kind == p_kind and _bracket(g) == _bracket(p) and _pairwise(g, p, policy)
+    if "tuple" in (g_kind, p_kind):
+        return {g_kind, p_kind} <= {"tuple", "list"} and _pairwise(g, p, policy)
+    if "single" in (g_kind, p_kind):
+        return False  # several items are not one value, even when they all equal it
+    g, remaining = list(dict.fromkeys(g)), list(dict.fromkeys(p))
+    if len(g) != len(remaining):
         return False
-    for item in dict.fromkeys(g):
-        match = next((q for q in remaining if equivalent(item, q)), None)
+    for item in g:
+        match = next((q for q in remaining if equivalent(item, q, policy)), None)
         if match is None:
             return False
         remaining.remove(match)
     return True
 
 
-def _pairwise(g: list[str], p: list[str]) -> bool:
+def _pairwise(g: list[str], p: list[str], policy: Policy) -> bool:
     return len(g) == len(p) and all(
-        _same_value(a.strip("[]()"), b.strip("[]()")) for a, b in zip(g, p, strict=True)
+        _same_value(a.strip("[]()"), b.strip("[]()"), policy) for a, b in zip(g, p, strict=True)
     )
 
 
@@ -118,44 +201,58 @@ def _bracket(items: list[str]) -> str:
     return items[0][:1] + items[-1][-1:]
 
 
-def _same_value(g: str, p: str) -> bool:
+def _same_value(g: str, p: str, policy: Policy) -> bool:
     g, p = _named_sides(g, p)
     if g == p:
         return True
-    g_num, p_num = _number(g), _number(p)
-    if g_num is not None and p_num is not None:
-        return any(_numbers_match(a, p, b) for a in g_num for b in p_num)
-    if g_num is not None and re.fullmatch(r"-?[\d.]+", p):
+    if not policy.percent_fraction:  # 50% is 50: the sign is a unit, never a factor 1/100
+        g, p = g.removesuffix("%"), p.removesuffix("%")
+    g_num, p_num = _numbers(g, policy), _numbers(p, policy)
+    if g_num and p_num:
+        return any(_numbers_match(a, g, b, p, policy) for a in g_num for b in p_num)
+    if g_num and re.fullmatch(r"-?[\d.]+", p):
         return False  # a plain number against a number: decided above, no sympy needed
+    rounded = None
+    if policy.approximate and bool(g_num) != bool(p_num):  # a decimal against an exact constant
+        rounded = _decimals(p if p_num else g)
+    return _sympy(g.removesuffix("%"), p.removesuffix("%"), rounded)
+
+
+def _sympy(gold: str, pred: str, rounded: int | None) -> bool:
+    """sympy's answer within what is left of the call's deadline."""
     deadline = _deadline.get()
     left = DEADLINE_S if deadline is None else deadline - time.monotonic()
-    return left > 0 and sympy_equal(g, p, left)
+    equal = sympy_equal(gold, pred, left, rounded) if left > 0 else None
+    if equal is None:
+        raise _OutOfTime
+    return equal
 
 
-def _numbers_match(gold: Fraction, pred_text: str, pred: Fraction) -> bool:
+def _numbers(text: str, policy: Policy) -> list[Fraction]:
+    """The exact values a numeric answer may mean (`50%` is 0.5 with `percent_fraction`)."""
+    value = exact_number(text.removesuffix("%"))
+    if value is None:
+        return []
+    return [value, value / 100] if text.endswith("%") and policy.percent_fraction else [value]
+
+
+def _numbers_match(
+    gold: Fraction, gold_text: str, pred: Fraction, pred_text: str, policy: Policy
+) -> bool:
+    """Equal values; with `approximate`, also a decimal that is the gold rounded to its own
+    decimals, when it writes at least as many as the gold (0.3 is not 0.34 rounded)."""
     if gold == pred:
         return True
-    decimals = re.fullmatch(r"-?\d*\.(\d+)", pred_text)
-    if decimals is None or len(decimals.group(1)) < 3:
+    decimals = _decimals(pred_text)
+    if not policy.approximate or decimals is None or decimals < (_decimals(gold_text) or 0):
         return False
-    return abs(gold - pred) <= Fraction(1, 2 * 10 ** len(decimals.group(1)))
+    return abs(gold - pred) <= Fraction(1, 2 * 10**decimals)
 
 
-def _number(text: str) -> list[Fraction] | None:
-    """The exact values a numeric answer may mean ("50%" means 50 or 0.5), or None."""
-    percent = text.endswith("%")
-    text = text.removesuffix("%")
-    frac = re.fullmatch(r"(-?)\\frac\{?(\d+)\}?\{?(\d+)\}?", text)
-    try:
-        if frac:
-            value = Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
-        elif re.fullmatch(r"-?\d+(\.\d+)?(/\d+)?|-?\.\d+", text):
-            value = Fraction(text)
-        else:
-            return None
-    except ZeroDivisionError:
-        return None
-    return [value, value / 100] if percent else [value]
+def _decimals(text: str) -> int | None:
+    """How many decimals a plain decimal number writes (`0.25` -> 2), else None."""
+    match = DECIMAL.fullmatch(text.removesuffix("%"))
+    return len(match.group(1)) if match else None
 
 
 def _named_sides(g: str, p: str) -> tuple[str, str]:
@@ -194,7 +291,8 @@ def _as_interval(text: str) -> str:
 
 
 def _items(text: str) -> tuple[list[str], str]:
-    """Split a collection answer into items and say what it is: tuple, interval, set or single."""
+    """Split a collection answer into items and say what it is: tuple, interval, set (in
+    braces), list (bare commas) or single."""
     if text.startswith("\\{") and text.endswith("\\}"):
         return split_top_level(text[2:-2]), "set"
     if len(text) > 1 and text[0] in "([" and text[-1] in ")]" and _enclosed(text[1:-1]):
@@ -205,7 +303,7 @@ def _items(text: str) -> tuple[list[str], str]:
                 inner[0], inner[-1] = text[0] + inner[0], inner[-1] + text[-1]
             return inner, kind
     parts = split_top_level(text)
-    return parts, "set" if len(parts) > 1 else "single"
+    return parts, "list" if len(parts) > 1 else "single"
 
 
 def _enclosed(inner: str) -> bool:
@@ -225,86 +323,6 @@ def _choice(text: str) -> str | None:
 
 def _gold_answer(gold: str) -> str:
     """A gold answer may be a whole solution: take its marked final answer."""
-    if "####" in gold or "\\boxed" in gold:
+    if "####" in gold or "\\boxed" in gold or ANSWER_IS.search(gold):
         return extract_answer(gold) or gold
     return gold
-
-
-def _answer_tag(text: str) -> str | None:
-    closed = re.findall(r"<answer>(.*?)</answer>", text, re.S)
-    if closed:
-        inner = closed[-1]
-    elif "<answer>" in text:
-        inner = text.rsplit("<answer>", 1)[1]
-    else:
-        return None
-    return _last_boxed(inner) or inner
-
-
-def _last_boxed(text: str) -> str | None:
-    """The last \\boxed{}/\\fbox{}; boxes just before it, joined only by "and", commas or
-    spacing (`\\boxed{1} and \\boxed{2}`), make one answer with it: `1,2`."""
-    found: list[str] = []
-    end = len(text)
-    while (start := max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))) >= 0:
-        content, after = _braced(text, start, end)
-        if content is None or (found and not _only_connectors(text[after:end])):
-            break
-        found.insert(0, content)
-        end = start
-    return ",".join(found) if found else None
-
-
-def _braced(text: str, start: int, end: int) -> tuple[str | None, int]:
-    """The balanced {...} after a command at `start`, searched no further than `end`."""
-    brace = text.find("{", start, end)
-    depth = 0
-    for i in range(max(brace, 0), end if brace >= 0 else 0):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[brace + 1 : i], i + 1
-    return None, end
-
-
-def _only_connectors(gap: str) -> bool:
-    rest = re.sub(r"\\quad|\\qquad|\\text\{\s*and\s*\}|\band\b|\bor\b|\\[()\[\]]|[\s,;$.]", "", gap)
-    return len(gap) < 40 and not rest
-
-
-def _answer_is(text: str) -> str | None:
-    """The sentence after the last "the answer is" or "Final Answer:"."""
-    found = re.findall(
-        r"(?:answer is|final answer:)[:\s]*(.+?)(?:\.\s|\.$|\n|$)", text, re.I | re.S
-    )
-    return _from_sentence(found[-1]) if found else None
-
-
-def _gsm8k_marker(text: str) -> str | None:
-    found = re.findall(r"####\s*(.+)", text)
-    return found[-1] if found else None
-
-
-def _from_sentence(text: str) -> str | None:
-    """A short word-free text as a whole (`(x+1)^2`, `x=3 or x=-3`); else whichever comes
-    last of the last $...$ span and the last number (the documented fallback); else a
-    few words with no number at all (`Evelyn`, `\\text{east}`) as a plain-text answer."""
-    text = text.strip()
-    commands = re.sub(r"\\(?:begin|end)\{\w+\}|\\[A-Za-z]+", "", text)
-    if len(text) <= 80 and not set(re.findall(r"[A-Za-z]{2,}", commands)) - {"or", "and"}:
-        return text
-    span = _last_match(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", text)
-    number = _last_match(r"(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)", text)
-    if span or number:
-        best = max((m for m in (span, number) if m), key=lambda m: m.end())
-        return next(part for part in best.groups() if part)
-    return text if len(text) <= 40 and len(text.split()) <= 3 else None
-
-
-def _last_match(pattern: str, text: str) -> re.Match | None:
-    last = None
-    for last in re.finditer(pattern, text, re.S):  # noqa: B007 - the loop keeps the last one
-        pass
-    return last
-
-
-ANSWER_FINDERS = (_answer_tag, _last_boxed, _answer_is, _gsm8k_marker, _from_sentence)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 UNITS = (
     "degrees|degree|deg|cm|mm|km|m|meters|meter|inches|inch|feet|foot|ft|units|unit|sq|square|"
@@ -12,7 +13,8 @@ UNITS = (
 REPLACEMENTS = [
     (r"\\\$", ""),
     (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
-    (r"\\left|\\right|\\displaystyle|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
+    (r"\\left|\\right|\\displaystyle|\\q?quad\b|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
+    (r"\\[()\[\]]|\\?\"", ""),  # math delimiters \( \) \[ \] and quotes around the answer
     (r"\\[dt]frac", r"\\frac"),
     (r"\^\{?\\circ\}?|°", ""),
     (r"\\%|％", "%"),
@@ -25,18 +27,34 @@ REPLACEMENTS = [
     (r"\\lt\b", "<"),
     (r"\\gt\b", ">"),
     (r"\s+(?:or|and)\s+|(?<=[)\]])(?:or|and)(?=[(\[])", ","),
+    (r"\\emptyset|\\varnothing|∅|\\\{\s*\\\}", r"\\{\\}"),
 ]
+# Words after the mathematics (`\frac{1}{2} cm`, `5 square units`, `3\pi cm^2`) are units or
+# text, unless one of them is mathematics.
+TRAILING_WORDS = re.compile(r"((?:\s+[A-Za-z]{2,}(?:\^\{?[23]\}?)?)+)\.?\s*$")
+AFTER_MATHS = re.compile(r"(?:[\d})\]%]|\\[a-zA-Z]+)$")
+MATH_WORDS = {"pi", "sqrt", "infinity", "inf", "mod", "ln", "log", "sin", "cos", "tan", "exp"}
+MAX_ANSWER_CHARS = 500  # longer "answers" are not answers: never normalised or parsed
+MAX_EXPONENT = 9999  # 10^{12345} is not a number anyone answers with; never build it
+REPEATING = re.compile(
+    r"(-?)(\d*)\.(\d*)(?:\\overline\{(\d+)\}|\\overline(\d)|\\dot\{?(\d)\}?|\((\d+)\))"
+)
+POWER_OF_TEN = re.compile(r"(-?)(?:(\d+(?:\.\d+)?)(?:\\times|\\cdot|\*|×))?10\^\{?([-+]?\d+)\}?")
+E_NOTATION = re.compile(r"(-?)(\d+(?:\.\d+)?)[eE]([-+]?\d+)")
 
 
 def normalise(answer: str) -> str:
     """A canonical spelling: no $, sizing commands, spaces, \\text, units or degrees;
     `1,000` -> `1000`; `\\frac12` -> `\\frac{1}{2}`; no trailing period."""
     text = answer.strip()
+    if len(text) > MAX_ANSWER_CHARS:  # not an answer: normalising it costs time quadratic in
+        return text  # its length (runs of spaces against `\s*` patterns)
     if "\\begin" not in text:  # outside matrices `\\frac` is `\frac` escaped twice
         text = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", text)
     for pattern, replacement in REPLACEMENTS:
         text = re.sub(pattern, replacement, text)
-    text = re.sub(rf"(\d)\s*(?:\\?(?:{UNITS}))\b\.?", r"\1", text)
+    text = _drop_trailing_words(text)
+    text = re.sub(rf"(\d)\s*(?:\\?(?:{UNITS}))\b(?:\^\{{?[23]\}}?)?\.?", r"\1", text)
     text = re.sub(r"(\d),\s*(?=\d{3}(?!\d))", r"\1", text)  # thousands separators
     text = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"\\frac\{([^{}]+)\}(\d)", r"\\frac{\1}{\2}", text)
@@ -46,6 +64,45 @@ def normalise(answer: str) -> str:
         text = text.replace(";", ",")  # `-12;-11` and `(0;0;0)` list with semicolons
     text = re.sub(r"^\\pm(.+)$", r"\\{-\1,\1\\}", text)
     return strip_braces(text)
+
+
+def exact_number(text: str) -> Fraction | None:
+    """The exact value of a normalised plain number: `-3`, `0.25`, `2/3`, `\\frac{2}{3}`,
+    repeating decimals (`0.\\overline{3}`, `0.(3)`) and powers of ten (`3\\times10^{5}`,
+    `3e5`, `10^{5}`); None for anything else."""
+    frac = re.fullmatch(r"(-?)\\frac\{?(\d+)\}?\{?(\d+)\}?", text)
+    try:
+        if frac:
+            return Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
+        if re.fullmatch(r"-?\d+(\.\d+)?(/\d+)?|-?\.\d+", text):
+            return Fraction(text)
+    except ZeroDivisionError:
+        return None
+    if repeating := REPEATING.fullmatch(text):
+        return _repeating_value(repeating)
+    if scientific := POWER_OF_TEN.fullmatch(text) or E_NOTATION.fullmatch(text):
+        sign, mantissa, exponent = scientific.groups()
+        if abs(int(exponent)) <= MAX_EXPONENT:
+            return Fraction(f"{sign}{mantissa or 1}") * Fraction(10) ** int(exponent)
+    return None
+
+
+def _repeating_value(match: re.Match) -> Fraction:
+    sign, whole, fixed = match.group(1), match.group(2) or "0", match.group(3)
+    cycle = next(group for group in match.groups()[3:] if group)
+    value = int(whole) + Fraction(int(fixed or 0), 10 ** len(fixed))
+    value += Fraction(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
+    return -value if sign else value
+
+
+def _drop_trailing_words(text: str) -> str:
+    """`\\frac{1}{2} cm` -> `\\frac{1}{2}`: units or words after the mathematics."""
+    match = TRAILING_WORDS.search(text)
+    if match is None or not AFTER_MATHS.search(text[: match.start()]):
+        return text
+    if set(re.findall(r"[A-Za-z]+", match.group(1))) & MATH_WORDS:
+        return text
+    return text[: match.start()]
 
 
 def strip_braces(text: str) -> str:

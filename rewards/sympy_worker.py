@@ -3,8 +3,8 @@
 sympy can run for minutes (or forever) on inputs such as 10^{10^{10}} or huge factorials, and
 `signal.alarm` only works in a process's main thread. So the comparison runs in a long-lived
 child process; when it misses the deadline the child is killed and a new one started, and the
-answer is "not equal". Each concurrent caller (thread) gets a child of its own from a pool, so
-no call waits behind another's deadline.
+answer is None ("not decided"). Each concurrent caller (thread) gets a child of its own from a
+pool, so no call waits behind another's deadline.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ import threading
 import time
 from pathlib import Path
 
-DEADLINE_S = 0.8  # leaves time for the cheap checks within verify's 1 s bound
 COLD_START_S = 30.0  # a new process imports sympy (about 0.5 s idle, more on a busy machine)
 MAX_EXPONENT_DIGITS = 4  # 10^{12345} is refused before it reaches sympy
 
 
-def sympy_equal(gold: str, pred: str, deadline_s: float = DEADLINE_S) -> bool:
-    """Whether two LaTeX/plain expressions are equal as sympy sees them; False on timeout."""
+def sympy_equal(gold: str, pred: str, deadline_s: float, rounded: int | None = None) -> bool | None:
+    """Whether two LaTeX/plain expressions are equal as sympy sees them, exactly (decimals
+    are read as the exact fractions they write); None when the deadline passed first.
+    With `rounded` = d, a constant `pred` also equals a gold that rounds to it at d decimals."""
     pool = _pool()
     worker = pool.take()
     try:
-        return worker.ask(gold, pred, deadline_s)
+        return worker.ask(gold, pred, deadline_s, rounded)
     finally:
         pool.give_back(worker)
 
@@ -42,7 +43,7 @@ class _Worker:
         self.process: subprocess.Popen | None = None
         self.ready = False  # the child said "ready": its imports are done
 
-    def ask(self, gold: str, pred: str, deadline_s: float) -> bool:
+    def ask(self, gold: str, pred: str, deadline_s: float, rounded: int | None) -> bool | None:
         if self.process is None or self.process.poll() is not None:
             self._start()
             self.ready = self._read_line(COLD_START_S) == "ready"  # a cold start waits, once
@@ -50,8 +51,8 @@ class _Worker:
         if not self.ready:  # a replacement still importing: that counts against this call
             self.ready = self._read_line(deadline_s) == "ready"
             if not self.ready:
-                return False
-        self.process.stdin.write(json.dumps([gold, pred]) + "\n")
+                return None
+        self.process.stdin.write(json.dumps([gold, pred, rounded]) + "\n")
         self.process.stdin.flush()
         line = self._read_line(deadline - time.monotonic())
         if line is not None:
@@ -60,7 +61,7 @@ class _Worker:
         # (or under way) by the next call instead of counting against that call's time.
         self._stop()
         self._start()
-        return False
+        return None
 
     def _read_line(self, timeout_s: float) -> str | None:
         ready, _, _ = select.select([self.process.stdout], [], [], max(timeout_s, 0))
@@ -128,15 +129,15 @@ def _serve() -> None:
     _equal("x^2+2x+1", "(x+1)^2")  # imports and warms sympy's simplify before the first query
     print("ready", flush=True)
     for line in sys.stdin:
-        gold, pred = json.loads(line)
+        gold, pred, rounded = json.loads(line)
         try:
-            equal = bool(_equal(gold, pred))
+            equal = bool(_equal(gold, pred, rounded))
         except Exception:  # noqa: BLE001 - unparsable or unsupported: not equal
             equal = False
         print(json.dumps(equal), flush=True)
 
 
-def _equal(gold: str, pred: str) -> bool:
+def _equal(gold: str, pred: str, rounded: int | None = None) -> bool:
     import re
 
     import sympy
@@ -147,13 +148,34 @@ def _equal(gold: str, pred: str) -> bool:
     ):
         return False  # power towers and huge exponents: sympy would try to evaluate them
     a, b = _parse(gold), _parse(pred)
+    if rounded is not None:
+        return (a - b).is_number and _rounds_to(a, b, rounded)
     if isinstance(a, sympy.Rel) or isinstance(b, sympy.Rel):
         return _same_relation(a, b)
     if isinstance(a, sympy.MatrixBase) or isinstance(b, sympy.MatrixBase):
         return a.shape == b.shape and sympy.simplify(a - b).is_zero_matrix
-    if (a - b).is_number:  # constants: a 30-digit numeric check, where simplify can stall
-        return abs(complex((a - b).evalf(30))) < 1e-12
+    if (a - b).is_number:
+        return _zero_constant(a - b, digits=sum(c.isdigit() for c in both))
     return sympy.simplify(a - b) == 0
+
+
+def _zero_constant(difference, digits: int) -> bool:
+    """Whether a constant is exactly 0. evalf gives a true zero no significant digits (0, or
+    `0.e-164` at 30 digits), and a non-zero one its full precision; working at 30 digits more
+    than the inputs write keeps a written approximation of pi (a rational that close to it)
+    apart from pi itself. Cheaper than simplify, which can stall on constants."""
+    import sympy
+
+    precision = 30 + digits  # compared in sympy: a float 10.0**-precision underflows past 308
+    return bool(abs(difference.evalf(precision)) < sympy.Rational(1, 10**precision))
+
+
+def _rounds_to(gold, pred, decimals: int) -> bool:
+    """Whether the constant `gold` rounded to `decimals` places is `pred`."""
+    import sympy
+
+    difference = abs((gold - pred).evalf(30 + decimals))
+    return bool(difference <= sympy.Rational(1, 2 * 10**decimals))
 
 
 def _same_relation(a, b) -> bool:
@@ -176,10 +198,23 @@ def _same_relation(a, b) -> bool:
 
 def _parse(text: str):
     """latex2sympy2_extended: maintained, produces sympy directly, and is what math-verify uses;
-    sympy's own parse_latex needs antlr at a pinned version. It reads plain `2x^2` too."""
+    sympy's own parse_latex needs antlr at a pinned version. It reads plain `2x^2` too.
+    Decimals become the exact fractions they write (its Floats would round them), and `i`
+    is the imaginary unit (`i^2 = -1`; for a variable named i this only adds equalities)."""
+    import re
+
+    import sympy
     from latex2sympy2_extended import latex2sympy
 
-    return latex2sympy(text)
+    exact = re.sub(
+        r"(?<![\d.])(\d*)\.(\d+)",
+        lambda m: f"(\\frac{{{m.group(1)}{m.group(2)}}}{{1{'0' * len(m.group(2))}}})",
+        text,
+    )
+    expression = latex2sympy(exact)
+    if hasattr(expression, "subs"):
+        expression = expression.subs(sympy.Symbol("i"), sympy.I)
+    return expression
 
 
 if __name__ == "__main__":

@@ -4,35 +4,16 @@ import threading
 import time
 from pathlib import Path
 
+import mpmath
 import pytest
 
+from rewards import math as math_module
 from rewards import sympy_worker
-from rewards.math import extract_answer, math_reward, verify
+from rewards.math import DEADLINE_S, OUTCOMES, Outcome, check, math_reward, verify
 
 SHARED = Path(
     os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
 )
-
-
-@pytest.mark.parametrize(
-    ("completion", "expected"),
-    [
-        ("<think>maybe 7</think> so it is 9", "9"),
-        ("<think>...</think> <answer> 42 </answer>", "42"),
-        ("<answer>\\boxed{\\frac{1}{2}}</answer>", "\\frac{1}{2}"),
-        ("we get \\boxed{x^{2}+1}, so the total is \\boxed{3}", "3"),
-        ("\\boxed{1} and \\boxed{-2}", "1,-2"),
-        ("\\fbox{\\{1, 2\\}}", "\\{1, 2\\}"),
-        ("The final answer is 17.", "17"),
-        ("Natalia sold 72 clips.\n#### 72", "72"),
-        ("I counted 3 apples, then 5 more", "5"),
-        ("Final Answer: The largest $n$ is 34.", "34"),
-        ("so the probability that Alice wins is 2/3. <|im_start|>user", "2/3"),
-        ("no answer here at all, none whatsoever friend", None),
-    ],
-)
-def test_extraction_order(completion, expected):
-    assert extract_answer(completion) == expected
 
 
 EQUAL = [
@@ -47,8 +28,6 @@ EQUAL = [
     ("18 dollars", "18"),
     ("90^\\circ", "90"),
     ("50", "50\\%"),
-    ("0.5", "50\\%"),
-    ("1/3", "0.333"),
     ("x^2+2x+1", "(x+1)^2"),
     ("\\sqrt{2}/2", "\\frac{\\sqrt2}{2}"),
     ("2\\pi", "\\pi \\cdot 2"),
@@ -75,8 +54,11 @@ EQUAL = [
     ("16386.20", "\\$16,\\!386.20"),
     ("(1,2),(3,4)", "(3,4),(1,2)"),
     ("\\{1,2\\}", "\\{1,2,2\\}"),
+    ("(5,8),(8,5)", "(x, y) = (5, 8) \\quad \\text{and} \\quad (8, 5)"),
 ]
 NOT_EQUAL = [
+    ("0.5", "50\\%"),  # percent and its decimal: equal only with percent_fraction
+    ("1/3", "0.333"),  # a rounded decimal: equal only with approximate
     ("12", "1/2"),
     ("2x", "x^2"),
     ("1/3", "0.33"),
@@ -108,6 +90,250 @@ def test_different_answers_do_not_verify(gold, pred):
     assert not verify(gold, f"<answer>{pred}</answer>")
 
 
+# False positives the issue measured, by kind: each must stay unequal by default.
+DECIMAL_APPROXIMATIONS = [
+    ("1/3", "0.333"),
+    ("\\frac{2}{3}", "0.667"),
+    ("\\frac{2}{3}", "0.6666666667"),
+    ("\\frac{1}{7}", "0.142857"),
+    ("\\frac{1}{3}", "0.33333333333333333333"),
+    ("\\pi", "3.14159265358979323846"),
+    ("\\pi", "3.14159265358979323846264338327950288419716939937510"),
+    ("\\pi", "3.1416"),
+    ("\\sqrt{2}", "1.41421356237"),
+    ("e", "2.718281828459045"),
+    ("\\frac{\\sqrt{3}}{2}", "0.8660254037844386"),
+    ("2\\pi", "6.283185307179586"),
+]
+REPEATED_VALUES = [
+    "3, 3",
+    "3,3,3",
+    "\\{3, 3\\}",
+    "3 and 3",
+    "x=3 or x=3",
+    "\\boxed{3} and \\boxed{3}",
+]
+PERCENT_AS_DECIMAL = [
+    ("50\\%", "0.5"),
+    ("12.5\\%", "0.125"),
+    ("0.25", "25\\%"),
+    ("5\\%", "\\frac{1}{20}"),
+    ("0.5", "50 percent"),
+]
+UNCLOSED_THINK = [
+    "<think>the answer is 42",
+    "<think>\\boxed{42}",
+    "<think><answer>42</answer>",
+    "<think>ok</think> <think>42",
+]
+
+
+@pytest.mark.parametrize(("gold", "pred"), DECIMAL_APPROXIMATIONS)
+def test_a_decimal_approximation_is_not_an_exact_gold(gold, pred):
+    assert not verify(gold, f"<answer>{pred}</answer>")
+
+
+@pytest.mark.parametrize("pred", REPEATED_VALUES)
+def test_a_collection_repeating_the_value_is_not_the_value(pred):
+    assert not verify("3", f"<answer>{pred}</answer>")
+    assert not verify("3", pred)
+
+
+@pytest.mark.parametrize(("gold", "pred"), PERCENT_AS_DECIMAL)
+def test_a_percentage_is_not_its_decimal_by_default(gold, pred):
+    assert not verify(gold, f"<answer>{pred}</answer>")
+    assert verify(gold, f"<answer>{pred}</answer>", percent_fraction=True)
+
+
+@pytest.mark.parametrize("completion", UNCLOSED_THINK)
+def test_an_answer_inside_an_unclosed_think_does_not_count(completion):
+    assert check("42", completion) is Outcome.NO_ANSWER
+
+
+# False negatives the issue measured, by kind: each must now be equal.
+REPEATING_DECIMALS = [
+    ("\\frac{1}{3}", "0.\\overline{3}"),
+    ("\\frac{1}{3}", "0.(3)"),
+    ("\\frac{1}{6}", "0.1\\overline{6}"),
+    ("\\frac{1}{7}", "0.\\overline{142857}"),
+    ("-\\frac{2}{3}", "-0.\\overline{6}"),
+    ("\\frac{611}{495}", "1.2(34)"),
+]
+SCIENTIFIC = [
+    ("300000", "3\\times10^{5}"),
+    ("300000", "3 \\times 10^5"),
+    ("300000", "3e5"),
+    ("0.00032", "3.2e-4"),
+    ("100000", "10^{5}"),
+    ("10^5", "100000"),
+    ("1.5\\times10^{3}", "1500"),
+    ("2\\cdot10^{-2}", "0.02"),
+]
+UNITS_AFTER_SYMBOLS = [
+    ("\\frac{1}{2}", "\\frac{1}{2} cm"),
+    ("5", "5 dollars"),
+    ("3\\pi", "3\\pi square units"),
+    ("2\\sqrt{3}", "2\\sqrt{3}\\text{ cm}"),
+    ("12", "12 m^2"),
+    ("\\frac{9}{4}", "\\frac{9}{4} \\text{ inches}"),
+    ("7", "7 \\mbox{ apples}"),
+]
+EVALUATED = [
+    ("-1", "i^2"),
+    ("-1", "e^{i\\pi}"),
+    ("1", "i^4"),
+    ("-i", "i^3"),
+    ("0", "e^{i\\pi}+1"),
+    ("2", "(1+i)(1-i)"),
+    ("\\frac{\\sqrt{6}-\\sqrt{2}}{4}", "\\sin\\frac{\\pi}{12}"),
+    ("\\frac{3\\pi}{2}", "1.5\\pi"),
+]
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"), REPEATING_DECIMALS + SCIENTIFIC + UNITS_AFTER_SYMBOLS + EVALUATED
+)
+def test_spellings_the_issue_found_unequal_are_equal(gold, pred):
+    assert verify(gold, f"<answer>{pred}</answer>")
+
+
+def test_exact_constants_that_agree_to_12_digits_are_still_different():
+    # e^{pi sqrt(163)} - 640320^3 - 744 is about -7.5e-13: a fixed 1e-12 tolerance called it 0
+    assert not verify("e^{\\pi\\sqrt{163}}", "<answer>640320^3+744</answer>")
+
+
+def test_a_300_decimal_pi_is_compared_beyond_float_range():
+    # 10.0**-330 underflows to 0: the comparison must stay in exact arithmetic
+    with mpmath.workdps(350):
+        pi = mpmath.nstr(mpmath.pi, 301, strip_zeros=False)  # 300 decimals, correctly rounded
+    assert not verify("\\pi", f"<answer>{pi}</answer>")
+    assert verify("\\pi", f"<answer>{pi}</answer>", approximate=True)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("1/3", "0.333"),
+        ("1/3", "0.3333"),
+        ("1/3", "0.3"),  # "to the nearest tenth"
+        ("\\pi", "3.14"),
+        ("\\sqrt{2}", "1.414"),
+        ("4.123105625617661", "\\sqrt{17}"),  # a rounded gold against the exact value
+    ],
+)
+def test_approximate_accepts_the_gold_rounded_to_the_decimals_written(gold, pred):
+    assert verify(gold, f"<answer>{pred}</answer>", approximate=True)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred"),
+    [
+        ("1/3", "0.334"),  # not the rounding
+        ("\\pi", "3.15"),
+        ("0.34", "0.3"),  # fewer decimals than the gold writes
+        ("1/3", "0"),  # an integer is not a rounded decimal
+        ("\\sqrt{2}", "1.4143"),
+    ],
+)
+def test_approximate_rejects_what_is_not_that_rounding(gold, pred):
+    assert not verify(gold, f"<answer>{pred}</answer>", approximate=True)
+
+
+@pytest.mark.parametrize(
+    ("gold", "pred", "equal"),
+    [
+        ("(1,2)", "1, 2", True),  # a bare list against a tuple keeps its order
+        ("(1,2)", "2, 1", False),
+        ("\\{1,2\\}", "(1,2)", False),  # a set is not a tuple
+        ("(1,2)", "\\{1,2\\}", False),
+        ("\\{1,2\\}", "2, 1", True),
+        ("\\emptyset", "\\{\\}", True),
+        ("\\varnothing", "\\emptyset", True),
+        ("\\{\\}", "\\{0\\}", False),
+        ("\\{\\}", "0", False),
+    ],
+)
+def test_collections_compare_as_collections(gold, pred, equal):
+    assert verify(gold, f"<answer>{pred}</answer>") is equal
+
+
+@pytest.mark.parametrize(
+    ("gold", "completion"),
+    [
+        ("\\{\\}", "<answer>\\{1\\}</answer>"),  # raised IndexError
+        ("\\{1\\}", "<answer>\\{\\}</answer>"),
+        (None, "<answer>1</answer>"),
+        ("1", None),
+        (1, "<answer>1</answer>"),
+        ("1", 5),
+        ("1", [{"content": None}]),
+        ("1", [{"role": "assistant"}]),
+        ("1", object()),
+        ("\\frac{1}{0}", "<answer>1/0</answer>"),
+        ("x", "<answer>\\frac{}{}</answer>"),
+        ("x", "<answer>\\begin{pmatrix}1&2\\end{pmatrix}+x</answer>"),
+        ("", ""),
+    ],
+)
+def test_verify_never_raises_on_bad_input(gold, completion):
+    assert verify(gold, completion) in (True, False)
+    assert isinstance(check(gold, completion), Outcome)
+
+
+def test_an_internal_error_is_false_and_counted(monkeypatch):
+    def broken(*_):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(math_module, "equivalent", broken)
+    before = OUTCOMES[Outcome.ERROR]
+    assert verify("1", "<answer>1</answer>") is False
+    assert OUTCOMES[Outcome.ERROR] == before + 1
+
+
+def test_extraction_time_counts_against_the_deadline(monkeypatch):
+    def slow_extraction(*_):
+        time.sleep(DEADLINE_S)
+        return "(x+1)^2"  # needs sympy, and no time is left for it
+
+    monkeypatch.setattr(math_module, "extract_answer", slow_extraction)
+    start = time.perf_counter()
+    assert check("x^2+2x+1", "<answer>(x+1)^2</answer>") is Outcome.TIMEOUT
+    assert time.perf_counter() - start < DEADLINE_S + 0.2
+
+
+@pytest.mark.parametrize(
+    "piece", ["<answer>", "\\(", "\\[", "$", "\\boxed{", "\\boxed{1} and ", "{", "answer is "]
+)
+def test_a_100k_adversarial_completion_returns_within_the_deadline(piece):
+    completion = piece * (100_000 // len(piece))
+    start = time.perf_counter()
+    assert verify("1", completion) is False
+    assert time.perf_counter() - start < DEADLINE_S + 0.2
+
+
+def test_math_reward_passes_its_options_to_verify():
+    completions = ["<answer>0.333</answer>", "<answer>0.5</answer>"]
+    golds = ["1/3", "50\\%"]
+    assert math_reward(["q", "q"], completions, answer=golds) == [0.0, 0.0]
+    assert math_reward(
+        ["q", "q"], completions, answer=golds, approximate=True, percent_fraction=True
+    ) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("completion", "score"),
+    [
+        ("so the answer is 42", 0.0),  # still inside the <think> the prompt opened
+        ("\\boxed{42}", 0.0),
+        ("hmm</think> the answer is 42", 1.0),
+        ([{"role": "assistant", "content": "hmm</think> <answer>42</answer>"}], 1.0),
+    ],
+)
+def test_a_prompt_that_opened_think_leaves_the_completion_inside_it(completion, score):
+    prompt = "<|im_start|>assistant\n<think>"
+    assert math_reward([prompt], [completion], answer=["42"]) == [score]
+
+
 def test_a_correct_number_in_the_reasoning_does_not_count():
     assert not verify("72", "<think>48 + 24 = 72</think> <answer>71</answer>")
 
@@ -136,7 +362,7 @@ def test_pathological_inputs_return_false_within_a_second(completion):
 
 def test_sympy_that_runs_too_long_is_cut_off_within_a_second():
     start = time.perf_counter()
-    assert verify("2", "<answer>(x+1)^{999}-(x+1)^{998}</answer>") is False
+    assert check("2", "<answer>(x+1)^{999}-(x+1)^{998}</answer>") is Outcome.TIMEOUT
     assert time.perf_counter() - start < 1.0
 
 
@@ -208,4 +434,4 @@ def test_agreement_with_math_verify_conformance_cases():
     assert agree / len(cases) >= AGREEMENT_FLOOR, f"{agree}/{len(cases)}"
 
 
-AGREEMENT_FLOOR = 0.88  # measured 0.90; the misses are documented in docs/rewards.md
+AGREEMENT_FLOOR = 0.89  # measured 0.911 (strict); the misses are documented in docs/rewards.md
