@@ -22,6 +22,7 @@ from rewards.math import extract_answer
 from rewards.math_normalise import normalise
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import WeightedReward
+from rewards.text import prefilled_think
 from rollout.types import Engine, SamplingParams
 
 
@@ -136,7 +137,7 @@ def evaluate(
             "prompt": group.row["prompt"],
             "answer": group.row.get("answer"),
             "completion": c.text,
-            "extracted": answer_key(c.text) if vote else None,
+            "extracted": answer_key(group.prompt, c.text) if vote else None,
             "correct": v is not None and v >= 1.0,
             "formatted": f == 1.0,
             "tokens": len(c.token_ids),
@@ -162,9 +163,10 @@ def _format_judge() -> WeightedReward:
     return WeightedReward("format", load_reward("format"))
 
 
-def answer_key(text: str) -> str | None:
-    """The extracted answer in normalised form, so that votes for `1/2` and `\\frac12` agree."""
-    answer = extract_answer(text)
+def answer_key(prompt: str, text: str) -> str | None:
+    """The extracted answer in normalised form, so that votes for `1/2` and `\\frac12` agree;
+    read as the math reward reads it (a prompt that opened `<think>` opened it for the text)."""
+    answer = extract_answer("<think>" + text if prefilled_think(prompt) else text)
     return None if answer is None else normalise(answer)
 
 

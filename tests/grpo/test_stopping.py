@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from grpo.stopping import Stopper, StopNow, StopRequested, exit_code
+from grpo.stopping import StopNow, Stopper, StopRequested, exit_code
 
 
 @pytest.fixture
