@@ -157,6 +157,16 @@ class Learner:
             else:
                 yield _plain_name(name), p.detach()
 
+    def set_lr(self, lr: float) -> None:
+        """Change the base learning rate mid-run (the schedule's factor still applies): a
+        resumed run's `--set learner.lr=...` reaches the restored optimizer this way."""
+        self.scheduler.base_lrs = [lr] * len(self.optimizer.param_groups)
+        for group, factor in zip(
+            self.optimizer.param_groups, self.scheduler.lr_lambdas, strict=True
+        ):
+            group["initial_lr"] = lr
+            group["lr"] = lr * factor(self.scheduler.last_epoch)
+
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 

@@ -36,10 +36,17 @@ class Stopper:
     def __init__(self):
         self.signum: int | None = None
         self._interruptible = False
+        self._previous: dict[int, object] = {}
 
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
+    def __enter__(self) -> Stopper:
+        """Catch SIGINT and SIGTERM until the block ends, then restore the previous handlers."""
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
     @property
     def requested(self) -> bool:

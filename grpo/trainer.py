@@ -49,11 +49,12 @@ class Trainer:
         if resume and (checkpoint := self.run.latest_checkpoint()) is not None:
             self.step_done = load_checkpoint(checkpoint, self.parts)
             self._saved_step = self.step_done
+            self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
             self.parts.engine.update_weights(self.parts.learner.named_weights())
             self.run.truncate_after(self.step_done)
-        self.stopper.install()
         try:
-            self._train()
+            with self.stopper:
+                self._train()
         except UserError:
             self.save()
             raise

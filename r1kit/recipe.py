@@ -178,6 +178,28 @@ class OutputConfig(Section):
     tensorboard: bool = True
 
 
+class Change(Section):
+    """A field changed with `--set` when the run was resumed after `step`."""
+
+    step: int
+    field: str
+    value: Any
+
+
+# Fields `--resume RUN --set` may change: they steer the rest of a run, not what it has learned.
+RESUMABLE_FIELDS = (
+    "train.steps",
+    "train.eval_every",
+    "train.save_every",
+    "train.keep_last",
+    "train.samples_per_step",
+    "train.threads",
+    "learner.lr",
+    "scoring.workers",
+    "output.tensorboard",
+)
+
+
 class Recipe(Section):
     description: str = ""
     seed: int = 0
@@ -190,6 +212,7 @@ class Recipe(Section):
     learner: LearnerConfig = LearnerConfig()
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
+    changes: list[Change] = []  # written by `--resume --set`: what changed mid-run, and when
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:

@@ -26,10 +26,14 @@ class RunDir:
     def create(self, recipe: Recipe, tensorboard: bool) -> None:
         """A new run: the directory and its resolved recipe."""
         self.path.mkdir(parents=True, exist_ok=True)
+        self.write_config(recipe)
+        self.open(tensorboard)
+
+    def write_config(self, recipe: Recipe) -> None:
+        """The fully resolved recipe, as `--resume` reads it back."""
         (self.path / "config.yaml").write_text(
             yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
         )
-        self.open(tensorboard)
 
     def open(self, tensorboard: bool) -> None:
         """Start (or continue) writing TensorBoard events."""

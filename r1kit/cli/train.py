@@ -10,7 +10,15 @@ import typer
 import yaml
 
 from r1kit.cli.app import command, console
-from r1kit.recipe import Recipe, RecipeError, apply_override, load_recipe, validate
+from r1kit.recipe import (
+    RESUMABLE_FIELDS,
+    Change,
+    Recipe,
+    RecipeError,
+    apply_override,
+    load_recipe,
+    validate,
+)
 from r1kit.references import check_references
 from r1kit.rundir import RunDir
 
@@ -52,6 +60,7 @@ def train(
     if resume is None:
         run.create(resolved, resolved.output.tensorboard)
     else:
+        run.write_config(resolved)  # records any `--set` changes
         run.open(resolved.output.tensorboard)
     if resolved.train.threads:
         import torch
@@ -75,17 +84,53 @@ def train(
 
 
 def _resolve_recipe(recipe: Path | None, overrides: list[str], resume: Path | None) -> Recipe:
-    if resume is not None:
-        saved = resume / "config.yaml"
-        if not saved.is_file():
-            raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
-        raw = yaml.safe_load(saved.read_text())
-        for override in overrides:
-            apply_override(raw, override)
-        return validate(raw, source=str(saved))
-    if recipe is None:
-        raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
-    return load_recipe(recipe, overrides)
+    if resume is None:
+        if recipe is None:
+            raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
+        return load_recipe(recipe, overrides)
+    saved_path = resume / "config.yaml"
+    if not saved_path.is_file():
+        raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
+    raw = yaml.safe_load(saved_path.read_text())
+    saved = validate(raw, source=str(saved_path))
+    if recipe is not None:
+        _check_same_run(load_recipe(recipe), saved, recipe, resume)
+    if not overrides:
+        return saved
+    checkpoint = RunDir(resume).latest_checkpoint()
+    step = 0 if checkpoint is None else int(checkpoint.name.removeprefix("step-"))
+    keys = [override.partition("=")[0] for override in overrides]
+    for key, override in zip(keys, overrides, strict=True):
+        if key not in RESUMABLE_FIELDS:
+            raise RecipeError(
+                f"--set {key}: cannot change when resuming {resume} (it would change what the run "
+                f"has learned); these can: {', '.join(RESUMABLE_FIELDS)}"
+            )
+        apply_override(raw, override)
+    resolved = validate(raw, source=f"{saved_path} with --set")
+    resolved.changes += [Change(step=step, field=key, value=_field(resolved, key)) for key in keys]
+    return resolved
+
+
+def _field(recipe: Recipe, key: str) -> object:
+    """The validated value of a dotted field such as `learner.lr`."""
+    value = recipe
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _check_same_run(given: Recipe, saved: Recipe, path: Path, resume: Path) -> None:
+    """`train RECIPE --resume RUN` only when RECIPE is the one RUN was started from."""
+    ignored = {"output", "changes"}
+    mine, theirs = given.model_dump(exclude=ignored), saved.model_dump(exclude=ignored)
+    differ = [key for key in mine if mine[key] != theirs[key]]
+    if differ:
+        raise RecipeError(
+            f"{path} is not the recipe of {resume} (they differ in {', '.join(differ)}); "
+            f"resume with `r1kit train --resume {resume}` alone, and change what may change "
+            "with --set"
+        )
 
 
 def _print_plan(recipe: Recipe, run: RunDir) -> None:

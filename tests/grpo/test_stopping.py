@@ -8,12 +8,15 @@ from grpo.stopping import StopNow, Stopper, StopRequested, exit_code
 
 @pytest.fixture
 def stopper():
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    stopper = Stopper()
-    stopper.install()
-    yield stopper
-    for s, handler in previous.items():
-        signal.signal(s, handler)
+    with Stopper() as stopper:
+        yield stopper
+
+
+def test_the_previous_handlers_come_back_after_the_block():
+    before = signal.getsignal(signal.SIGTERM)
+    with Stopper():
+        assert signal.getsignal(signal.SIGTERM) != before
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_a_first_signal_outside_an_interruptible_phase_only_asks_to_stop(stopper):

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +155,92 @@ def test_a_reward_failing_on_the_batch_stops_the_run_with_a_checkpoint(tiny_reci
     assert checkpoint is not None and checkpoint.name == "step-0"
     weights = load_file(checkpoint / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+STALLING = '''
+import os, pathlib, time
+
+def even_tokens(prompts, completions, completion_ids, **kwargs):
+    """The learnable reward; its second call stalls when STALL_DIR is set, so that a stop
+    signal lands while the trainer is scoring."""
+    stall = os.environ.get("STALL_DIR")
+    if stall:
+        calls = pathlib.Path(stall, "calls")
+        calls.write_text(calls.read_text() + "x" if calls.exists() else "x")
+        if len(calls.read_text()) == 2:
+            pathlib.Path(stall, "stalled").write_text("")
+            time.sleep(120)
+    return [sum(t % 2 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
+'''
+
+
+@pytest.fixture(scope="module")
+def stall_runs(tmp_path_factory):
+    """The recipe (one reward worker, so one reward call per step) and an uninterrupted run."""
+    root = tmp_path_factory.mktemp("stall")
+    (root / "even.py").write_text(STALLING)
+
+    def recipe(name: str) -> Path:
+        raw = {
+            "model": {"name": "tiny-llama"},
+            "data": {"source": "arithmetic", "eval_size": 2},
+            "template": {"name": "raw"},
+            "rollout": {"group_size": 4, "max_new_tokens": 6},
+            "rewards": [{"name": f"{root / 'even.py'}:even_tokens"}],
+            "scoring": {"workers": 1},
+            "learner": {"lr": 3e-2, "micro_batch_size": 8},
+            "train": {"steps": 3, "prompts_per_step": 2, "eval_every": 0, "save_every": 0},
+            "output": {"dir": str(root / "runs"), "name": name, "tensorboard": False},
+        }
+        path = root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    assert _cli_train([str(recipe("whole"))], root).wait(timeout=300) == 0
+    return root, recipe
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_scoring_exits_non_zero_and_resumes_exactly(stall_runs, signum):
+    root, recipe = stall_runs
+    name = signum.name
+    stall = root / f"stall-{name}"
+    stall.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "r1kit.cli", "train", str(recipe(name))],
+        cwd=root,
+        env={**os.environ, "STALL_DIR": str(stall)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 240
+    while not (stall / "stalled").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    sent = time.time()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum  # 143 for SIGTERM, 130 for SIGINT
+    assert time.time() - sent < 30  # the stalled reward (120 s) was cut, not waited for
+    assert f"--resume {root / 'runs' / name}" in " ".join(out.decode().split())
+    run = root / "runs" / name
+    assert (run / "checkpoints/step-1/trainer_state.pt").is_file()
+    assert not (run / "final").exists()
+
+    resumed = _cli_train(["--resume", str(run)], root)
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()
+    a = load_file(root / "runs/whole/final/model.safetensors")
+    b = load_file(run / "final/model.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]
+
+
+def test_a_learning_rate_set_on_resume_reaches_the_optimizer(tiny_recipe):
+    raw = tiny_recipe(train={"steps": 2, "save_every": 1})
+    _train(raw)
+    raw["train"]["steps"] = 3
+    raw["learner"]["lr"] = 1e-4
+    recipe = validate(raw)
+    parts = Components.build(recipe)
+    Trainer(recipe, RunDir(recipe.run_dir()), parts).fit(resume=True)
+    assert parts.learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)

@@ -5,6 +5,9 @@ import yaml
 from typer.testing import CliRunner
 
 from r1kit.cli import RECIPES_DIR, app
+from r1kit.cli.train import _resolve_recipe
+from r1kit.recipe import validate
+from r1kit.rundir import RunDir
 
 runner = CliRunner()
 
@@ -56,3 +59,44 @@ def test_every_shipped_recipe_passes_dry_run(recipe: Path, tmp_path):
 def test_resume_of_a_non_run_directory_exits_2(tmp_path):
     result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "config.yaml" in result.output
+
+
+def _saved_run(tmp_path, **sections) -> Path:
+    """A run directory holding only its resolved recipe (enough for the resume checks)."""
+    recipe = validate({"output": {"dir": str(tmp_path / "runs"), "name": "r"}, **sections})
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    return run.path
+
+
+def test_resume_refuses_a_change_that_would_alter_what_was_learned(tmp_path):
+    run = _saved_run(tmp_path)
+    result = runner.invoke(app, ["train", "--resume", str(run), "--set", "rollout.group_size=4"])
+    assert result.exit_code == 2
+    assert "--set rollout.group_size: cannot change" in result.output
+    assert "learner.lr" in result.output  # says what can change
+
+
+def test_resume_records_an_allowed_change_with_its_step(tmp_path):
+    run = _saved_run(tmp_path)
+    recipe = _resolve_recipe(None, ["learner.lr=3e-6", "train.steps=7"], run)
+    assert recipe.learner.lr == 3e-6 and recipe.train.steps == 7
+    assert [(c.step, c.field, c.value) for c in recipe.changes] == [
+        (0, "learner.lr", 3e-6),
+        (0, "train.steps", 7),
+    ]
+
+
+def test_resume_with_a_recipe_other_than_the_runs_is_refused(tmp_path):
+    run = _saved_run(tmp_path, learner={"lr": 1e-6})
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"learner": {"lr": 2e-6}}))
+    result = runner.invoke(app, ["train", str(other), "--resume", str(run)])
+    assert result.exit_code == 2 and "differ in learner" in result.output
+
+
+def test_resume_with_the_runs_own_recipe_is_accepted(tmp_path):
+    run = _saved_run(tmp_path, learner={"lr": 1e-6})
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump({"learner": {"lr": 1e-6}}))
+    assert _resolve_recipe(same, [], run).learner.lr == 1e-6
