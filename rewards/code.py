@@ -64,7 +64,8 @@ def code_reward(
 def _submit(
     pool: SandboxPool, row: list[Case], timeout_s: float, memory_mb: int, stop: bool
 ) -> list[Future]:
-    futures = [pool.submit(Job(case.source, case.stdin, timeout_s, memory_mb)) for case in row]
+    jobs = [Job(c.source, c.stdin, timeout_s, memory_mb, c.private_input) for c in row]
+    futures = [pool.submit(job) for job in jobs]
     if stop:
         for i, (case, future) in enumerate(zip(row, futures, strict=True)):
             future.add_done_callback(_cancel_on_failure(case, futures[i + 1 :]))
