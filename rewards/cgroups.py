@@ -98,13 +98,20 @@ def make(memory_bytes: int, max_processes: int) -> RunCgroups | None:
 @functools.cache
 def available() -> dict[str, Hierarchy]:
     """The hierarchy each usable controller lives in, found once; warns about the others."""
-    found, reasons = {}, []
     try:
         mountinfo = Path("/proc/self/mountinfo").read_text()
-        own = own_paths(Path("/proc/self/cgroup").read_text())
+        proc_cgroup = Path("/proc/self/cgroup").read_text()
     except OSError as err:
-        reasons.append(f"cannot read this process's cgroups ({err})")
-        mountinfo, own = "", {}
+        _warn_once(f"cannot read this process's cgroups ({err})", CONTROLLERS)
+        return {}
+    return find(mountinfo, proc_cgroup)
+
+
+def find(mountinfo: str, proc_cgroup: str) -> dict[str, Hierarchy]:
+    """Where each controller's cgroups can be made, from /proc/self/{mountinfo,cgroup}
+    (enabling v2 controllers on the way); warns about the controllers that cannot be."""
+    found, reasons = {}, []
+    own = own_paths(proc_cgroup)
     v1, v2 = mounts(mountinfo)
     for controller in CONTROLLERS:
         if controller in v1 and controller in own:

@@ -41,21 +41,28 @@ class Remote:
 
 
 def encode(value, to_ref):
-    """`value` as JSON-ready data: builtin values of their exact types, the rest through
+    """`value` as JSON-ready data made of builtin values (a subclass, such as Counter or a
+    str with its own __eq__, becomes its builtin base), builtins named, the rest through
     `to_ref` (which returns a reference or raises)."""
-    kind = type(value)
-    if value is None or kind in (bool, int, float, str):
-        return value
-    if kind is list:
-        return [encode(item, to_ref) for item in value]
-    if kind in (tuple, set, frozenset):
-        return {kind.__name__: [encode(item, to_ref) for item in value]}
-    if kind is dict:
-        return {"dict": [[encode(k, to_ref), encode(v, to_ref)] for k, v in value.items()]}
-    if kind is bytes:
-        return {"bytes": value.hex()}
-    if kind is complex:
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    for kind in (int, float, str):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, list):
+        return [encode(item, to_ref) for item in list.__iter__(value)]
+    for kind in (tuple, set, frozenset):
+        if isinstance(value, kind):
+            return {kind.__name__: [encode(item, to_ref) for item in kind.__iter__(value)]}
+    if isinstance(value, dict):
+        items = dict.items(value)
+        return {"dict": [[encode(k, to_ref), encode(v, to_ref)] for k, v in items]}
+    if isinstance(value, bytes):
+        return {"bytes": bytes(value).hex()}
+    if isinstance(value, complex):
         return {"complex": [value.real, value.imag]}
+    if isinstance(value, type | type(len)) and getattr(builtins, value.__name__, None) is value:
+        return {"builtin": value.__name__}
     return {"ref": to_ref(value)}
 
 
@@ -68,6 +75,7 @@ def decoder(from_ref):
         "dict": lambda pairs: {k: v for k, v in pairs},
         "bytes": bytes.fromhex,
         "complex": lambda parts: complex(*parts),
+        "builtin": lambda name: getattr(builtins, name),
         "ref": from_ref,
     }
 
