@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rewards.code_tests import Case, CodeRewardError, cases
+from rewards.code_tests import HARNESS, Case, CodeRewardError, cases
 from rewards.sandbox import ExecResult
 
 
@@ -20,22 +20,30 @@ def test_a_failed_run_never_passes():
     assert not Case("", expected="").passed(result("", status="timeout"))
 
 
-def test_assert_style_cases_pass_only_with_their_token_last():
+def test_assert_style_cases_are_judged_by_the_exit_status_alone():
     case = cases("x = 1", {"test_list": ["assert x == 1"]})[0]
-    assert case.passed(result(f"chatter\n{case.token}\n"))
-    assert not case.passed(result(f"{case.token}\nprinted after"))
+    assert case.passed(result("")) and not case.passed(result("", status="error"))
 
 
-def test_humaneval_program_is_header_code_test_and_check():
+def test_assert_style_tests_go_to_the_harness_apart_from_the_code():
+    case = cases("CODE", {"test_list": ["assert f() == 'SECRET'"]})[0]
+    assert case.source == HARNESS and "SECRET" not in case.stdin + case.source
+    assert "SECRET" in case.private_input and "CODE" not in case.private_input
+
+
+def test_humaneval_code_is_header_then_body_and_tests_end_with_check():
     row = {"test": "def check(f): assert f() == 1", "entry_point": "one", "humaneval_prompt": "H\n"}
-    source = cases("    return 1", row)[0].source
-    assert source.startswith("H\n    return 1\n") and "check(one)\nprint(" in source
+    case = cases("    return 1", row)[0]
+    assert case.stdin.startswith("H\n    return 1\n")
+    assert case.private_input.startswith(row["test"]) and case.private_input.endswith(
+        "check(one)\n"
+    )
 
 
 def test_mbpp_setup_code_runs_after_the_solution():
     row = {"test_list": ["assert a", "assert b"], "test_setup_code": "SETUP"}
-    sources = [c.source for c in cases("CODE", row)]
-    assert len(sources) == 2 and all(s.index("CODE") < s.index("SETUP") for s in sources)
+    codes = [c.stdin for c in cases("CODE", row)]
+    assert len(codes) == 2 and all(c.index("CODE") < c.index("SETUP") for c in codes)
 
 
 @pytest.mark.parametrize(
