@@ -53,6 +53,10 @@ SANDBOX_ID = "65534"  # uid and gid inside the namespace: "nobody"
 PRIVATE_FD = 3
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")
 DEVICES = ("null", "zero", "full", "random", "urandom")
+# Namespaces and privileges (checked by the self-test too): an unprivileged uid in its own user
+# namespace, with no capabilities (which bubblewrap keeps for uid 0 unless told).
+_BWRAP_FLAGS = ("--unshare-all", "--unshare-user", "--die-with-parent", "--cap-drop", "ALL")
+_BWRAP_FLAGS += ("--uid", SANDBOX_ID, "--gid", SANDBOX_ID)
 # sh: wait for a go line, then become the sandbox with the program's stdin ($1) as its stdin
 # and its private input ($2) on fd 3.
 GATE = 'read -r _ && stdin=$1 && private=$2 && shift 2 && exec "$@" <"$stdin" 3<"$private"'
@@ -198,7 +202,7 @@ def _bwrap_problem(bwrap: str | None) -> str | None:
     """Why bubblewrap cannot build our sandbox here (None when it can): a one-off self-test."""
     if bwrap is None:
         return "`bwrap` is not on PATH"
-    probe = [bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc"]
+    probe = [bwrap, *_BWRAP_FLAGS, "--ro-bind", "/", "/", "--proc", "/proc"]
     try:
         done = subprocess.run([*probe, "true"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -224,8 +228,7 @@ def _isolate(mode: Isolation, scratch: Path) -> list[str]:
     python = str(Path(sys.base_prefix) / "bin" / "python3")
     if mode == "rlimits":
         return [python, "-I", "-S", str(scratch / "main.py")]
-    args = ["bwrap", "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
-    args += ["--uid", SANDBOX_ID, "--gid", SANDBOX_ID, "--cap-drop", "ALL"]
+    args = ["bwrap", *_BWRAP_FLAGS, "--new-session"]
     for path in [*SYSTEM_PATHS, sys.base_prefix]:
         if os.path.islink(path):
             args += ["--symlink", os.readlink(path), path]
