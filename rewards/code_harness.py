@@ -151,6 +151,20 @@ def _run(source, namespace):
     return {name: value for name, value in namespace.items() if not name.startswith("__")}
 
 
+def bindings(names):
+    """The tests' namespace: the completion's names (all in `__completion__`), but never a
+    dunder or a builtin's name, which stay the checker's own: a completion's `abs`, or a
+    forged `__builtins__`, must not judge it."""
+    if type(names) is not dict:
+        raise TypeError("the candidate did not send its names")
+    own = {
+        name: value
+        for name, value in names.items()
+        if type(name) is str and not name.startswith("__") and not hasattr(builtins, name)
+    }
+    return {**own, "__name__": "__main__", "__builtins__": builtins, "__completion__": names}
+
+
 def check(link, child):
     """The checker: bind the completion's names, run the tests; exit 0 only if they pass."""
     with os.fdopen(PRIVATE_FD, encoding="utf-8") as private:
@@ -158,8 +172,7 @@ def check(link, child):
     captured = io.StringIO()
     sys.stdout = sys.stderr = captured
     try:
-        namespace = {"__name__": "__main__", "__builtins__": builtins, **link.receive()}
-        exec(compile(tests, "<tests>", "exec"), namespace)
+        exec(compile(tests, "<tests>", "exec"), bindings(link.receive()))
         passed = True
     except BaseException:
         passed = False

@@ -48,9 +48,10 @@ def cases(code: str, row: dict) -> list[Case]:
     """The row's tests run against `code`; empty when the row has none."""
     if row.get("test") and row.get("entry_point"):
         header = (row.get("humaneval_prompt") or "").rstrip("\n")
-        return [
-            _asserting(f"{header}\n{code}\n", f"{row['test']}\n\ncheck({row['entry_point']})\n")
-        ]
+        # The header runs in the checker too, so the tests' helpers from it (HumanEval/32's
+        # `poly`) are the problem's own, not ones the completion redefined.
+        tests = f"{header}\n\n{row['test']}\n\ncheck(__completion__[{row['entry_point']!r}])\n"
+        return [_asserting(f"{header}\n{code}\n", tests)]
     if row.get("test_list"):
         setup = row.get("test_setup_code") or ""
         return [_asserting(f"{code}\n\n{setup}\n", f"{test}\n") for test in row["test_list"]]

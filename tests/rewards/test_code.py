@@ -174,6 +174,42 @@ def test_the_stealing_program_finds_a_secret_left_within_its_reach():
     assert result.stdout == f"{secret}\n"
 
 
+# A forged first message from the candidate: `__builtins__` whose `abs` is `callable` (False < 1
+# for anything) and `add` bound to `max`; written to every descriptor the completion holds.
+FORGE_NAMES = """
+import json, os, time
+builtins = {"dict": [["abs", {"builtin": "callable"}]]}
+names = {"dict": [["__builtins__", builtins], ["add", {"builtin": "max"}]]}
+for fd in range(3, 64):
+    try:
+        os.write(fd, (json.dumps(["value", names]) + "\\n").encode())
+    except OSError:
+        pass
+time.sleep(2)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "completion",
+    [FORGE_NAMES, "abs = callable\n\ndef add(a, b):\n    return a - b"],
+    ids=["forged-names", "shadowed-builtin"],
+)
+def test_the_tests_builtins_stay_the_checker_s_own(completion):
+    rows = {"test_list": [["assert abs(add(2, 3) - 5) < 1"]]}
+    assert code_reward(["q"], [fenced(completion)], timeout_s=1, **rows) == [0.0]
+
+
+@needs_bwrap
+def test_redefining_a_helper_of_the_prompt_does_not_fool_the_tests():
+    prompt = 'def double(x):\n    return 2 * x\n\ndef half(x):\n    """Half of x."""\n'
+    tests = "def check(candidate):\n    assert double(candidate(3)) == 3\n"
+    cheat = "    return 0\n\ndef double(x):\n    return 3"
+    columns = {"test": [tests] * 2, "entry_point": ["half"] * 2, "humaneval_prompt": [prompt] * 2}
+    completions = [cheat, "    return x / 2"]
+    assert code_reward(["q"] * 2, completions, **columns) == [0.0, 1.0]
+
+
 @needs_bwrap
 @pytest.mark.parametrize("signal", ["SIGKILL", "SIGSTOP", "SIGTERM"])
 def test_signalling_the_checker_does_not_pass(signal):

@@ -31,13 +31,12 @@ def test_assert_style_tests_go_to_the_harness_apart_from_the_code():
     assert "SECRET" in case.private_input and "CODE" not in case.private_input
 
 
-def test_humaneval_code_is_header_then_body_and_tests_end_with_check():
+def test_humaneval_header_goes_before_the_code_and_before_the_tests():
     row = {"test": "def check(f): assert f() == 1", "entry_point": "one", "humaneval_prompt": "H\n"}
     case = cases("    return 1", row)[0]
     assert case.stdin.startswith("H\n    return 1\n")
-    assert case.private_input.startswith(row["test"]) and case.private_input.endswith(
-        "check(one)\n"
-    )
+    assert case.private_input.startswith("H\n\n" + row["test"])
+    assert case.private_input.endswith("check(__completion__['one'])\n")
 
 
 def test_mbpp_setup_code_runs_after_the_solution():
