@@ -14,6 +14,8 @@ completion cannot read. Stdin/stdout tests are compared here, outside the sandbo
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,12 +52,47 @@ def cases(code: str, row: dict) -> list[Case]:
         header = (row.get("humaneval_prompt") or "").rstrip("\n")
         # The header runs in the checker too, so the tests' helpers from it (HumanEval/32's
         # `poly`) are the problem's own, not ones the completion redefined.
-        tests = f"{header}\n\n{row['test']}\n\ncheck(__completion__[{row['entry_point']!r}])\n"
+        entry = row["entry_point"]
+        tests = f"{header}\n{_bind(entry)}\n{row['test']}\n\ncheck({entry})\n"
         return [_asserting(f"{header}\n{code}\n", tests)]
     if row.get("test_list"):
         setup = row.get("test_setup_code") or ""
-        return [_asserting(f"{code}\n\n{setup}\n", f"{test}\n") for test in row["test_list"]]
+        code = f"{code}\n\n{setup}\n"
+        return [_asserting(code, _with_tested_builtin(test)) for test in row["test_list"]]
     return [Case(code, stdin, expected=out) for stdin, out in _stdio_pairs(row.get("tests"))]
+
+
+def _bind(name: str) -> str:
+    """Test code binding `name` to the completion's own (the checker binds none that shadow a
+    builtin, or that a header it ran redefined)."""
+    return f"\n{name} = __completion__.get({name!r}, {name})\n"
+
+
+def _with_tested_builtin(test: str) -> str:
+    """An assert, preceded by a binding of the function it tests when that is named like a
+    builtin (MBPP's `sum`): the innermost named call, so that in `abs(f(x) - y) < 1e-9` the
+    builtin `abs` stays the checker's own."""
+    try:
+        tree = ast.parse(test)
+    except SyntaxError:
+        return f"{test}\n"  # the checker reports it
+    name = _innermost_call(tree)
+    return f"{_bind(name)}{test}\n" if name and hasattr(builtins, name) else f"{test}\n"
+
+
+def _innermost_call(node: ast.AST) -> str | None:
+    """The name of the most deeply nested call of a plain name under `node`, the first one
+    if several."""
+    deepest: tuple[int, str | None] = (0, None)
+    stack = [(node, 0)]
+    while stack:
+        current, depth = stack.pop()
+        if isinstance(current, ast.Call) and isinstance(current.func, ast.Name):
+            depth += 1
+            if depth > deepest[0]:
+                deepest = (depth, current.func.id)
+        stack += [(child, depth) for child in reversed(list(ast.iter_child_nodes(current)))]
+    return deepest[1]
 
 
 def _asserting(code: str, tests: str) -> Case:

@@ -201,6 +201,13 @@ def test_the_tests_builtins_stay_the_checker_s_own(completion):
 
 
 @needs_bwrap
+def test_a_tested_function_named_like_a_builtin_is_the_completion_s():
+    rows = {"test_list": [["assert sum(1, 2) == 3", "assert abs(sum(1, -2)) == 1"]]}
+    completion = fenced("def sum(a, b):\n    return a + b")
+    assert code_reward(["q"], [completion], **rows) == [1.0]
+
+
+@needs_bwrap
 def test_redefining_a_helper_of_the_prompt_does_not_fool_the_tests():
     prompt = 'def double(x):\n    return 2 * x\n\ndef half(x):\n    """Half of x."""\n'
     tests = "def check(candidate):\n    assert double(candidate(3)) == 3\n"

@@ -35,8 +35,8 @@ def test_humaneval_header_goes_before_the_code_and_before_the_tests():
     row = {"test": "def check(f): assert f() == 1", "entry_point": "one", "humaneval_prompt": "H\n"}
     case = cases("    return 1", row)[0]
     assert case.stdin.startswith("H\n    return 1\n")
-    assert case.private_input.startswith("H\n\n" + row["test"])
-    assert case.private_input.endswith("check(__completion__['one'])\n")
+    assert case.private_input.startswith("H\n\none = __completion__.get('one', one)\n")
+    assert case.private_input.endswith(f"{row['test']}\n\ncheck(one)\n")
 
 
 def test_mbpp_setup_code_runs_after_the_solution():
@@ -70,3 +70,19 @@ def test_a_row_without_tests_has_no_cases(tests):
 def test_malformed_tests_are_reported(tests):
     with pytest.raises(CodeRewardError, match="tests"):
         cases("CODE", {"tests": tests})
+
+
+@pytest.mark.parametrize(
+    ("test", "bound"),
+    [
+        ("assert sum(10, 15) == 6", "sum"),
+        ("assert set(max(xs)) == {1}", "max"),
+        ("assert abs(area(2) - 12.5) < 1e-9", None),
+        ("assert len(f(1)) == 2", None),
+        ("assert (", None),
+    ],
+)
+def test_an_mbpp_function_named_like_a_builtin_is_bound_to_the_completion_s(test, bound):
+    private = cases("CODE", {"test_list": [test]})[0].private_input
+    binding = f"\n{bound} = __completion__.get({bound!r}, {bound})\n" if bound else ""
+    assert private == f"{binding}{test}\n"
