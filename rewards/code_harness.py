@@ -21,7 +21,7 @@ import signal
 import sys
 import traceback
 
-PRIVATE_FD = 3
+PRIVATE_FD = 3  # rewards.sandbox.PRIVATE_FD: this file runs alone in the sandbox
 PR_SET_DUMPABLE = 4
 
 

@@ -58,8 +58,10 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 _BWRAP_FLAGS = ("--unshare-all", "--unshare-user", "--die-with-parent", "--cap-drop", "ALL")
 _BWRAP_FLAGS += ("--uid", SANDBOX_ID, "--gid", SANDBOX_ID)
 # sh: wait for a go line, then become the sandbox with the program's stdin ($1) as its stdin
-# and its private input ($2) on fd 3.
-GATE = 'read -r _ && stdin=$1 && private=$2 && shift 2 && exec "$@" <"$stdin" 3<"$private"'
+# and its private input ($2) on PRIVATE_FD.
+GATE = (
+    f'read -r _ && stdin=$1 && private=$2 && shift 2 && exec "$@" <"$stdin" {PRIVATE_FD}<"$private"'
+)
 
 Isolation = Literal["bwrap", "rlimits"]
 Status = Literal["ok", "error", "timeout", "memory", "killed"]

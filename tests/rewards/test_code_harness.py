@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 
+from rewards import code_harness, sandbox
 from rewards.code_harness import Link, Remote, decoder, encode
 
 PLAIN = [
@@ -105,3 +106,7 @@ def test_only_plain_data_and_remote_objects_can_be_passed_to_the_candidate():
     assert json.loads(link.requests.getvalue()) == [0, [{"ref": 3}, [1]], {"dict": []}]
     with pytest.raises(TypeError, match="function"):
         link.call(0, (lambda: 0,), {})
+
+
+def test_the_harness_reads_the_descriptor_the_sandbox_opens():
+    assert code_harness.PRIVATE_FD == sandbox.PRIVATE_FD
