@@ -186,6 +186,8 @@ def check(link, child):
 
 def main():
     ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if hasattr(sys, "set_int_max_str_digits"):  # big ints must cross the pipe as JSON
+        sys.set_int_max_str_digits(0)
     requests_in, requests_out = os.pipe()
     answers_in, answers_out = os.pipe()
     child = os.fork()

@@ -201,6 +201,13 @@ def test_the_tests_builtins_stay_the_checker_s_own(completion):
 
 
 @needs_bwrap
+def test_big_values_cross_between_the_completion_and_the_tests():
+    rows = {"test_list": [["assert power(2, 20000) == 2 ** 20000", "assert power(2, 3) == 9"]]}
+    completion = fenced("BIG = 3 ** 10000\n\ndef power(a, b):\n    return a ** b")
+    assert code_reward(["q"], [completion], **rows) == [0.5]
+
+
+@needs_bwrap
 def test_a_tested_function_named_like_a_builtin_is_the_completion_s():
     rows = {"test_list": [["assert sum(1, 2) == 3", "assert abs(sum(1, -2)) == 1"]]}
     completion = fenced("def sum(a, b):\n    return a + b")
