@@ -260,6 +260,24 @@ def test_memory_is_capped_for_the_whole_tree():
 
 
 @bwrap_only
+@needs_cgroup("memory")
+def test_a_tree_killed_for_memory_reports_memory():
+    code = (  # six children of 60 MB each, under the per-process limit, together over the tree's
+        "import os, sys\n"
+        "children = []\n"
+        "for _ in range(6):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        held = bytearray(b'1') * (60 << 20)\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "sys.exit(any(os.waitpid(pid, 0)[1] for pid in children))\n"
+    )
+    result = run_python(code, memory_mb=80)
+    assert (result.status, result.exit_code) == ("memory", 1)
+
+
+@bwrap_only
 def test_daemonised_grandchild_does_not_survive():
     code = (
         "import time\n"
