@@ -89,7 +89,7 @@ def make(memory_bytes: int, max_processes: int) -> RunCgroups | None:
             if controller == "memory":
                 _no_swap(path, where.version)
     except OSError as err:
-        _warn_once(f"making the run's cgroups failed ({err})", tuple(hierarchies))
+        _warn_once(f"making the run's cgroups failed ({err.strerror})", tuple(hierarchies))
         RunCgroups(dirs, {}).remove()
         return None
     return RunCgroups(dirs, {c: h.version for c, h in hierarchies.items()})
