@@ -103,3 +103,11 @@ def test_real_cgroups_get_their_limits_and_are_removed():
     run.remove()
     assert limits == (str(64 << 20), "8")
     assert not any(path.exists() for path in run.dirs.values())
+
+
+def test_a_run_whose_cgroup_cannot_be_made_goes_on_without_it(tmp_path, monkeypatch, caplog):
+    missing = Hierarchy(1, tmp_path / "gone")
+    monkeypatch.setattr(cgroups, "available", lambda: {"pids": missing})
+    with caplog.at_level(logging.WARNING, logger=cgroups.__name__):
+        assert cgroups.make(64 << 20, 8) is None
+    assert "making the run's cgroups failed" in caplog.text and "RLIMIT_NPROC" in caplog.text
