@@ -107,10 +107,13 @@ class RunDir:
         self.discard_logs_from(step + 1)
 
     def latest_checkpoint(self) -> Path | None:
-        """The landed trainer's entry point: `recover_checkpoint`, its problems printed."""
+        """The landed trainer's resume entry point: `recover_checkpoint` with its problems
+        printed; with no checkpoint the trainer restarts at step 0, so every log line goes."""
         path, problems = self.recover_checkpoint()
         for problem in problems:
             warnings.warn(problem, stacklevel=2)
+        if path is None:
+            self.discard_logs_from(0)
         return path
 
     def close(self) -> None:

@@ -150,3 +150,10 @@ def test_the_landed_trainer_entry_points_recover_too(tmp_path):
     _log(run, range(5))
     run.truncate_after(2)
     assert [m["step"] for m in run.metrics()] == [0, 1, 2]
+
+
+def test_the_landed_trainer_resume_without_checkpoint_drops_every_line(tmp_path):
+    run = RunDir(tmp_path)
+    _log(run, range(2))
+    assert run.latest_checkpoint() is None
+    assert run.metrics() == []
