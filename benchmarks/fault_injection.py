@@ -111,10 +111,12 @@ def check(run: Path, reference: dict[str, torch.Tensor], steps: int) -> str | No
     return None
 
 
-def trial(index: int, work: Path, args, duration: float, reference, tally: Tally) -> None:
+def trial(index: int, work: Path, args, duration: float, reference, tally: Tally) -> str:
+    """Kill one fresh run `--kills-per-run` times, resume it to the end; a line saying how."""
     name = f"killed-{index}"
     recipe_path, run = recipe(work, name, args.steps), work / "runs" / name
     log = work / f"{name}.log"
+    kills = []
     for _ in range(args.kills_per_run):
         proc = launch(recipe_path, run, log)
         time.sleep(random.uniform(0, duration))
@@ -125,8 +127,11 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
         tally.kills += 1
         if not (run / "config.yaml").is_file():
             tally.before_start += 1
+            kills.append("before start")
             continue
-        tally.lost_steps += max(0, logged_step(run) - checkpointed_step(run))
+        logged, saved = logged_step(run), checkpointed_step(run)
+        tally.lost_steps += max(0, logged - saved)
+        kills.append(f"step {logged} logged, {saved} saved")
     proc = launch(recipe_path, run, log)
     problem = (
         f"resume exited {code}: {log.read_text().strip()[-400:]}"
@@ -137,6 +142,7 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
         tally.exact += 1
     else:
         tally.failures.append(f"{name}: {problem}")
+    return f"{name}: killed at {'; '.join(kills) or 'no point (it finished)'}: {problem or 'exact'}"
 
 
 def main() -> None:
@@ -164,8 +170,7 @@ def main() -> None:
         reference = load_file(work / "runs" / "whole" / "final" / "model.safetensors")
         tally = Tally()
         for index in range(args.n):
-            trial(index, work, args, duration, reference, tally)
-            print(f"run {index + 1}/{args.n}: {tally.exact} resumed exactly", flush=True)
+            print(trial(index, work, args, duration, reference, tally), flush=True)
     print(f"kills tried: {tally.kills} ({tally.before_start} before the run wrote anything)")
     print(f"resumed exactly: {tally.exact}/{args.n}")
     print(f"lost steps (logged, then redone after a kill): {tally.lost_steps}")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from r1kit import durable
-from r1kit.rundir import RunDir
+from r1kit.rundir import CHECKPOINT_NAME, RunDir
 
 
 def _save(run: RunDir, step: int) -> None:
@@ -70,15 +70,58 @@ def test_every_checkpoint_broken_means_start_over(tmp_path):
     assert path is None and len(problems) == 2
 
 
-def test_interrupted_saves_are_finished_or_dropped(tmp_path):
-    """The states the old trainer's double save could leave: step-N.tmp beside step-N.old."""
-    run = _run(tmp_path, 2, 4)
-    run.checkpoint_dir(4).rename(run.checkpoints / "step-4.old")  # set aside, then killed
-    (run.checkpoints / "step-4.tmp").mkdir()  # its replacement, half written
-    (run.checkpoints / "step-6.tmp").mkdir()
-    (run.path / "final.tmp").mkdir()
-    assert run.recover_checkpoint() == (run.checkpoint_dir(4), [])
-    assert _names(run) == ["step-2", "step-4"]
+def _half_written(run: RunDir, step: int) -> None:
+    scratch = run.checkpoints / f"step-{step}.tmp"
+    scratch.mkdir()
+    (scratch / "model.safetensors").write_bytes(b"\0" * 7)
+
+
+def _written_not_renamed(run: RunDir, step: int) -> None:
+    _save(run, step)
+    run.checkpoint_dir(step).rename(run.checkpoints / f"step-{step}.tmp")
+
+
+def _set_aside_then_killed(run: RunDir, step: int) -> None:
+    run.checkpoint_dir(step).rename(run.checkpoints / f"step-{step}.old")
+    _half_written(run, step)
+
+
+def _swapped_old_not_deleted(run: RunDir, step: int) -> None:
+    run.checkpoint_dir(step).rename(run.checkpoints / f"step-{step}.old")
+    _save(run, step)
+
+
+def _old_copy_half_deleted(run: RunDir, step: int) -> None:
+    _save(run, 99)
+    old = run.checkpoints / f"step-{step}.old.tmp"
+    run.checkpoint_dir(99).rename(old)
+    (old / "model.safetensors").unlink()
+
+
+def _pruned_half_deleted(run: RunDir, step: int) -> None:
+    doomed = run.checkpoints / "step-2.tmp"
+    run.checkpoint_dir(2).rename(doomed)
+    (doomed / durable.MANIFEST).unlink()
+
+
+@pytest.mark.parametrize(
+    ("kill", "saved", "resumes_from"),
+    [
+        (_half_written, (2,), 2),
+        (_written_not_renamed, (2,), 2),
+        (_set_aside_then_killed, (2, 4), 4),
+        (_swapped_old_not_deleted, (2, 4), 4),
+        (_old_copy_half_deleted, (2, 4), 4),
+        (_pruned_half_deleted, (2, 4), 4),
+    ],
+)
+def test_every_state_a_killed_save_leaves_resumes_cleanly(tmp_path, kill, saved, resumes_from):
+    """Saving step 4 (a new one, or again as the landed trainer does) killed at each stage."""
+    run = _run(tmp_path, *saved)
+    kill(run, 4)
+    (run.path / "config.yaml.tmp").write_text("half")
+    assert run.recover_checkpoint() == (run.checkpoint_dir(resumes_from), [])
+    assert all(CHECKPOINT_NAME.fullmatch(p.name) for p in run.checkpoints.iterdir())
     assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints"]
 
 
