@@ -3,7 +3,7 @@
 A directory is built under `NAME.tmp`, every file fsynced and listed with its size and sha256
 in `manifest.json` (written last), then renamed to `NAME`. Replacing an existing `NAME` moves
 it to `NAME.old` first and deletes it only once the new one is in place, so some complete
-copy exists at every instant; `recover_dir` finishes or undoes whatever a kill interrupted.
+copy exists at every instant; `recover` finishes or undoes whatever a kill interrupted.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def replace_dir(path: Path, **meta: object) -> Iterator[Path]:
     tmp.mkdir(parents=True)
     yield tmp
     files = {
-        str(f.relative_to(tmp)): _fsynced_digest(f) for f in sorted(tmp.rglob("*")) if f.is_file()
+        str(f.relative_to(tmp)): _digest(f, fsync=True)
+        for f in sorted(tmp.rglob("*"))
+        if f.is_file()
     }
     write_text(tmp / MANIFEST, json.dumps({**meta, "files": files}, indent=1))
     fsync_dir(tmp)
@@ -77,13 +79,13 @@ def remove_dir(path: Path) -> None:
 
 def recover(parent: Path) -> None:
     """Undo what a kill interrupted in `parent`: put set-aside copies back, drop scratch."""
-    for previous in parent.glob(f"*{PREVIOUS}"):
+    for previous in list(parent.glob(f"*{PREVIOUS}")):
         path = previous.with_name(previous.name.removesuffix(PREVIOUS))
         if path.exists():
             remove_dir(previous)
         else:
             previous.rename(path)
-    for scratch in parent.glob(f"*{SCRATCH}"):
+    for scratch in list(parent.glob(f"*{SCRATCH}")):
         if scratch.is_dir():
             shutil.rmtree(scratch)
         else:
@@ -110,15 +112,11 @@ def verify_dir(path: Path) -> tuple[dict, list[str]]:
     return manifest, problems
 
 
-def _fsynced_digest(file: Path) -> dict:
-    with file.open("rb") as f:
-        os.fsync(f.fileno())
-    return _digest(file)
-
-
-def _digest(file: Path) -> dict:
+def _digest(file: Path, fsync: bool = False) -> dict:
     sha = hashlib.sha256()
     with file.open("rb") as f:
+        if fsync:
+            os.fsync(f.fileno())
         while chunk := f.read(1 << 20):
             sha.update(chunk)
     return {"size": file.stat().st_size, "sha256": sha.hexdigest()}
