@@ -127,7 +127,7 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
         tally.kills += 1
         if not (run / "config.yaml").is_file():
             tally.before_start += 1
-            kills.append("before start")
+            kills.append("before anything was written")
             continue
         logged, saved = logged_step(run), checkpointed_step(run)
         tally.lost_steps += max(0, logged - saved)
@@ -142,7 +142,8 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
         tally.exact += 1
     else:
         tally.failures.append(f"{name}: {problem}")
-    return f"{name}: killed at {'; '.join(kills) or 'no point (it finished)'}: {problem or 'exact'}"
+    landed = "; ".join(kills) or "none (it finished first)"
+    return f"{name}: kills: {landed} -> {problem or 'resumed exactly'}"
 
 
 def main() -> None:
