@@ -2,35 +2,32 @@
 
 checkpoints/step-N/  model.safetensors, config.json, tokenizer files  (loads in transformers)
                      trainer_state.pt: optimizer, scheduler, LoRA adapter, data position, RNG
-A checkpoint is written to a temporary directory and renamed, so a kill mid-save never
-leaves a half checkpoint that `--resume` would pick up.
+                     manifest.json: step, and each file's size and sha256
+Both it and final/ are written under a scratch name, fsynced and renamed (r1kit/durable.py):
+a kill mid-save never leaves a half checkpoint, nor deletes the last complete one.
 """
 
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from grpo.components import Components
+from r1kit import durable
+from r1kit.errors import UserError
 
 
 def save_model(path: Path, parts: Components) -> None:
     """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load."""
-    model = parts.learner.model
-    weights = {name: tensor.clone() for name, tensor in parts.learner.named_weights()}
-    base = model.get_base_model() if parts.learner.is_lora else model
-    base.save_pretrained(path, state_dict=weights)
-    parts.tokenizer.save_pretrained(path)
+    with durable.replace_dir(path) as tmp:
+        _write_model(tmp, parts)
 
 
 def save_checkpoint(path: Path, parts: Components, step: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model(tmp, parts)
+    """The model plus trainer state; saving a step that exists replaces it safely."""
     model = parts.learner.model
     state = {
         "step": step,
@@ -39,9 +36,17 @@ def save_checkpoint(path: Path, parts: Components, step: int) -> None:
         "data": parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
-    torch.save(state, tmp / "trainer_state.pt")
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with durable.replace_dir(path, step=step) as tmp:
+        _write_model(tmp, parts)
+        torch.save(state, tmp / "trainer_state.pt")
+
+
+def _write_model(path: Path, parts: Components) -> None:
+    model = parts.learner.model
+    weights = {name: tensor.clone() for name, tensor in parts.learner.named_weights()}
+    base = model.get_base_model() if parts.learner.is_lora else model
+    base.save_pretrained(path, state_dict=weights)
+    parts.tokenizer.save_pretrained(path)
 
 
 def load_checkpoint(path: Path, parts: Components) -> int:
@@ -52,10 +57,16 @@ def load_checkpoint(path: Path, parts: Components) -> int:
         model.load_state_dict(state["adapter"], strict=False)
     else:
         weights = load_file(path / "model.safetensors")
-        missing, unexpected = model.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(weights, strict=False)
+        except RuntimeError as err:  # shapes differ: a checkpoint of another model
+            raise UserError(f"checkpoint {path} does not match the model: {err}") from None
         tied = set(getattr(model, "_tied_weights_keys", None) or [])
         if unexpected or set(missing) - tied - {"lm_head.weight"}:
-            raise RuntimeError(f"checkpoint {path} does not match the model: missing {missing}")
+            raise UserError(
+                f"checkpoint {path} does not match the model: missing {missing}, "
+                f"unexpected {unexpected}"
+            )
     parts.learner.load_state_dict(state["learner"])
     parts.stream.load_state_dict(state["data"])
     random.setstate(state["rng"]["python"])

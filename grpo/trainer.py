@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -46,12 +47,8 @@ class Trainer:
         """Train until `train.steps` or a stop signal, checkpointing on the way; return the
         signal that stopped the run early (after its checkpoint), or None. A user's mistake
         found mid-run (a reward failing on too much of a batch) is checkpointed first."""
-        if resume and (checkpoint := self.run.latest_checkpoint()) is not None:
-            self.step_done = load_checkpoint(checkpoint, self.parts)
-            self._saved_step = self.step_done
-            self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
-            self.parts.engine.update_weights(self.parts.learner.named_weights())
-            self.run.truncate_after(self.step_done)
+        if resume:
+            self._resume()
         try:
             with self.stopper:
                 self._train()
@@ -61,6 +58,18 @@ class Trainer:
         finally:
             self.parts.reward_pool.close()
         return self.stopper.signum
+
+    def _resume(self) -> None:
+        """Continue from the newest checkpoint that verifies (none: start over at step 0);
+        the logs of the steps that will run again are cut."""
+        checkpoint, problems = self.run.recover_checkpoint()
+        for problem in problems:
+            warnings.warn(f"resume: {problem}", stacklevel=2)
+        if checkpoint is not None:
+            self.step_done = self._saved_step = load_checkpoint(checkpoint, self.parts)
+            self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
+            self.parts.engine.update_weights(self.parts.learner.named_weights())
+        self.run.discard_logs_from(self.step_done + 1 if checkpoint else 0)
 
     def _train(self) -> None:
         total = self.recipe.train.steps

@@ -1,17 +1,24 @@
 """The run directory: resolved recipe, metrics, samples, TensorBoard, checkpoints, final model.
 
 runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  tb/  checkpoints/step-N/  final/
+
+Everything here survives a kill at any instant (see r1kit/durable.py): config.yaml, every
+checkpoint and final/ appear whole or not at all, log lines are fsynced, and `recover_checkpoint`
+turns whatever a kill left into a directory `--resume` continues from.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
+import re
 from pathlib import Path
 
 import yaml
 
+from r1kit import durable
 from r1kit.recipe import Recipe
+
+LOGS = ("metrics.jsonl", "samples.jsonl")
+CHECKPOINT_NAME = re.compile(r"step-(\d+)")
 
 
 class RunDir:
@@ -30,10 +37,9 @@ class RunDir:
         self.open(tensorboard)
 
     def write_config(self, recipe: Recipe) -> None:
-        """The fully resolved recipe, as `--resume` reads it back."""
-        (self.path / "config.yaml").write_text(
-            yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
-        )
+        """The fully resolved recipe (atomically), as `--resume` reads it back."""
+        text = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+        durable.write_text(self.path / "config.yaml", text)
 
     def open(self, tensorboard: bool) -> None:
         """Start (or continue) writing TensorBoard events."""
@@ -43,49 +49,62 @@ class RunDir:
             self._tb = SummaryWriter(str(self.path / "tb"))
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        _append_jsonl(self.path / "metrics.jsonl", {"step": step, **metrics})
+        durable.append_jsonl(self.path / "metrics.jsonl", [{"step": step, **metrics}])
         if self._tb is not None:
             for key, value in metrics.items():
                 self._tb.add_scalar(key, value, step)
             self._tb.flush()
 
     def log_samples(self, step: int, samples: list[dict]) -> None:
-        for sample in samples:
-            _append_jsonl(self.path / "samples.jsonl", {"step": step, **sample})
+        durable.append_jsonl(self.path / "samples.jsonl", [{"step": step, **s} for s in samples])
 
     def metrics(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return durable.read_jsonl(self.path / "metrics.jsonl")
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"
 
-    def latest_checkpoint(self) -> Path | None:
-        done = [p for p in self.checkpoints.glob("step-*") if (p / "trainer_state.pt").is_file()]
-        return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    def saved(self) -> list[tuple[int, Path]]:
+        """(step, directory) of each checkpoint, oldest first; other names are not checkpoints."""
+        paths = self.checkpoints.iterdir() if self.checkpoints.is_dir() else ()
+        return sorted((int(m[1]), p) for p in paths if (m := CHECKPOINT_NAME.fullmatch(p.name)))
+
+    def recover_checkpoint(self) -> tuple[Path | None, list[str]]:
+        """After a kill: finish or undo interrupted saves, then the newest checkpoint that
+        verifies against its manifest (None: start over), and a line per problem met.
+
+        A broken checkpoint is renamed `step-N.broken` (kept for inspection): the resumed run
+        writes that step again, and a broken one must not count towards `keep_last`.
+        """
+        for parent in (self.path, self.checkpoints):
+            if parent.is_dir():
+                durable.recover(parent)
+        problems = []
+        for step, path in reversed(self.saved()):
+            manifest, wrong = durable.verify_dir(path)
+            if not wrong and manifest.get("step") != step:
+                wrong = [f"its manifest is for step {manifest.get('step')}"]
+            if not wrong:
+                return path, problems
+            broken = path.with_name(path.name + ".broken")
+            durable.remove_dir(broken)
+            path.rename(broken)
+            problems.append(f"{path}: {'; '.join(wrong)}; set aside as {broken.name}")
+        return None, problems
 
     def prune_checkpoints(self, keep_last: int) -> None:
-        done = sorted(self.checkpoints.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in done[:-keep_last]:
-            shutil.rmtree(old)
+        """Delete all but the newest `keep_last` (>= 1) checkpoints."""
+        for _, path in self.saved()[:-keep_last]:
+            durable.remove_dir(path)
 
-    def truncate_after(self, step: int) -> None:
-        """Drop log lines past `step`: a resumed run rewrites them, exactly as before."""
-        for name in ("metrics.jsonl", "samples.jsonl"):
+    def discard_logs_from(self, step: int) -> None:
+        """Drop metrics and samples of `step` and later: the resumed run writes them again."""
+        for name in LOGS:
             path = self.path / name
             if path.is_file():
-                kept = [
-                    ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= step
-                ]
-                path.write_text("".join(line + "\n" for line in kept))
+                kept = [r for r in durable.read_jsonl(path) if r["step"] < step]
+                durable.rewrite_jsonl(path, kept)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")

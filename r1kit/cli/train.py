@@ -97,8 +97,7 @@ def _resolve_recipe(recipe: Path | None, overrides: list[str], resume: Path | No
         _check_same_run(load_recipe(recipe), saved, recipe, resume)
     if not overrides:
         return saved
-    checkpoint = RunDir(resume).latest_checkpoint()
-    step = 0 if checkpoint is None else int(checkpoint.name.removeprefix("step-"))
+    step = max((saved for saved, _ in RunDir(resume).saved()), default=0)
     keys = [override.partition("=")[0] for override in overrides]
     for key, override in zip(keys, overrides, strict=True):
         if key not in RESUMABLE_FIELDS:

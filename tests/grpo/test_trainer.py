@@ -151,8 +151,8 @@ def test_a_reward_failing_on_the_batch_stops_the_run_with_a_checkpoint(tiny_reci
     run.create(recipe, tensorboard=False)
     with pytest.raises(UserError, match=r"reward .*nan.*invalid"):
         Trainer(recipe, run, Components.build(recipe)).fit()
-    checkpoint = run.latest_checkpoint()
-    assert checkpoint is not None and checkpoint.name == "step-0"
+    checkpoint, problems = run.recover_checkpoint()
+    assert checkpoint is not None and checkpoint.name == "step-0" and not problems
     weights = load_file(checkpoint / "model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
 
