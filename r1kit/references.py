@@ -4,16 +4,13 @@ anything is loaded or written."""
 from __future__ import annotations
 
 import difflib
-import re
 from pathlib import Path
 
-from r1kit.models import MODEL_ALIASES
+from r1kit.models import HUB_ID, MODEL_ALIASES
 from r1kit.recipe import Recipe, RecipeError
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardError, load_reward
 from rewards.sandbox import SandboxUnavailable, isolation_mode
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def check_references(recipe: Recipe) -> None:

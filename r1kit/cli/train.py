@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import yaml
 
+from r1kit import durable
 from r1kit.cli.app import command, console
 from r1kit.recipe import (
     RESUMABLE_FIELDS,
@@ -35,6 +36,9 @@ def train(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and print the plan only.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Start afresh: delete what the run directory holds.")
+    ] = False,
 ) -> None:
     """Train a model with GRPO as the recipe says."""
     resolved = _resolve_recipe(recipe, set_, resume)
@@ -43,11 +47,13 @@ def train(
     if dry_run:
         _print_plan(resolved, run)
         return
-    if resume is None and (run.path / "metrics.jsonl").exists():
-        raise RecipeError(
-            f"{run.path} already holds a run: continue it with --resume {run.path}, "
-            "or pick another name with --set output.name=NAME"
-        )
+    if resume is None and run.path.exists():
+        if not overwrite:
+            raise RecipeError(
+                f"{run.path} already holds a run: continue it with --resume {run.path}, start it "
+                "afresh with --overwrite, or pick another name with --set output.name=NAME"
+            )
+        durable.remove_dir(run.path)
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.stopping import StopNow, exit_code
     from grpo.trainer import Trainer

@@ -30,6 +30,16 @@ def test_missing_column_names_it(tmp_path):
         load_data(DataConfig(source=str(path), answer_column="solution", eval_size=1), seed=0)
 
 
+@pytest.mark.parametrize(
+    "bad", [{"answer": 3}, {"question": None, "answer": 3}, {"question": " ", "answer": 3}]
+)
+def test_a_row_without_its_prompt_is_named_by_number_and_column(tmp_path, bad):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"question": "q1", "answer": 1}, {"question": "q2", "answer": 2}, bad])
+    with pytest.raises(DataError, match=r"d.jsonl.*row 3: column 'question' is empty or missing"):
+        load_data(DataConfig(source=str(path), eval_size=1), seed=0)
+
+
 def test_eval_size_must_leave_training_rows(tmp_path):
     path = tmp_path / "d.jsonl"
     _write_jsonl(path, [{"question": "q", "answer": 1}] * 4)

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import huggingface_hub.constants
 import pytest
@@ -155,3 +156,16 @@ def test_float32_on_cpu_and_bfloat16_on_cuda_do_not_warn(recwarn):
 def test_unknown_dtype_is_a_model_error():
     with pytest.raises(ModelError, match="unknown dtype 'fp8'"):
         resolve_dtype("fp8", "cpu")
+
+
+def test_a_hub_id_that_cannot_be_had_fails_fast_naming_it():
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="'nobody-r1kit/no-such-model'"):
+        resolve_model("nobody-r1kit/no-such-model")
+    assert time.monotonic() - start < 15  # one request, not a minute of download retries
+
+
+def test_an_offline_hub_id_says_so(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set"):
+        resolve_model("nobody-r1kit/no-such-model")

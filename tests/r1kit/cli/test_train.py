@@ -100,3 +100,12 @@ def test_resume_with_the_runs_own_recipe_is_accepted(tmp_path):
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"learner": {"lr": 1e-6}}))
     assert _resolve_recipe(same, [], run).learner.lr == 1e-6
+
+
+def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path):
+    run = _saved_run(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"output": {"dir": str(tmp_path / "runs"), "name": "r"}}))
+    result = runner.invoke(app, ["train", str(recipe)])
+    assert result.exit_code == 2
+    assert f"--resume {run}" in " ".join(result.output.split()) and "--overwrite" in result.output
