@@ -52,6 +52,8 @@ class Completion:
     text: str
     finish_reason: Literal["stop", "length"]
     prompt_token_ids: list[int] = field(default_factory=list)
+    # How many weight updates the engine had taken when it sampled this completion.
+    policy_version: int = 0
 
 
 class Engine(Protocol):
