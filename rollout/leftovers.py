@@ -1,0 +1,55 @@
+"""What an engine's processes leave behind when they are killed: child processes, /dev/shm files.
+
+vLLM runs an engine-core and a worker process beside its owner and shares memory with them
+through /dev/shm; a killed owner leaves both behind (hundreds of MB). The owner records them
+while alive (`collect`); whoever restarts it removes what is left (`clean`).
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from rollout.weights import remove_stale
+
+
+@dataclass(frozen=True)
+class Leftovers:
+    processes: list[tuple[int, float]] = field(default_factory=list)  # (pid, create time)
+    shm_files: list[str] = field(default_factory=list)
+
+
+def collect() -> Leftovers:
+    """This process's descendants and the /dev/shm files any of us maps."""
+    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    files = {path for process in processes for path in _shm_maps(process.pid)}
+    return Leftovers([(p.pid, p.create_time()) for p in processes[1:]], sorted(files))
+
+
+def clean(leftovers: Leftovers) -> None:
+    """Kill the recorded processes still running, remove the recorded and stale shm files."""
+    for pid, created in leftovers.processes:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == created:  # not a new process that reuses the pid
+                process.send_signal(signal.SIGKILL)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    for path in leftovers.shm_files:
+        Path(path).unlink(missing_ok=True)
+    remove_stale()
+
+
+def _shm_maps(pid: int) -> set[str]:
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:  # gone already, or no /proc (not Linux)
+        return set()
+    return {
+        line.split(None, 5)[5].removesuffix(" (deleted)")
+        for line in maps.splitlines()
+        if "/dev/shm/" in line and len(line.split(None, 5)) == 6
+    }
