@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import replace
@@ -35,6 +36,8 @@ def connect(address: str) -> dict[str, float]:
     one; else host:port or ray://...), once per process; the cluster's resources."""
     if not ray.is_initialized():
         local = address == "local"
+        if not local and address != "auto":
+            _check_reachable(address)
         try:
             ray.init(
                 address=None if local else address,
@@ -46,6 +49,17 @@ def connect(address: str) -> dict[str, float]:
         except (ConnectionError, ValueError, RuntimeError) as err:
             raise PoolError(f"ray.address: cannot reach Ray at {address!r}: {err}") from None
     return dict(ray.cluster_resources())
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port nothing listens on (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise PoolError(f"ray.address: expected local, auto or host:port, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise PoolError(f"ray.address: cannot reach Ray at {address!r}: {err}") from None
 
 
 class RolloutWorker:
