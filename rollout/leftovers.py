@@ -23,10 +23,11 @@ class Leftovers:
 
 
 def collect() -> Leftovers:
-    """This process's descendants and the /dev/shm files any of us maps."""
-    processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
-    files = {path for process in processes for path in _shm_maps(process.pid)}
-    return Leftovers([(p.pid, p.create_time()) for p in processes[1:]], sorted(files))
+    """This process's descendants and the /dev/shm files they map. Not this process's own
+    mappings: inside a Ray actor those include Ray's object store."""
+    children = psutil.Process().children(recursive=True)
+    files = {path for child in children for path in _shm_maps(child.pid)}
+    return Leftovers([(p.pid, p.create_time()) for p in children], sorted(files))
 
 
 def clean(leftovers: Leftovers) -> None:
@@ -48,8 +49,6 @@ def _shm_maps(pid: int) -> set[str]:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:  # gone already, or no /proc (not Linux)
         return set()
-    return {
-        line.split(None, 5)[5].removesuffix(" (deleted)")
-        for line in maps.splitlines()
-        if "/dev/shm/" in line and len(line.split(None, 5)) == 6
-    }
+    paths = [f[5] for f in (line.split(None, 5) for line in maps.splitlines()) if len(f) == 6]
+    # A "(deleted)" file is unlinked already: its name may belong to a new file by now.
+    return {p for p in paths if p.startswith("/dev/shm/") and not p.endswith("(deleted)")}
