@@ -55,3 +55,23 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path.write_text("learner: [unclosed\n")
     with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
         load_recipe(path)
+
+
+def test_rollout_engine_choices_come_from_the_rollout_package():
+    from rollout.types import ENGINE_NAMES
+
+    for name in ENGINE_NAMES:
+        assert validate({"rollout": {"engine": name}}).rollout.engine == name
+    with pytest.raises(RecipeError, match=r"rollout\.engine: .*'vllm'.*got 'sglang'"):
+        validate({"rollout": {"engine": "sglang"}})
+
+
+def test_rollout_workers_and_ray_section():
+    recipe = validate({"rollout": {"workers": 2}, "ray": {"address": "auto"}})
+    assert (recipe.rollout.workers, recipe.ray.address, recipe.ray.cpus_per_worker) == (
+        2,
+        "auto",
+        1,
+    )
+    with pytest.raises(RecipeError, match=r"rollout\.workers"):
+        validate({"rollout": {"workers": -1}})

@@ -99,3 +99,27 @@ def test_same_work_dying_twice_raises(pool, prompts, monkeypatch):  # leaves a d
     os.kill(ray.get(pool.actors[1].pid.remote()), signal.SIGKILL)
     with pytest.raises(PoolError, match="died twice"):
         pool.generate(prompts, GREEDY)
+
+
+@pytest.mark.slow
+def test_vllm_actor_whose_engine_dies_is_replaced_and_cleaned(tiny_dir, tiny, prompts):
+    """vLLM in a Ray actor: its engine process killed -> the actor exits, is replaced with the
+    current weights, and the dead engine's shared-memory files are removed."""
+    pytest.importorskip("vllm")
+    from tests.rollout.conftest import logprob_gap
+
+    sampling = SamplingParams(n=2, temperature=0.7, max_new_tokens=8, seed=0)
+    vllm_pool = RayPool("vllm", tiny_dir, workers=1, options={"kv_cache_gb": 0.25})
+    try:
+        new = perturbed(tiny[0], seed=4)
+        vllm_pool.update_weights(new.named_parameters())
+        left = vllm_pool._leftovers[0][0]
+        assert left.processes and left.shm_files
+        for pid, _ in left.processes:  # the engine's processes, not the actor
+            os.kill(pid, signal.SIGKILL)
+        groups = vllm_pool.generate(prompts, sampling)
+        assert vllm_pool.restarts == 1
+        assert logprob_gap(new, groups, 0.7) < 1e-4
+        assert not any(os.path.exists(f) for f in left.shm_files)
+    finally:
+        vllm_pool.close()
