@@ -7,6 +7,7 @@ while alive (`collect`); whoever restarts it removes what is left (`clean`).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +34,22 @@ def collect() -> Leftovers:
 def clean(leftovers: Leftovers) -> None:
     """Kill the recorded processes still running, remove the recorded and stale shm files."""
     for pid, created in leftovers.processes:
-        try:
-            process = psutil.Process(pid)
-            if process.create_time() == created:  # not a new process that reuses the pid
-                process.send_signal(signal.SIGKILL)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+        if running(pid, created):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).send_signal(signal.SIGKILL)
     for path in leftovers.shm_files:
         Path(path).unlink(missing_ok=True)
     remove_stale()
+
+
+def running(pid: int, created: float) -> bool:
+    """Whether the process recorded as (pid, create time) still runs (a zombie does not; a new
+    process that reuses the pid is another one)."""
+    try:
+        process = psutil.Process(pid)
+        return process.create_time() == created and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _shm_maps(pid: int) -> set[str]:

@@ -12,6 +12,8 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -74,6 +76,9 @@ class RolloutWorker:
         torch.set_num_threads(threads)
         self.engine = make_engine(kind, model_dir, **options)
         self.version = 0
+        # A vLLM client can wait forever on an engine process that was killed: watch them.
+        engine_processes = leftovers.collect().processes
+        threading.Thread(target=_exit_when_any_dies, args=(engine_processes,), daemon=True).start()
 
     def generate(
         self, prompts: list[list[int]], sampling: SamplingParams
@@ -203,6 +208,15 @@ class RayPool:
         left, node = self._leftovers[worker]
         if node == ray.get_runtime_context().get_node_id():
             leftovers.clean(left)
+
+
+def _exit_when_any_dies(processes: list[tuple[int, float]], every_s: float = 1.0) -> None:
+    """Exit this process (so that the pool replaces it) once a watched process has ended."""
+    while True:
+        time.sleep(every_s)
+        if not all(leftovers.running(pid, created) for pid, created in processes):
+            sys.stderr.write("rollout worker: an engine process died, exiting\n")
+            os._exit(1)
 
 
 def balance(costs: list[int], workers: int) -> list[tuple[int, list[int]]]:

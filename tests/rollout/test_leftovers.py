@@ -5,6 +5,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from rollout import leftovers
@@ -48,5 +49,26 @@ def test_clean_spares_a_new_process_that_reuses_a_recorded_pid():
     try:
         leftovers.clean(leftovers.Leftovers(processes=[(child.pid, 0.0)]))  # other start time
         assert child.poll() is None
+    finally:
+        child.kill()
+
+
+def test_an_ended_child_not_yet_reaped_is_not_running():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(child.pid).create_time()
+    deadline = time.monotonic() + 10
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:  # until waited for
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        assert not leftovers.running(child.pid, created)
+    finally:
+        child.wait()
+
+
+def test_a_live_process_is_running():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert leftovers.running(child.pid, psutil.Process(child.pid).create_time())
     finally:
         child.kill()
