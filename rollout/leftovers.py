@@ -8,6 +8,7 @@ while alive (`collect`); whoever restarts it removes what is left (`clean`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from pathlib import Path
 import psutil
 
 from rollout.weights import remove_stale
+
+SHM = Path("/dev/shm")
+MULTIPROCESSING_SHM = ("psm_", "sem.mp-")  # shared_memory blocks, named semaphores
 
 
 @dataclass(frozen=True)
@@ -24,10 +28,17 @@ class Leftovers:
 
 
 def collect() -> Leftovers:
-    """This process's descendants and the /dev/shm files they map. Not this process's own
-    mappings: inside a Ray actor those include Ray's object store."""
+    """This process's descendants, the /dev/shm files they map, and the ones this process maps
+    that Python's multiprocessing made for them (other mappings of a Ray actor include Ray's)."""
     children = psutil.Process().children(recursive=True)
-    files = {path for child in children for path in _shm_maps(child.pid)}
+    theirs = {inode for child in children for inode in _shm_inodes(child.pid)}
+    ours = _shm_inodes(os.getpid())
+    files = []
+    for path in SHM.iterdir() if SHM.is_dir() else []:
+        with contextlib.suppress(OSError):  # removed meanwhile
+            inode = path.stat().st_ino
+            if inode in theirs or (inode in ours and path.name.startswith(MULTIPROCESSING_SHM)):
+                files.append(str(path))
     return Leftovers([(p.pid, p.create_time()) for p in children], sorted(files))
 
 
@@ -52,11 +63,12 @@ def running(pid: int, created: float) -> bool:
         return False
 
 
-def _shm_maps(pid: int) -> set[str]:
+def _shm_inodes(pid: int) -> set[int]:
+    """Inodes of the /dev/shm files process `pid` maps. By inode, not name: a named semaphore
+    is mapped under the temporary name it was created with ("(deleted)")."""
     try:
         maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:  # gone already, or no /proc (not Linux)
         return set()
-    paths = [f[5] for f in (line.split(None, 5) for line in maps.splitlines()) if len(f) == 6]
-    # A "(deleted)" file is unlinked already: its name may belong to a new file by now.
-    return {p for p in paths if p.startswith("/dev/shm/") and not p.endswith("(deleted)")}
+    fields = (line.split(None, 5) for line in maps.splitlines())
+    return {int(f[4]) for f in fields if len(f) == 6 and f[5].startswith(f"{SHM}/")}

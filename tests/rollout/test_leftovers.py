@@ -72,3 +72,14 @@ def test_a_live_process_is_running():
         assert leftovers.running(child.pid, psutil.Process(child.pid).create_time())
     finally:
         child.kill()
+
+
+def test_collect_finds_this_process_multiprocessing_semaphores_only():
+    import multiprocessing
+
+    lock = multiprocessing.get_context("spawn").Lock()  # a named semaphore in /dev/shm
+    found = leftovers.collect().shm_files
+    mine = [f for f in found if Path(f).name.startswith("sem.mp-")]
+    assert mine and all(Path(f).exists() for f in mine)
+    assert all(Path(f).name.startswith(leftovers.MULTIPROCESSING_SHM) for f in found)
+    del lock
