@@ -1,12 +1,14 @@
 """Completion tokens/s of the rollout engines on the same prompts, one after the other.
 
-    python benchmarks/rollout.py [--model smollm2-135m-instruct] [--prompts 4] [--group 8]
-                                 [--new-tokens 64] [--runs hf vllm ray-1 ray-2]
+    python benchmarks/rollout_engines.py [--model smollm2-135m-instruct] [--prompts 4]
+        [--group 8] [--new-tokens 64] [--runs hf vllm ray-1 ray-2] [--pool-engine vllm]
 
 hf / vllm: the engine in this process; ray-N: a pool of N Ray actors, each owning a vLLM
 engine (`--pool-engine hf` for HF ones). Arithmetic prompts through the chat template, G
-samples each at temperature 1, float32 on CPU. Each run is timed after one warm-up call; its
-peak RSS is that of this process and all its descendants (engine processes, Ray actors).
+samples each at temperature 1, float32 on CPU. Each run is timed after a short warm-up call on
+all prompts (so it reaches every actor); its peak RSS is that of this process and all its
+descendants (engine processes, Ray actors). Not `rollout.py`: run as a script, that name
+would shadow the `rollout` package.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def main() -> None:
             start = time.perf_counter()
             engine = engine_for(run, directory, args.pool_engine)
             started = time.perf_counter() - start
-            timed(engine, prompts[:1], SamplingParams(max_new_tokens=4, seed=0))  # warm-up
+            timed(engine, prompts, SamplingParams(max_new_tokens=4, seed=0))  # warms every actor
             seconds, tokens = timed(engine, prompts, sampling)
             if hasattr(engine, "close"):
                 engine.close()
