@@ -70,13 +70,14 @@ def test_update_reaches_every_actor_with_its_version(pool, tiny, prompts):
     assert {c.policy_version for g in groups for c in g} == {pool.version}
 
 
-def test_killed_actor_is_replaced_with_the_current_weights(pool, tiny, prompts):
+def test_killed_actor_is_replaced_with_the_current_weights(pool, tiny, prompts, caplog):
     new = perturbed(tiny[0], seed=2)
     pool.update_weights(new.named_parameters())
     restarts = pool.restarts
     os.kill(ray.get(pool.actors[0].pid.remote()), signal.SIGKILL)
     groups = pool.generate(prompts, GREEDY)
     assert pool.restarts == restarts + 1
+    assert "rollout worker 0 died" in caplog.text
     assert _token_ids(groups) == _reference(new, tiny[1], prompts)
     assert {c.policy_version for g in groups for c in g} == {pool.version}
 
