@@ -14,18 +14,19 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 import torch
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from rollout import leftovers
 from rollout.types import Completion, EngineDead, EngineName, SamplingParams
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 ACTOR_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
@@ -129,7 +130,7 @@ class RayPool:
         self.version = 0
         self.restarts = 0
         self.actors = [self._actor_cls.remote(*self._args) for _ in range(workers)]
-        self._leftovers = ray.get([a.leftovers.remote() for a in self.actors])
+        self._leftovers = _started(lambda: ray.get([a.leftovers.remote() for a in self.actors]))
 
     def generate(
         self, prompt_token_ids: list[list[int]], sampling: SamplingParams
@@ -198,16 +199,24 @@ class RayPool:
         ray.kill(self.actors[worker])
         self._clean(worker)
         actor = self._actor_cls.remote(*self._args)
-        if self._weights is not None:
-            ray.get(actor.update_weights.remote(self._weights, self.version))
         self.actors[worker] = actor
-        self._leftovers[worker] = ray.get(actor.leftovers.remote())
+        if self._weights is not None:
+            _started(lambda: ray.get(actor.update_weights.remote(self._weights, self.version)))
+        self._leftovers[worker] = _started(lambda: ray.get(actor.leftovers.remote()))
 
     def _clean(self, worker: int) -> None:
         """Remove what a dead actor's engine left, when it ran on this node."""
         left, node = self._leftovers[worker]
         if node == ray.get_runtime_context().get_node_id():
             leftovers.clean(left)
+
+
+def _started(wait: Callable[[], T]) -> T:
+    """`wait()`, with an actor that failed to start (or died starting) as a PoolError."""
+    try:
+        return wait()
+    except (*ACTOR_GONE, RayTaskError) as err:
+        raise PoolError(f"a rollout worker failed to start: {err}") from err
 
 
 def _exit_when_any_dies(processes: list[tuple[int, float]], every_s: float = 1.0) -> None:

@@ -124,3 +124,8 @@ def test_vllm_actor_whose_engine_dies_is_replaced_and_cleaned(tiny_dir, tiny, pr
         assert not any(os.path.exists(f) for f in left.shm_files)
     finally:
         vllm_pool.close()
+
+
+def test_workers_that_cannot_start_raise_a_pool_error(tmp_path, pool):
+    with pytest.raises(PoolError, match="failed to start"):
+        RayPool("hf", str(tmp_path / "no-model"), workers=1)
