@@ -5,10 +5,11 @@
 
 from typing import Literal
 
+from rollout.types import EngineName  # noqa: F401  (the engines define their own names)
+
 LossName = Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]  # docs/grpo_losses.md
 AdvantageScale = Literal["group", "batch", "none"]
 TemplateName = Literal["r1_zero", "chat", "raw"]
-EngineName = Literal["hf"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Schedule = Literal["constant", "cosine"]
 TISLevel = Literal["none", "token", "sequence"]

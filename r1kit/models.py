@@ -173,8 +173,9 @@ def tiny_model(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
+    # Heads of size 64: vLLM's CPU attention rejects 16 (hidden 64 / 4 heads).
     if kind == "llama":
-        config = LlamaConfig(**common)
+        config = LlamaConfig(**common, head_dim=64)
     elif kind == "deepseek_v3":
         # Layer 0 dense, layer 1 MoE (4 routed experts, top-2, one shared); multi-head latent
         # attention (MLA) in both.
@@ -189,9 +190,9 @@ def tiny_model(
             first_k_dense_replace=1,
             q_lora_rank=32,
             kv_lora_rank=16,
-            qk_rope_head_dim=8,
-            qk_nope_head_dim=8,
-            v_head_dim=16,
+            qk_rope_head_dim=32,
+            qk_nope_head_dim=32,
+            v_head_dim=64,
         )
     else:
         raise ModelError(f"unknown tiny model kind {kind!r}; choose 'llama' or 'deepseek_v3'")

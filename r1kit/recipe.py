@@ -106,6 +106,8 @@ class TemplateConfig(Section):
 
 class RolloutConfig(Section):
     engine: EngineName = "hf"
+    workers: int = Field(0, ge=0)  # 0: the engine runs in-process; N: N Ray actors, one each
+    kv_cache_gb: float = Field(1.0, gt=0.0)  # vLLM: KV cache size of each engine
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
     temperature: float = Field(1.0, gt=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -113,6 +115,14 @@ class RolloutConfig(Section):
     max_new_tokens: int = Field(256, gt=0)
     stop: list[str] = []
     batch_size: int = Field(64, gt=0)  # sequences decoded at once: bounds generation memory
+
+
+class RayConfig(Section):
+    """Where rollout workers run (used when rollout.workers > 0)."""
+
+    address: str = "local"  # local: a new cluster on this machine; auto: the running one; host:port
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float = Field(0.0, ge=0.0)
 
 
 class RewardConfig(Section):
@@ -207,6 +217,7 @@ class Recipe(Section):
     data: DataConfig = DataConfig()
     template: TemplateConfig = TemplateConfig()
     rollout: RolloutConfig = RolloutConfig()
+    ray: RayConfig = RayConfig()
     rewards: list[RewardConfig] = Field(default_factory=lambda: [RewardConfig(name="math")])
     scoring: ScoringConfig = ScoringConfig()
     learner: LearnerConfig = LearnerConfig()

@@ -33,6 +33,7 @@ class HFEngine:
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
         self.eos_ids = _eos_ids(model, tokenizer)
+        self.policy_version = 0  # weight updates taken so far
 
     @torch.inference_mode()
     def generate(
@@ -73,6 +74,7 @@ class HFEngine:
                         f"the engine's parameter has {tuple(params[name].shape)}"
                     )
                 params[name].copy_(tensor)
+        self.policy_version += 1
 
     def _chunks(self, prompt_token_ids: list[list[int]], n: int) -> list[list[tuple[int, int]]]:
         """(prompt, copies) units of at most `batch_size` sequences in all; prompts of similar
@@ -140,6 +142,7 @@ class HFEngine:
                 text=self._text(tokens[seq], sampling.stop),
                 finish_reason="stop" if stopped[seq] else "length",
                 prompt_token_ids=prompts[owners[seq]],
+                policy_version=self.policy_version,
             )
             for seq in range(len(owners))
         ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 import torch
+
+EngineName = Literal["hf", "vllm"]  # rollout backends: transformers in-process, vLLM
+ENGINE_NAMES: tuple[str, ...] = get_args(EngineName)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class Completion:
     text: str
     finish_reason: Literal["stop", "length"]
     prompt_token_ids: list[int] = field(default_factory=list)
+    # How many weight updates the engine had taken when it sampled this completion.
+    policy_version: int = 0
 
 
 class Engine(Protocol):
@@ -66,3 +71,7 @@ class Engine(Protocol):
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Load new policy weights, streamed as (name, tensor) pairs."""
         ...
+
+
+class EngineDead(RuntimeError):
+    """The engine's own processes died: it cannot serve again, the process holding it must go."""

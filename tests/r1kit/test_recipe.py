@@ -74,3 +74,23 @@ def test_reward_limits_outside_their_range_are_refused(field, value, message):
 def test_reward_workers_cannot_be_negative():
     with pytest.raises(RecipeError, match=r"scoring\.workers: .*greater than or equal to 0"):
         validate({"scoring": {"workers": -1}})
+
+
+def test_rollout_engine_choices_come_from_the_rollout_package():
+    from rollout.types import ENGINE_NAMES
+
+    for name in ENGINE_NAMES:
+        assert validate({"rollout": {"engine": name}}).rollout.engine == name
+    with pytest.raises(RecipeError, match=r"rollout\.engine: .*'vllm'.*got 'sglang'"):
+        validate({"rollout": {"engine": "sglang"}})
+
+
+def test_rollout_workers_and_ray_section():
+    recipe = validate({"rollout": {"workers": 2}, "ray": {"address": "auto"}})
+    assert (recipe.rollout.workers, recipe.ray.address, recipe.ray.cpus_per_worker) == (
+        2,
+        "auto",
+        1,
+    )
+    with pytest.raises(RecipeError, match=r"rollout\.workers"):
+        validate({"rollout": {"workers": -1}})

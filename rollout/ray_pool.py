@@ -1,0 +1,240 @@
+"""A rollout engine that is a pool of Ray actors, each owning one engine (HF or vLLM).
+
+Prompts are sharded across the actors whole (the G completions of a prompt stay on one actor)
+and balanced by expected tokens; results come back in prompt order. Weights go out once per
+update (one `ray.put`, one get per actor). An actor that dies is replaced, given the current
+weights, and its prompts are sampled again; the same prompts failing twice in one call raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import ray
+import torch
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+
+from rollout import leftovers
+from rollout.types import Completion, EngineDead, EngineName, SamplingParams
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ACTOR_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+class PoolError(RuntimeError):
+    """Ray cannot be reached, or an actor keeps dying on the same prompts."""
+
+
+def connect(address: str) -> dict[str, float]:
+    """Join Ray at `address` ("local": a new cluster on this machine's CPUs; "auto": the running
+    one; else host:port or ray://...), once per process; the cluster's resources."""
+    if not ray.is_initialized():
+        local = address == "local"
+        if not local and address != "auto":
+            _check_reachable(address)
+        try:
+            ray.init(
+                address=None if local else address,
+                num_cpus=os.cpu_count() if local else None,
+                include_dashboard=False,
+                log_to_driver=True,
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise PoolError(f"ray.address: cannot reach Ray at {address!r}: {err}") from None
+    return dict(ray.cluster_resources())
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port nothing listens on (ray.init would retry for minutes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise PoolError(f"ray.address: expected local, auto or host:port, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise PoolError(f"ray.address: cannot reach Ray at {address!r}: {err}") from None
+
+
+class RolloutWorker:
+    """The actor: one engine, built in the actor's own process."""
+
+    def __init__(self, kind: EngineName, model_dir: str, options: dict[str, Any], threads: int):
+        from rollout.build import make_engine
+
+        # vLLM on CPU binds its threads to cores it picks as if alone on the machine; actors
+        # sharing a machine would pick the same ones. Let the OS place `threads` threads.
+        os.environ.update(VLLM_CPU_OMP_THREADS_BIND="nobind", OMP_NUM_THREADS=str(threads))
+        torch.set_num_threads(threads)
+        self.engine = make_engine(kind, model_dir, **options)
+        self.version = 0
+        # A vLLM client can wait forever on an engine process that was killed: watch them.
+        engine_processes = leftovers.collect().processes
+        threading.Thread(target=_exit_when_any_dies, args=(engine_processes,), daemon=True).start()
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        try:
+            groups = self.engine.generate(prompts, sampling)
+        except EngineDead:
+            # A dead vLLM engine leaves this actor alive but useless: exit so it is replaced.
+            sys.stderr.write("rollout worker: engine died, exiting\n")
+            os._exit(1)
+        for completion in (c for group in groups for c in group):
+            completion.policy_version = self.version
+        return groups
+
+    def update_weights(self, named_tensors: list[tuple[str, torch.Tensor]], version: int) -> None:
+        self.engine.update_weights(named_tensors)
+        self.version = version
+
+    def leftovers(self) -> tuple[leftovers.Leftovers, str]:
+        """What this actor's engine would leave if killed, and the node it runs on."""
+        return leftovers.collect(), ray.get_runtime_context().get_node_id()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class RayPool:
+    """`generate` / `update_weights` over `workers` Ray actors; `restarts` counts replacements."""
+
+    def __init__(
+        self,
+        kind: EngineName,
+        model_dir: str,
+        workers: int,
+        ray_address: str = "local",
+        cpus_per_worker: float = 1.0,
+        gpus_per_worker: float = 0.0,
+        options: dict[str, Any] | None = None,
+    ):
+        if workers < 1:
+            raise PoolError(f"a pool needs at least one worker, got {workers}")
+        connect(ray_address)
+        self._actor_cls = ray.remote(
+            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0
+        )(RolloutWorker)
+        self._args = (kind, model_dir, options or {}, max(1, int(cpus_per_worker)))
+        self._weights: ray.ObjectRef | None = None  # the current weights, for new actors
+        self.version = 0
+        self.restarts = 0
+        self.actors = [self._actor_cls.remote(*self._args) for _ in range(workers)]
+        self._leftovers = _started(lambda: ray.get([a.leftovers.remote() for a in self.actors]))
+
+    def generate(
+        self, prompt_token_ids: list[list[int]], sampling: SamplingParams
+    ) -> list[list[Completion]]:
+        """Per prompt, `sampling.n` completions, in the order of the prompts."""
+        shards = balance([len(p) + sampling.max_new_tokens for p in prompt_token_ids], self.size)
+        results: list[list[Completion]] = [[] for _ in prompt_token_ids]
+        pending = {self._submit(w, shard, prompt_token_ids, sampling): w for w, shard in shards}
+        failed: set[int] = set()
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            worker = pending.pop(ref)
+            shard = dict(shards)[worker]
+            try:
+                groups = ray.get(ref)
+            except ACTOR_GONE as err:
+                if worker in failed:
+                    raise PoolError(
+                        f"rollout worker {worker} died twice in one call on the same "
+                        f"{len(shard)} prompts; last error: {err}"
+                    ) from err
+                failed.add(worker)
+                self._replace(worker, err)
+                pending[self._submit(worker, shard, prompt_token_ids, sampling)] = worker
+                continue
+            for index, group in zip(shard, groups, strict=True):
+                results[index] = group
+        return results
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Send the weights to every actor: stored once in Ray's object store, read by each."""
+        self._weights = ray.put([(name, t.detach().cpu()) for name, t in named_tensors])
+        self.version += 1
+        refs = [a.update_weights.remote(self._weights, self.version) for a in self.actors]
+        for worker, ref in enumerate(refs):
+            try:
+                ray.get(ref)
+            except ACTOR_GONE as err:
+                self._replace(worker, err)  # the new actor starts from the current weights
+
+    @property
+    def size(self) -> int:
+        return len(self.actors)
+
+    def close(self) -> None:
+        """Stop every actor and remove what their engines leave behind."""
+        for actor in self.actors:
+            ray.kill(actor)
+        for worker in range(self.size):
+            self._clean(worker)
+
+    def _submit(
+        self, worker: int, shard: list[int], prompts: list[list[int]], sampling: SamplingParams
+    ) -> ray.ObjectRef:
+        # Distinct per-request seeds across shards: vLLM seeds request i of a call with seed + i.
+        if sampling.seed is not None:
+            sampling = replace(sampling, seed=sampling.seed + worker * len(prompts))
+        return self.actors[worker].generate.remote([prompts[i] for i in shard], sampling)
+
+    def _replace(self, worker: int, err: Exception) -> None:
+        """A new actor in place of a dead one, holding the current weights."""
+        self.restarts += 1
+        log.warning(
+            "rollout worker %d died (%s); restarting it (restart %d)", worker, err, self.restarts
+        )
+        ray.kill(self.actors[worker])
+        self._clean(worker)
+        actor = self._actor_cls.remote(*self._args)
+        self.actors[worker] = actor
+        if self._weights is not None:
+            _started(lambda: ray.get(actor.update_weights.remote(self._weights, self.version)))
+        self._leftovers[worker] = _started(lambda: ray.get(actor.leftovers.remote()))
+
+    def _clean(self, worker: int) -> None:
+        """Remove what a dead actor's engine left, when it ran on this node."""
+        left, node = self._leftovers[worker]
+        if node == ray.get_runtime_context().get_node_id():
+            leftovers.clean(left)
+
+
+def _started(wait: Callable[[], T]) -> T:
+    """`wait()`, with an actor that failed to start (or died starting) as a PoolError."""
+    try:
+        return wait()
+    except (*ACTOR_GONE, RayTaskError) as err:
+        raise PoolError(f"a rollout worker failed to start: {err}") from err
+
+
+def _exit_when_any_dies(processes: list[tuple[int, float]], every_s: float = 1.0) -> None:
+    """Exit this process (so that the pool replaces it) once a watched process has ended."""
+    while True:
+        time.sleep(every_s)
+        if not all(leftovers.running(pid, created) for pid, created in processes):
+            sys.stderr.write("rollout worker: an engine process died, exiting\n")
+            os._exit(1)
+
+
+def balance(costs: list[int], workers: int) -> list[tuple[int, list[int]]]:
+    """Prompt indices per worker (sorted), the costliest prompt first to the least loaded
+    worker; workers left without a prompt are omitted."""
+    loads = [0] * workers
+    shards: list[list[int]] = [[] for _ in range(workers)]
+    for index in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        worker = loads.index(min(loads))
+        shards[worker].append(index)
+        loads[worker] += costs[index]
+    return [(w, sorted(shard)) for w, shard in enumerate(shards) if shard]
