@@ -9,11 +9,12 @@ from transformers import PreTrainedTokenizerBase
 
 from grpo.learner import Learner
 from r1kit.data import PromptStream, load_data
-from r1kit.models import load_model
+from r1kit.models import load_model, model_dir
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
+from rollout.build import build_engine
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
@@ -29,6 +30,11 @@ class Components:
     stream: PromptStream
     eval_rows: list[dict]
 
+    def close(self) -> None:
+        """Stop the processes a run holds: reward workers, engine processes or actors."""
+        self.reward_pool.close()
+        self.engine.close()
+
     @classmethod
     def build(cls, recipe: Recipe) -> Components:
         """Load model(s), engine, rewards and data."""
@@ -39,10 +45,7 @@ class Components:
             policy.gradient_checkpointing_enable()
         if recipe.model.lora is not None:
             policy = _with_lora(policy, recipe)
-        # The engine samples from its own copy: weights reach it only through update_weights,
-        # exactly as they will reach a vLLM engine in another process.
-        sampler, _ = load_model(name, dtype=recipe.model.dtype, device=_device())
-        engine = HFEngine(sampler, tokenizer, batch_size=recipe.rollout.batch_size)
+        engine = _engine(recipe)
         learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
         if recipe.model.lora is not None:
             engine.update_weights(learner.named_weights())
@@ -60,6 +63,32 @@ class Components:
         pool = RewardPool(recipe.scoring.workers, warm=[r.fn for r in rewards])
         correctness = load_reward(*recipe_correctness(recipe))
         return cls(tokenizer, learner, engine, rewards, pool, correctness, stream, eval_rows)
+
+
+def _engine(recipe: Recipe) -> Engine:
+    """The rollout engine samples from its own copy of the model: weights reach it only
+    through `update_weights`, in this process (HF) or in others (vLLM, Ray workers)."""
+    r = recipe.rollout
+    if r.engine == "hf" and r.workers == 0:
+        sampler, tokenizer = load_model(recipe.model.name, recipe.model.dtype, _device())
+        return HFEngine(sampler, tokenizer, batch_size=r.batch_size)
+    options = (
+        {"batch_size": r.batch_size}
+        if r.engine == "hf"
+        else {
+            "kv_cache_gb": r.kv_cache_gb,
+            "seed": recipe.seed,
+        }
+    )
+    return build_engine(
+        r.engine,
+        model_dir(recipe.model.name),
+        workers=r.workers,
+        ray_address=recipe.ray.address,
+        cpus_per_worker=recipe.ray.cpus_per_worker,
+        gpus_per_worker=recipe.ray.gpus_per_worker,
+        **options,
+    )
 
 
 def _with_lora(model, recipe: Recipe):

@@ -56,7 +56,7 @@ class Trainer:
             self.save()
             raise
         finally:
-            self.parts.reward_pool.close()
+            self.parts.close()
         return self.stopper.signum
 
     def _resume(self) -> None:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from r1kit.choices import EngineName, TemplateName
 from r1kit.evaluation import EvalError, EvalResult, evaluate
-from r1kit.models import load_model
+from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.recipe import TemplateConfig, load_recipe
 from r1kit.tasks import EvalTask, load_task
 from rewards.registry import load_reward
+from rollout.build import RolloutSetupError, check_rollout, make_engine
 from rollout.hf_engine import HFEngine
-from rollout.types import SamplingParams
+from rollout.types import Engine, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -74,19 +75,33 @@ def resolve(request: EvalRequest) -> EvalPlan:
 
 
 def run(plan: EvalPlan, progress: Callable[[int], None] | None = None) -> EvalResult:
-    """Load the model and evaluate it on the plan's rows."""
-    policy, tokenizer = load_model(plan.request.model)
+    """Load the model into the requested engine and evaluate it on the plan's rows."""
     name, options = plan.task.correctness
-    return evaluate(
-        HFEngine(policy, tokenizer),
-        tokenizer,
-        plan.template,
-        plan.task.rows,
-        load_reward(name, options),
-        plan.sampling,
-        vote=plan.task.vote,
-        progress=progress,
-    )
+    engine = _engine(plan.request)
+    try:
+        return evaluate(
+            engine,
+            load_tokenizer(plan.request.model),
+            plan.template,
+            plan.task.rows,
+            load_reward(name, options),
+            plan.sampling,
+            vote=plan.task.vote,
+            progress=progress,
+        )
+    finally:
+        engine.close()
+
+
+def _engine(request: EvalRequest) -> Engine:
+    if request.engine == "hf":
+        policy, tokenizer = load_model(request.model)
+        return HFEngine(policy, tokenizer)
+    try:
+        check_rollout(request.engine, workers=0)
+    except RolloutSetupError as err:
+        raise EvalError(f"--engine {request.engine}: {err}") from None
+    return make_engine(request.engine, model_dir(request.model), seed=request.seed)
 
 
 def write(plan: EvalPlan, result: EvalResult) -> dict:

@@ -126,6 +126,20 @@ def load_model(
     return model.to(device).eval(), load_tokenizer(name)
 
 
+def model_dir(name: str) -> str:
+    """A Hugging Face directory (or Hub id) with the model and its tokenizer, for engines that
+    load the model in other processes; a tiny model is saved once into the cache."""
+    if name not in TINY_MODELS:
+        return resolve_model(name)
+    target = cache_dir() / "models" / name
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").is_file():
+            model, tokenizer = tiny_model(TINY_MODELS[name])
+            model.save_pretrained(target)
+            tokenizer.save_pretrained(target)
+    return str(target)
+
+
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     """The tokenizer alone (no weights loaded), set up for batched generation."""
     path = resolve_model(next(iter(BUILTIN_MODELS)) if name in TINY_MODELS else name)

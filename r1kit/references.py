@@ -11,11 +11,12 @@ from r1kit.recipe import Recipe, RecipeError
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardError, load_reward
 from rewards.sandbox import SandboxUnavailable, isolation_mode
+from rollout.build import RolloutSetupError, check_rollout
 
 
 def check_references(recipe: Recipe) -> None:
-    """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, or
-    the model cannot be found."""
+    """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, the
+    model, or the rollout engine and its Ray workers cannot be had."""
     for i, reward in enumerate(recipe.rewards):
         try:
             load_reward(reward.name, reward.kwargs, reward.style)
@@ -28,6 +29,11 @@ def check_references(recipe: Recipe) -> None:
     except RewardError as err:
         raise RecipeError(f"train.correctness: {err}") from None
     check_model_name(recipe.model.name)
+    r, ray = recipe.rollout, recipe.ray
+    try:
+        check_rollout(r.engine, r.workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
+    except RolloutSetupError as err:
+        raise RecipeError(str(err)) from None
 
 
 def check_model_name(name: str) -> None:

@@ -76,6 +76,9 @@ class HFEngine:
                 params[name].copy_(tensor)
         self.policy_version += 1
 
+    def close(self) -> None:
+        """Nothing to release: the model lives in this process."""
+
     def _chunks(self, prompt_token_ids: list[list[int]], n: int) -> list[list[tuple[int, int]]]:
         """(prompt, copies) units of at most `batch_size` sequences in all; prompts of similar
         length share a chunk (less left padding)."""

@@ -72,6 +72,10 @@ class Engine(Protocol):
         """Load new policy weights, streamed as (name, tensor) pairs."""
         ...
 
+    def close(self) -> None:
+        """Release the engine's processes and memory (a no-op for an in-process engine)."""
+        ...
+
 
 class EngineDead(RuntimeError):
     """The engine's own processes died: it cannot serve again, the process holding it must go."""
