@@ -47,9 +47,8 @@ def _logprobs(
     head: Callable[[torch.Tensor], torch.Tensor],
     temperature: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = head(hidden).float() / temperature
-    log_norm = torch.logsumexp(logits, dim=-1)
-    logprobs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - log_norm
+    log_probs = torch.log_softmax(head(hidden).float() / temperature, dim=-1)
+    logprobs = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():
-        entropy = log_norm - (torch.softmax(logits, dim=-1) * logits).sum(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
     return logprobs, entropy
