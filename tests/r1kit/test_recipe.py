@@ -55,3 +55,13 @@ def test_invalid_yaml_names_the_file(tmp_path):
     path.write_text("learner: [unclosed\n")
     with pytest.raises(RecipeError, match="bad.yaml: not valid YAML"):
         load_recipe(path)
+
+
+def test_learner_optimisations_are_on_by_default():
+    learner = validate({}).learner
+    assert learner.shared_prefix and learner.skip_zero_advantage and learner.logprob_chunk > 0
+
+
+def test_negative_logprob_chunk_names_the_field():
+    with pytest.raises(RecipeError, match=r"learner\.logprob_chunk: .*greater than or equal to 0"):
+        validate({"learner": {"logprob_chunk": -1}})
