@@ -145,7 +145,9 @@ class Learner:
 
     def micro_batches(self, batch: Batch, rows: list[int]) -> Iterator[MicroBatch]:
         if self.shared_prefix:
-            return packed_micro_batches(batch, rows, self.cfg.micro_batch_size)
+            return packed_micro_batches(
+                batch, rows, self.cfg.micro_batch_size, self.cfg.micro_batch_tokens
+            )
         return batch.micro_batches(self.cfg.micro_batch_size, rows)
 
     def forward(

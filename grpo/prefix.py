@@ -17,18 +17,22 @@ import torch
 from grpo.batch import Batch, MicroBatch
 
 
-def packed_micro_batches(batch: Batch, rows: list[int], size: int) -> Iterator[MicroBatch]:
-    """Micro-batches of at most `size` completions; a group larger than `size` is split into
-    several rows, its prompt repeated once per row."""
+def packed_micro_batches(
+    batch: Batch, rows: list[int], size: int, max_tokens: int = 0
+) -> Iterator[MicroBatch]:
+    """Micro-batches of at most `size` completions and (if `max_tokens` > 0) at most
+    `max_tokens` padded positions; a group that does not fit is split into several rows, its
+    prompt repeated once per row. A single completion longer than the bound gets its own row."""
     pieces = [
-        group[start : start + size]
-        for group in _groups(batch, rows)
-        for start in range(0, len(group), size)
+        piece for group in _groups(batch, rows) for piece in _split(batch, group, size, max_tokens)
     ]
     pieces.sort(key=lambda piece: _row_length(batch, piece))
     current: list[list[int]] = []
     for piece in pieces:
-        if current and sum(map(len, current)) + len(piece) > size:
+        completions = sum(map(len, current)) + len(piece)
+        # Pieces come shortest first: the new one sets the padded width.
+        tokens = (len(current) + 1) * _row_length(batch, piece)
+        if current and (completions > size or 0 < max_tokens < tokens):
             yield _collate(batch, current)
             current = []
         current.append(piece)
@@ -51,6 +55,19 @@ def _groups(batch: Batch, rows: list[int]) -> list[list[int]]:
             raise ValueError(f"sequence {i} has an empty prompt: nothing to share or predict from")
         groups.setdefault(tuple(batch.prompt_ids[i]), []).append(i)
     return list(groups.values())
+
+
+def _split(batch: Batch, group: list[int], size: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive pieces of `group`, each of at most `size` completions and one row of at
+    most `max_tokens` positions (0: no bound)."""
+    pieces: list[list[int]] = [[]]
+    for i in group:
+        piece = pieces[-1] + [i]
+        if pieces[-1] and (len(piece) > size or 0 < max_tokens < _row_length(batch, piece)):
+            pieces.append([i])
+        else:
+            pieces[-1] = piece
+    return pieces
 
 
 def _row_length(batch: Batch, piece: list[int]) -> int:

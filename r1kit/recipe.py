@@ -124,6 +124,7 @@ class LearnerConfig(Section):
     schedule: Literal["constant", "cosine"] = "constant"
     max_grad_norm: float = Field(1.0, gt=0.0)
     micro_batch_size: int = Field(8, gt=0)  # sequences per forward/backward: bounds memory
+    micro_batch_tokens: int = Field(0, ge=0)  # with shared_prefix: positions per forward; 0: any
     loss: Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"] = "dapo"
     advantage_scale: Literal["group", "batch", "none"] = "group"
     epsilon_low: float = Field(0.2, ge=0.0)

@@ -91,3 +91,16 @@ def test_the_additive_mask_is_zero_where_attended_and_very_negative_elsewhere():
     mask = torch.tensor([[True, False]])
     additive = additive_mask(mask, torch.float32)
     assert additive[0, 0] == 0 and additive[0, 1] == torch.finfo(torch.float32).min
+
+
+@pytest.mark.parametrize("max_tokens", [5, 6, 7, 12])  # 5: the longest single row
+def test_a_token_bound_caps_every_micro_batch_and_still_covers_each_row_once(max_tokens):
+    batch = _batch()
+    mbs = list(packed_micro_batches(batch, list(range(5)), size=8, max_tokens=max_tokens))
+    assert all(mb.input_ids.numel() <= max_tokens for mb in mbs)
+    assert sorted(r for mb in mbs for r in mb.rows) == [0, 1, 2, 3, 4]
+
+
+def test_a_completion_longer_than_the_token_bound_gets_a_row_of_its_own():
+    mbs = list(packed_micro_batches(_batch(), [0, 1], size=8, max_tokens=2))
+    assert sorted(len(mb.rows) for mb in mbs) == [1, 1]
