@@ -80,6 +80,14 @@ def test_shared_prefix_gives_the_plain_gradient_with_lora():
     assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
 
 
+def test_shared_prefix_gives_the_plain_gradient_with_gradient_checkpointing():
+    model = tiny_model("llama")[0]
+    model.gradient_checkpointing_enable()
+    packed = _learner(model, skip_zero_advantage=False)
+    plain = _learner(skip_zero_advantage=False, shared_prefix=False)
+    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+
+
 def test_shared_prefix_gives_the_plain_gradient_with_a_kl_penalty():
     packed = _learner(beta=0.1)
     plain = _learner(beta=0.1, shared_prefix=False)
