@@ -52,6 +52,7 @@ def recipe(args: argparse.Namespace, overrides: list[str]):
             "output.tensorboard=false",
             *([f"rollout.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
             *([f"learner.micro_batch_size={args.micro_batch}"] if args.micro_batch else []),
+            *([f"model.name={args.model}"] if args.model else []),
             *overrides,
         ],
     )
@@ -68,7 +69,8 @@ def run_r1kit(args: argparse.Namespace, overrides: list[str]) -> list[tuple[floa
     run.create(cfg, tensorboard=False)
     Trainer(cfg, run, Components.build(cfg)).fit()
     per_step = cfg.train.prompts_per_step * cfg.rollout.group_size
-    return [(m["time/step"], m["completion_length/mean"] * per_step) for m in run.metrics()]
+    steps = [m for m in run.metrics() if "time/step" in m]  # not the evaluation records
+    return [(m["time/step"], m["completion_length/mean"] * per_step) for m in steps]
 
 
 def run_trl(args: argparse.Namespace) -> list[tuple[float, float]]:
@@ -167,6 +169,7 @@ def _settings(args: argparse.Namespace) -> list[str]:
     """The command-line settings a worker needs to run what this run was asked for."""
     given = {"--steps": args.steps, "--out": args.out}
     given |= {"--max-new-tokens": args.max_new_tokens, "--micro-batch": args.micro_batch}
+    given |= {"--model": args.model}
     return [item for key, value in given.items() if value for item in (key, str(value))]
 
 
@@ -175,6 +178,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="steps per configuration")
     parser.add_argument("--max-new-tokens", type=int, help="override rollout.max_new_tokens")
     parser.add_argument("--micro-batch", type=int, help="override learner.micro_batch_size")
+    parser.add_argument("--model", help="override model.name (tiny-llama: a smoke test of r1kit)")
     parser.add_argument("--only", nargs="+", choices=CONFIGURATIONS, help="run only these")
     parser.add_argument("--out", default="runs/bench-grpo-vs-trl")
     parser.add_argument("--worker", choices=CONFIGURATIONS, help=argparse.SUPPRESS)

@@ -202,18 +202,12 @@ class Learner:
             loss_mask=[True] * 4,
         )
         rows = list(range(4))
-        layouts = [next(probe.micro_batches(4, rows)), next(packed_micro_batches(probe, rows, 4))]
         try:
-            with torch.no_grad():
-                plain, packed = (
-                    self.forward(self.model, mb.to(self.device))[0][
-                        [mb.rows.index(i) for i in rows]
-                    ]
-                    for mb in layouts
-                )
+            plain = self._probe(next(probe.micro_batches(4, rows)), rows)
+            packed = self._probe(next(packed_micro_batches(probe, rows, 4)), rows)
         except (RuntimeError, ValueError, TypeError) as err:
             warnings.warn(
-                f"shared_prefix off: the model rejects a packed row ({err})", stacklevel=3
+                f"shared_prefix off: the model fails on a probe batch ({err})", stacklevel=3
             )
             return False
         tolerance = 1e-4 if next(self.model.parameters()).dtype == torch.float32 else 5e-2
@@ -221,6 +215,11 @@ class Learner:
             warnings.warn("shared_prefix off: the model ignores a custom 4-D mask", stacklevel=3)
             return False
         return True
+
+    @torch.no_grad()
+    def _probe(self, mb: MicroBatch, rows: list[int]) -> torch.Tensor:
+        """The policy's log-probs of `mb`, its completions in the order of `rows`."""
+        return self.forward(self.model, mb.to(self.device))[0][[mb.rows.index(i) for i in rows]]
 
     @torch.no_grad()
     def reference_logprobs(self, mb: MicroBatch) -> torch.Tensor:
