@@ -94,11 +94,43 @@ def test_shared_prefix_gives_the_plain_gradient_with_a_kl_penalty():
     assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
 
 
-def test_a_model_that_rejects_packed_rows_falls_back_to_the_plain_path():
-    # transformers 5.19's DeepSeek-V3 fails on any non-trivial attention mask.
+def _with_mask_hook(effect: str):
+    """tiny-llama whose decoder drops ("ignore") or fails on ("reject") a 4-D attention mask."""
+    model = tiny_model("llama")[0]
+
+    def hook(module, args, kwargs):
+        if kwargs["attention_mask"] is not None and kwargs["attention_mask"].dim() == 4:
+            if effect == "reject":
+                raise RuntimeError("no custom masks here")
+            kwargs["attention_mask"] = None
+        return args, kwargs
+
+    model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    return model
+
+
+@pytest.mark.parametrize("effect", ["ignore", "reject"])
+def test_a_model_without_custom_mask_support_falls_back_to_the_plain_path(effect):
     with pytest.warns(UserWarning, match="shared_prefix off"):
-        learner = _learner(tiny_model("deepseek_v3")[0], aux_loss_coef=0.0)
+        learner = _learner(_with_mask_hook(effect))
     assert not learner.shared_prefix
+
+
+def test_tiny_deepseek_v3_gives_the_plain_gradient_packed_or_fallen_back():
+    # transformers 5.19's DeepSeek-V3 fails on any padding mask: equal lengths, no padding.
+    batch = _batch()
+    batch.prompt_ids = [batch.prompt_ids[0]] * 4 + [batch.prompt_ids[0][::-1]] * 4
+    batch.completion_ids = [ids[:1] * 3 for ids in batch.completion_ids]
+    batch.rollout_logprobs = [[-7.0] * 3] * 8
+    grads = []
+    for shared_prefix in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fallback's warning
+            learner = _learner(
+                tiny_model("deepseek_v3")[0], aux_loss_coef=0.0, shared_prefix=shared_prefix
+            )
+        grads.append(_gradients(learner, copy.deepcopy(batch)))
+    assert _max_diff(*grads) < 1e-5
 
 
 def test_moe_router_loss_turns_the_shared_prefix_off_without_probing():
