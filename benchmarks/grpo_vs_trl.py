@@ -1,78 +1,95 @@
-"""r1kit's GRPO step against TRL's GRPOTrainer at identical settings, one after the other.
+"""r1kit's GRPO step before and after its learner optimisations, and TRL's, one after the other.
 
     pip install -e ".[bench]"          # TRL is a benchmark-only dependency
-    python benchmarks/grpo_vs_trl.py [--steps 3]
+    python benchmarks/grpo_vs_trl.py [--steps 4] [--max-new-tokens 96 --micro-batch 64]
 
-Settings (both): the built-in SmolLM2-135M-Instruct in float32 on CPU, 8 prompts x 4
-completions per step, 64 new tokens, temperature 1, beta 0.04 (so both keep a reference
-model), token-level (DAPO) loss, micro-batches of 16 completions, lr 1e-6, the same prompts
-(arithmetic, chat template) and the same math reward. Reports seconds per step and completion
-tokens per second (generated tokens / step time) for each, and their ratio. The first step of
-each is a warm-up and is left out of the averages.
+Settings (all): the main recipe (recipes/r1_zero_arithmetic_smollm2.yaml: the built-in
+SmolLM2-135M-Instruct in float32 on CPU, 8 prompts x 8 completions, its template, rewards,
+temperature, loss, lr, micro-batch), evaluation and checkpoints off. Configurations, each in
+its own subprocess so that its peak RSS is its own:
+  r1kit before   learner.shared_prefix, skip_zero_advantage off, logprob_chunk 0
+  r1kit after    the recipe's defaults (all three on)
+  TRL            GRPOTrainer at the same settings (TRL has no stop strings: it may generate more)
+Reports, per configuration: the load average before it ran, the median seconds per step (the
+first step, a warm-up, left out), completion tokens per second, and peak RSS. Run it on an
+idle machine: every number depends on what else runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import torch
-from rich.console import Console
-from rich.table import Table
-
-from grpo.components import Components
-from grpo.trainer import Trainer
-from r1kit.data import load_data
-from r1kit.models import resolve_model
-from r1kit.recipe import validate
-from r1kit.rundir import RunDir
-from r1kit.templates import render
-from rewards.registry import load_reward
-
-PROMPTS, G, NEW_TOKENS, BETA, MICRO = 8, 4, 64, 0.04, 16
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "r1_zero_arithmetic_smollm2.yaml"
+BEFORE = ["learner.shared_prefix=false", "learner.skip_zero_advantage=false"]
+CONFIGURATIONS = {
+    "r1kit before": ["r1kit", *BEFORE, "learner.logprob_chunk=0"],
+    "r1kit after": ["r1kit"],
+    "TRL GRPOTrainer": ["trl"],
+}
 
 
-def recipe(steps: int, out: str):
-    return validate(
-        {
-            "model": {"name": "smollm2-135m-instruct"},
-            "data": {"source": "arithmetic", "eval_size": 0},
-            "template": {"name": "chat"},
-            "rollout": {"group_size": G, "max_new_tokens": NEW_TOKENS, "temperature": 1.0},
-            "rewards": [{"name": "math"}],
-            "learner": {"lr": 1e-6, "beta": BETA, "micro_batch_size": MICRO, "loss": "dapo"},
-            "train": {
-                "steps": steps,
-                "prompts_per_step": PROMPTS,
-                "eval_every": 0,
-                "save_every": 0,
-                "samples_per_step": 0,
-            },
-            "output": {"dir": out, "name": "bench", "tensorboard": False},
-        }
+def recipe(args: argparse.Namespace, overrides: list[str]):
+    from r1kit.recipe import load_recipe
+
+    return load_recipe(
+        RECIPE,
+        [
+            f"train.steps={args.steps}",
+            "train.eval_every=0",
+            "train.save_every=0",
+            "train.samples_per_step=0",
+            "data.eval_size=0",
+            f"output.dir={args.out}",
+            "output.tensorboard=false",
+            *([f"rollout.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
+            *([f"learner.micro_batch_size={args.micro_batch}"] if args.micro_batch else []),
+            *([f"model.name={args.model}"] if args.model else []),
+            *overrides,
+        ],
     )
 
 
-def run_r1kit(steps: int, out: str) -> list[tuple[float, float]]:
+def run_r1kit(args: argparse.Namespace, overrides: list[str]) -> list[tuple[float, float]]:
     """(seconds, completion tokens) per step."""
-    cfg = recipe(steps, out)
+    from grpo.components import Components
+    from grpo.trainer import Trainer
+    from r1kit.rundir import RunDir
+
+    cfg = recipe(args, overrides)
     run = RunDir(cfg.run_dir())
     run.create(cfg, tensorboard=False)
-    trainer = Trainer(cfg, run, Components.build(cfg))
-    trainer.fit()
-    return [(m["time/step"], m["completion_length/mean"] * PROMPTS * G) for m in run.metrics()[1:]]
+    Trainer(cfg, run, Components.build(cfg)).fit()
+    per_step = cfg.train.prompts_per_step * cfg.rollout.group_size
+    steps = [m for m in run.metrics() if "time/step" in m]  # not the evaluation records
+    return [(m["time/step"], m["completion_length/mean"] * per_step) for m in steps]
 
 
-def run_trl(steps: int, out: str) -> list[tuple[float, float]]:
+def run_trl(args: argparse.Namespace) -> list[tuple[float, float]]:
+    import torch
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    cfg = recipe(steps, out)
+    from r1kit.data import load_data
+    from r1kit.models import resolve_model
+    from r1kit.templates import render
+    from rewards.registry import load_reward
+
+    cfg = recipe(args, [])
+    prompts, group = cfg.train.prompts_per_step, cfg.rollout.group_size
     path = resolve_model(cfg.model.name)
     tokenizer = AutoTokenizer.from_pretrained(path)
     stream, _ = load_data(cfg.data, cfg.seed)
-    rows = stream.take(PROMPTS * (steps + 1))
+    rows = stream.take(prompts * (args.steps + 1))
     dataset = Dataset.from_list(
         [
             {"prompt": render(cfg.template, tokenizer, r["prompt"]), "answer": r["answer"]}
@@ -90,19 +107,21 @@ def run_trl(steps: int, out: str) -> list[tuple[float, float]]:
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "completions/mean_length" in logs:
-                timings.append((self.seconds, logs["completions/mean_length"] * PROMPTS * G))
+                timings.append((self.seconds, logs["completions/mean_length"] * prompts * group))
 
-    args = GRPOConfig(
-        output_dir=f"{out}/trl",
-        max_steps=steps,
-        num_generations=G,
-        per_device_train_batch_size=MICRO,
-        gradient_accumulation_steps=PROMPTS * G // MICRO,
-        max_completion_length=NEW_TOKENS,
-        temperature=1.0,
-        beta=BETA,
-        loss_type="dapo",
-        learning_rate=1e-6,
+    learner = cfg.learner
+    config = GRPOConfig(
+        output_dir=f"{args.out}/trl",
+        max_steps=args.steps,
+        num_generations=group,
+        per_device_train_batch_size=learner.micro_batch_size,
+        gradient_accumulation_steps=max(prompts * group // learner.micro_batch_size, 1),
+        max_completion_length=cfg.rollout.max_new_tokens,
+        temperature=cfg.rollout.temperature,
+        beta=learner.beta,
+        loss_type=learner.loss,
+        learning_rate=learner.lr,
+        reward_weights=[r.weight for r in cfg.rewards],
         use_cpu=True,
         bf16=False,
         logging_steps=1,
@@ -111,13 +130,10 @@ def run_trl(steps: int, out: str) -> list[tuple[float, float]]:
         model_init_kwargs={"dtype": torch.float32},
         shuffle_dataset=False,
     )
-    math = load_reward("math")
     trainer = GRPOTrainer(
         model=path,
-        reward_funcs=[
-            lambda prompts, completions, answer, **kw: math(prompts, completions, answer=answer)
-        ],
-        args=args,
+        reward_funcs=[_trl_reward(load_reward(r.name, r.kwargs)) for r in cfg.rewards],
+        args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=[StepTimer()],
@@ -126,27 +142,73 @@ def run_trl(steps: int, out: str) -> list[tuple[float, float]]:
     return timings
 
 
+def _trl_reward(reward):
+    def fn(prompts, completions, answer, **kwargs):
+        return reward(prompts, completions, answer=answer)
+
+    fn.__name__ = reward.spec.rsplit(":", 1)[-1]
+    return fn
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Run one configuration in this process; write its steps and peak RSS as JSON."""
+    kind, *overrides = CONFIGURATIONS[args.worker]
+    steps = run_r1kit(args, overrides) if kind == "r1kit" else run_trl(args)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    Path(args.result).write_text(json.dumps({"steps": steps, "peak_rss_gb": peak_kb / 2**20}))
+
+
+def summary(name: str, load: float, result: dict) -> list[str]:
+    timed = result["steps"][1:] or result["steps"]  # leave out the warm-up step
+    seconds = statistics.median(s for s, _ in timed)
+    tokens = sum(t for _, t in timed) / sum(s for s, _ in timed)
+    return [name, f"{load:.2f}", f"{seconds:.1f}", f"{tokens:.1f}", f"{result['peak_rss_gb']:.2f}"]
+
+
+def _settings(args: argparse.Namespace) -> list[str]:
+    """The command-line settings a worker needs to run what this run was asked for."""
+    given = {"--steps": args.steps, "--out": args.out}
+    given |= {"--max-new-tokens": args.max_new_tokens, "--micro-batch": args.micro_batch}
+    given |= {"--model": args.model}
+    return [item for key, value in given.items() if value for item in (key, str(value))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=4, help="steps per configuration")
+    parser.add_argument("--max-new-tokens", type=int, help="override rollout.max_new_tokens")
+    parser.add_argument("--micro-batch", type=int, help="override learner.micro_batch_size")
+    parser.add_argument("--model", help="override model.name (tiny-llama: a smoke test of r1kit)")
+    parser.add_argument("--only", nargs="+", choices=CONFIGURATIONS, help="run only these")
     parser.add_argument("--out", default="runs/bench-grpo-vs-trl")
+    parser.add_argument("--worker", choices=CONFIGURATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = {
-        "r1kit": run_r1kit(args.steps, args.out),
-        "TRL GRPOTrainer": run_trl(args.steps, args.out),
-    }
-    table = Table(
-        "trainer", "s/step", "completion tokens/s", title="GRPO step, SmolLM2-135M float32 CPU"
-    )
-    speed = {}
-    for name, steps in results.items():
-        timed = steps[1:] or steps  # leave out the warm-up step
-        seconds = sum(s for s, _ in timed) / len(timed)
-        tokens = sum(t for _, t in timed) / sum(s for s, _ in timed)
-        speed[name] = seconds
-        table.add_row(name, f"{seconds:.1f}", f"{tokens:.1f}")
-    Console().print(table)
-    Console().print(f"r1kit is {speed['TRL GRPOTrainer'] / speed['r1kit']:.2f}x faster per step")
+    if args.worker:
+        worker(args)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("configuration", "load avg (1 min)", "median s/step", "tokens/s", "peak RSS GB")
+    seconds = {}
+    for name in args.only or CONFIGURATIONS:
+        load = os.getloadavg()[0]
+        with tempfile.NamedTemporaryFile(suffix=".json") as result:
+            subprocess.run(
+                [sys.executable, __file__, *_settings(args), "--worker", name]
+                + ["--result", result.name],
+                check=True,
+            )
+            row = summary(name, load, json.loads(Path(result.name).read_text()))
+        seconds[name] = float(row[2])
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for name in seconds.keys() - {"r1kit after"}:
+        if "r1kit after" in seconds:
+            ratio = seconds[name] / seconds["r1kit after"]
+            console.print(f"r1kit after is {ratio:.2f}x faster per step than {name}")
 
 
 if __name__ == "__main__":

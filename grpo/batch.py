@@ -1,8 +1,10 @@
 """A batch of scored rollouts, and its micro-batches as padded tensors.
 
-Sequences are left-padded, so every completion ends at the last position: the learner then
-asks the model for logits of the last `C` positions only (C = longest completion in the
-micro-batch), never for the prompt, which keeps the full-vocabulary logits small.
+Two layouts, one `MicroBatch` type. Plain: one left-padded row per sequence (prompt +
+completion). Shared prefix (grpo/prefix.py): one row per group of completions of one prompt,
+the prompt encoded once. Either way the per-completion tensors ([B, C]) are right-aligned
+in a window of C = the longest completion, and `source` says which hidden state predicts
+each of their tokens, so the learner only ever computes logits for completion tokens.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class Batch:
     rollout_logprobs: list[list[float]]  # from the engine that sampled them
     advantages: torch.Tensor  # [N]
     loss_mask: list[bool]  # False: the whole sequence is left out (e.g. overlong filtering)
-    old_logprobs: list[torch.Tensor] | None = None  # learner's, stored for num_iterations > 1
+    old_logprobs: list[torch.Tensor | None] | None = None  # learner's, for num_iterations > 1
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -33,59 +35,76 @@ class Batch:
             len(ids) for ids, keep in zip(self.completion_ids, self.loss_mask, strict=True) if keep
         )
 
-    def micro_batches(self, size: int) -> Iterator[MicroBatch]:
-        """Micro-batches of sequences of similar length (less padding); order is irrelevant
-        to the loss because every normaliser is batch-wide."""
-        order = sorted(
-            range(len(self)), key=lambda i: len(self.prompt_ids[i]) + len(self.completion_ids[i])
-        )
+    def micro_batches(self, size: int, rows: list[int] | None = None) -> Iterator[MicroBatch]:
+        """Plain micro-batches of `size` sequences over `rows` (default: all), of similar length
+        (less padding); order is irrelevant to the loss because every normaliser is batch-wide."""
+        rows = list(range(len(self))) if rows is None else rows
+        order = sorted(rows, key=lambda i: len(self.prompt_ids[i]) + len(self.completion_ids[i]))
         for start in range(0, len(order), size):
             yield self._collate(order[start : start + size])
 
     def _collate(self, rows: list[int]) -> MicroBatch:
         lengths = [len(self.prompt_ids[i]) + len(self.completion_ids[i]) for i in rows]
         width = max(lengths)
-        window = max(len(self.completion_ids[i]) for i in rows)
         input_ids = torch.zeros(len(rows), width, dtype=torch.long)
         attention_mask = torch.zeros(len(rows), width, dtype=torch.long)
-        targets = torch.zeros(len(rows), window, dtype=torch.long)
-        mask = torch.zeros(len(rows), window)
-        rollout = torch.zeros(len(rows), window)
-        old = torch.zeros(len(rows), window) if self.old_logprobs is not None else None
+        window = self.window(rows)
+        source = torch.full(window.targets.shape, -1, dtype=torch.long)
         for row, i in enumerate(rows):
             sequence = self.prompt_ids[i] + self.completion_ids[i]
             n = len(self.completion_ids[i])
             input_ids[row, width - len(sequence) :] = torch.tensor(sequence)
             attention_mask[row, width - len(sequence) :] = 1
+            # The logit at position p predicts token p + 1.
+            source[row, source.shape[1] - n :] = row * width + torch.arange(
+                width - n - 1, width - 1
+            )
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return MicroBatch(rows, input_ids, attention_mask, position_ids, source, *window.tensors)
+
+    def window(self, rows: list[int]) -> Window:
+        """The per-completion tensors of `rows`, right-aligned in the longest one's width."""
+        width = max(len(self.completion_ids[i]) for i in rows)
+        targets = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width)
+        rollout = torch.zeros(len(rows), width)
+        old = torch.zeros(len(rows), width) if self.old_logprobs is not None else None
+        for row, i in enumerate(rows):
+            n = len(self.completion_ids[i])
             if n == 0:
                 continue
-            targets[row, window - n :] = torch.tensor(self.completion_ids[i])
-            mask[row, window - n :] = float(self.loss_mask[i])
-            rollout[row, window - n :] = torch.tensor(self.rollout_logprobs[i])
-            if old is not None:
-                old[row, window - n :] = self.old_logprobs[i]
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-        return MicroBatch(
-            rows,
-            input_ids,
-            attention_mask,
-            position_ids,
-            targets,
-            mask,
-            rollout,
-            old,
-            self.advantages[rows],
-        )
+            targets[row, width - n :] = torch.tensor(self.completion_ids[i])
+            mask[row, width - n :] = float(self.loss_mask[i])
+            rollout[row, width - n :] = torch.tensor(self.rollout_logprobs[i])
+            if old is not None and self.old_logprobs[i] is not None:
+                old[row, width - n :] = self.old_logprobs[i]
+        return Window(targets, mask, rollout, old, self.advantages[rows])
+
+
+@dataclass
+class Window:
+    """Per-completion tensors; `[B, C]` ones are right-aligned in the longest completion."""
+
+    targets: torch.Tensor
+    mask: torch.Tensor
+    rollout_logprobs: torch.Tensor
+    old_logprobs: torch.Tensor | None
+    advantages: torch.Tensor
+
+    @property
+    def tensors(self) -> tuple:
+        return (self.targets, self.mask, self.rollout_logprobs, self.old_logprobs, self.advantages)
 
 
 @dataclass
 class MicroBatch:
-    """Padded tensors for one forward/backward; `[B, C]` tensors cover the completion window."""
+    """Tensors for one forward/backward: R model rows of length L, B completions."""
 
-    rows: list[int]  # indices into the Batch
-    input_ids: torch.Tensor  # [B, L]
-    attention_mask: torch.Tensor  # [B, L]
-    position_ids: torch.Tensor  # [B, L]
+    rows: list[int]  # indices into the Batch, one per completion
+    input_ids: torch.Tensor  # [R, L]
+    attention_mask: torch.Tensor  # [R, L] (plain) or [R, 1, L, L] bool (shared prefix)
+    position_ids: torch.Tensor  # [R, L]
+    source: torch.Tensor  # [B, C] flat index into the [R * L] hidden states; -1: no token
     targets: torch.Tensor  # [B, C] completion tokens, right-aligned
     mask: torch.Tensor  # [B, C] 1 where a completion token counts
     rollout_logprobs: torch.Tensor  # [B, C]

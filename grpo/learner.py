@@ -9,17 +9,19 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import warnings
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from grpo.batch import Batch, MicroBatch
+from grpo.logprobs import token_logprobs
 from grpo.loss import Normalisers, mismatch_stats, policy_loss, tis_weights
+from grpo.prefix import additive_mask, packed_micro_batches
 from grpo.router_loss import balance_loss
+from grpo.stats import StepStats
 from r1kit.recipe import LearnerConfig
-
-SUMMED_STATS = ("clip_low_count", "clip_high_count", "kl_sum", "ratio_sum", "token_count")
 
 
 class Learner:
@@ -31,16 +33,22 @@ class Learner:
         self.temperature = temperature
         self.device = next(model.parameters()).device
         self.is_lora = hasattr(model, "disable_adapter")
+        # The router's aux loss counts every token of every forward: it is never zero, and a
+        # packed row would count a prompt once instead of once per completion.
+        self.router_loss_on = _is_moe(model) and cfg.aux_loss_coef > 0
         # beta 0 needs no reference; with LoRA the reference is the base with adapters off.
         self.reference = None
         if cfg.beta > 0 and not self.is_lora:
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
-        params = [p for p in model.parameters() if p.requires_grad]
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(cfg.warmup_steps, total_steps, cfg.schedule)
+        )
+        self.shared_prefix = (
+            cfg.shared_prefix and not self.router_loss_on and self._shared_prefix_matches()
         )
 
     def step(self, batch: Batch, norm: Normalisers, store_old: bool = False) -> dict[str, float]:
@@ -51,82 +59,167 @@ class Learner:
         """
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = dict.fromkeys(
-            (*SUMMED_STATS, "loss", "entropy_sum", "aux_loss", "mismatch_kl_sum"), 0.0
-        )
+        stats = StepStats()
+        rows = self.rows_to_learn(batch)
         old_store: list[torch.Tensor | None] = [None] * len(batch)
-        for mb in batch.micro_batches(self.cfg.micro_batch_size):
+        for mb in self.micro_batches(batch, rows):
             mb = mb.to(self.device)
             logprobs, entropy, aux_loss = self.forward(self.model, mb)
             # Before the first update the learner's own log-probs ARE the old policy's:
             # detached, they give ratio 1 and need no extra forward pass.
             old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
-            weights = None
-            if self.cfg.tis.level != "none":
-                weights = tis_weights(
-                    old, mb.rollout_logprobs, mb.mask, self.cfg.tis.level, self.cfg.tis.cap
-                )
-            loss, stats = policy_loss(
-                logprobs,
-                old,
-                mb.advantages,
-                mb.mask,
-                norm,
-                aggregation=self.cfg.loss,
-                epsilon_low=self.cfg.epsilon_low,
-                epsilon_high=self.cfg.epsilon_high,
-                beta=self.cfg.beta,
-                ref_logprobs=self.reference_logprobs(mb) if self.cfg.beta > 0 else None,
-                tis_weights=weights,
-            )
+            loss, loss_stats = self.policy_loss(mb, logprobs, old, norm)
             if aux_loss is not None:
                 # The router's load-balancing loss is a per-forward mean: weight it by this
                 # micro-batch's share of the batch so micro-batches add up to the batch mean.
                 share = len(mb.rows) / norm.num_sequences
                 loss = loss + self.cfg.aux_loss_coef * aux_loss * share
-                totals["aux_loss"] += aux_loss.item() * share
+                stats.add_aux_loss(aux_loss.item() * share)
             loss.backward()
-            totals["loss"] += loss.item()
-            totals["entropy_sum"] += (entropy * mb.mask).sum().item()
-            totals["mismatch_kl_sum"] += (
-                mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"] * mb.mask.sum().item()
+            stats.add_loss(loss, loss_stats)
+            stats.add_tokens(
+                entropy, mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"], mb.mask
             )
-            for key in SUMMED_STATS:
-                totals[key] += stats[key]
             if store_old:
                 for row, i in enumerate(mb.rows):
                     n = len(batch.completion_ids[i])
                     old_store[i] = old[row, old.shape[1] - n :].detach().cpu()
         if store_old:
             batch.old_logprobs = old_store
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        grad_norm = self.optimizer_step()
+        skipped = 1 - len(rows) / max(len(batch), 1)
+        return stats.metrics(grad_norm, self.scheduler.get_last_lr()[0], skipped)
+
+    def policy_loss(
+        self, mb: MicroBatch, logprobs: torch.Tensor, old: torch.Tensor, norm: Normalisers
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """This micro-batch's share of the batch loss, with the recipe's loss settings."""
+        weights = None
+        if self.cfg.tis.level != "none":
+            weights = tis_weights(
+                old, mb.rollout_logprobs, mb.mask, self.cfg.tis.level, self.cfg.tis.cap
+            )
+        return policy_loss(
+            logprobs,
+            old,
+            mb.advantages,
+            mb.mask,
+            norm,
+            aggregation=self.cfg.loss,
+            epsilon_low=self.cfg.epsilon_low,
+            epsilon_high=self.cfg.epsilon_high,
+            beta=self.cfg.beta,
+            ref_logprobs=self.reference_logprobs(mb) if self.cfg.beta > 0 else None,
+            tis_weights=weights,
+        )
+
+    def optimizer_step(self) -> float:
+        """Clip and apply the accumulated gradient; returns its norm before clipping."""
+        # A parameter no forward reached (every sequence skipped, an unrouted expert) still
+        # takes its AdamW step, as with a zero gradient: skipping changes no update.
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
-        return _summarise(totals, grad_norm.item(), self.scheduler.get_last_lr()[0])
+        return grad_norm.item()
+
+    def rows_to_learn(self, batch: Batch) -> list[int]:
+        """The sequences whose loss gradient is not exactly zero (all with the skip off).
+
+        A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
+        of advantage 0 is -min(r 0, clip(r) 0) = 0 in every aggregation (GSPO's ratio is per
+        sequence, TIS only scales it); its tokens still count in the batch-wide normalisers,
+        which the caller computed over the whole batch.
+        """
+        if not self.cfg.skip_zero_advantage or self.router_loss_on:
+            return list(range(len(batch)))
+        return [
+            i
+            for i in range(len(batch))
+            if batch.loss_mask[i]
+            and batch.completion_ids[i]
+            and (self.cfg.beta > 0 or batch.advantages[i].item() != 0)
+        ]
+
+    def micro_batches(self, batch: Batch, rows: list[int]) -> Iterator[MicroBatch]:
+        if self.shared_prefix:
+            return packed_micro_batches(
+                batch, rows, self.cfg.micro_batch_size, self.cfg.micro_batch_tokens
+            )
+        return batch.micro_batches(self.cfg.micro_batch_size, rows)
 
     def forward(
         self, model: nn.Module, mb: MicroBatch
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Per completion token: log-prob of the sampled token at the sampling temperature,
-        and the entropy of that distribution; plus the MoE router's aux loss if any."""
-        window = mb.targets.shape[1]
-        with _autocast(self.device):
-            out = model(
-                input_ids=mb.input_ids,
-                attention_mask=mb.attention_mask,
-                position_ids=mb.position_ids,
-                logits_to_keep=window + 1,
-                use_cache=False,
-                **({"output_router_logits": True} if _is_moe(model) else {}),
+        """Per completion token ([B, C], 0 where none): log-prob of the sampled token at the
+        sampling temperature, and the entropy of that distribution; the MoE aux loss if any."""
+        attention_mask = mb.attention_mask
+        if attention_mask.dim() == 4:
+            attention_mask = additive_mask(attention_mask, next(model.parameters()).dtype)
+        hidden = []
+        # The decoder's output (final norm included) is what the LM head turns into logits;
+        # the model itself computes logits for one position only.
+        hook = model.get_decoder().register_forward_hook(
+            lambda module, args, out: hidden.append(out[0])
+        )
+        try:
+            with _autocast(self.device):
+                out = model(
+                    input_ids=mb.input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=mb.position_ids,
+                    logits_to_keep=1,
+                    use_cache=False,
+                    **({"output_router_logits": True} if self.router_loss_on else {}),
+                )
+        finally:
+            hook.remove()
+        real = mb.source >= 0
+        states = hidden[0].reshape(-1, hidden[0].shape[-1])[mb.source[real]]
+        head = model.get_output_embeddings()
+        flat = token_logprobs(
+            states, mb.targets[real], head, self.temperature, self.cfg.logprob_chunk
+        )
+        logprobs, entropy = (torch.zeros(mb.targets.shape, device=self.device) for _ in range(2))
+        logprobs = logprobs.masked_scatter(real, flat[0])
+        entropy = entropy.masked_scatter(real, flat[1])
+        aux = _router_loss(model, out, mb.attention_mask) if self.router_loss_on else None
+        return logprobs, entropy, aux
+
+    def _shared_prefix_matches(self) -> bool:
+        """Whether this model gives the same log-probs packed as plain on a tiny probe batch
+        (attention that ignores a custom 4-D mask, e.g. flash-attention or some MoE, does not)."""
+        generator = torch.Generator().manual_seed(0)
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        ids = torch.randint(vocab, (4, 6), generator=generator).tolist()
+        probe = Batch(
+            prompt_ids=[ids[0][:3]] * 2 + [ids[1][:2]] * 2,
+            completion_ids=[ids[2][:4], ids[3][:2], ids[0][3:], ids[1][2:]],
+            rollout_logprobs=[[0.0] * 4, [0.0] * 2, [0.0] * 3, [0.0] * 4],
+            advantages=torch.zeros(4),
+            loss_mask=[True] * 4,
+        )
+        rows = list(range(4))
+        try:
+            plain = self._probe(next(probe.micro_batches(4, rows)), rows)
+            packed = self._probe(next(packed_micro_batches(probe, rows, 4)), rows)
+        except (RuntimeError, ValueError, TypeError) as err:
+            warnings.warn(
+                f"shared_prefix off: the model fails on a probe batch ({err})", stacklevel=3
             )
-        # Logits at position p predict token p+1: the last `window` targets need the
-        # `window` logits before the final one.
-        logits = out.logits[:, :-1].float() / self.temperature
-        log_probs = torch.log_softmax(logits, dim=-1)
-        logprobs = log_probs.gather(-1, mb.targets.unsqueeze(-1)).squeeze(-1)
-        with torch.no_grad():  # entropy is a diagnostic: no graph for it
-            entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return logprobs, entropy, _router_loss(model, out, mb.attention_mask)
+            return False
+        tolerance = 1e-4 if next(self.model.parameters()).dtype == torch.float32 else 5e-2
+        if (plain - packed).abs().max().item() > tolerance:
+            warnings.warn("shared_prefix off: the model ignores a custom 4-D mask", stacklevel=3)
+            return False
+        return True
+
+    @torch.no_grad()
+    def _probe(self, mb: MicroBatch, rows: list[int]) -> torch.Tensor:
+        """The policy's log-probs of `mb`, its completions in the order of `rows`."""
+        return self.forward(self.model, mb.to(self.device))[0][[mb.rows.index(i) for i in rows]]
 
     @torch.no_grad()
     def reference_logprobs(self, mb: MicroBatch) -> torch.Tensor:
@@ -173,24 +266,6 @@ class Learner:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-
-
-def _summarise(totals: dict[str, float], grad_norm: float, lr: float) -> dict[str, float]:
-    tokens = max(totals["token_count"], 1.0)
-    metrics = {
-        "loss": totals["loss"],
-        "kl": totals["kl_sum"] / tokens,
-        "clip_frac/low": totals["clip_low_count"] / tokens,
-        "clip_frac/high": totals["clip_high_count"] / tokens,
-        "ratio": totals["ratio_sum"] / tokens,
-        "entropy": totals["entropy_sum"] / tokens,
-        "mismatch_kl": totals["mismatch_kl_sum"] / tokens,
-        "grad_norm": grad_norm,
-        "lr": lr,
-    }
-    if totals["aux_loss"]:
-        metrics["aux_loss"] = totals["aux_loss"]
-    return metrics
 
 
 def _lr_lambda(warmup: int, total: int, schedule: str):

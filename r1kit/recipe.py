@@ -155,6 +155,7 @@ class LearnerConfig(Section):
     schedule: Schedule = "constant"
     max_grad_norm: float = Field(1.0, gt=0.0)
     micro_batch_size: int = Field(8, gt=0)  # sequences per forward/backward: bounds memory
+    micro_batch_tokens: int = Field(0, ge=0)  # with shared_prefix: positions per forward; 0: any
     loss: LossName = "dapo"
     advantage_scale: AdvantageScale = "group"
     epsilon_low: float = Field(0.2, ge=0.0)
@@ -166,6 +167,9 @@ class LearnerConfig(Section):
     max_sampling_rounds: int = Field(3, ge=1)  # bound on the extra draws of dynamic sampling
     mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
     aux_loss_coef: float = Field(0.001, ge=0.0)  # MoE router load-balancing loss weight
+    shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can
+    skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
+    logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all at once
 
 
 class TrainConfig(Section):

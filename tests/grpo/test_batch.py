@@ -41,3 +41,24 @@ def test_masked_sequences_do_not_count():
 def test_micro_batches_cover_every_sequence_once():
     rows = [r for mb in _batch().micro_batches(size=2) for r in mb.rows]
     assert sorted(rows) == [0, 1, 2]
+
+
+def test_source_points_at_the_position_that_predicts_each_completion_token():
+    batch = _batch()
+    mb = next(batch.micro_batches(size=3))
+    for b, i in enumerate(mb.rows):
+        n = len(batch.completion_ids[i])
+        predictors = mb.source[b, mb.source.shape[1] - n :]
+        previous = [batch.prompt_ids[i][-1], *batch.completion_ids[i][:-1]]
+        assert mb.input_ids.view(-1)[predictors].tolist() == previous
+
+
+def test_positions_without_a_completion_token_have_no_source():
+    mb = next(_batch().micro_batches(size=3))
+    short = mb.rows.index(2)  # one completion token in a window of three
+    assert mb.source[short].tolist()[:2] == [-1, -1]
+
+
+def test_only_the_given_rows_are_collated():
+    rows = [r for mb in _batch().micro_batches(size=2, rows=[0, 2]) for r in mb.rows]
+    assert sorted(rows) == [0, 2]

@@ -94,3 +94,13 @@ def test_rollout_workers_and_ray_section():
     )
     with pytest.raises(RecipeError, match=r"rollout\.workers"):
         validate({"rollout": {"workers": -1}})
+
+
+def test_learner_optimisations_are_on_by_default():
+    learner = validate({}).learner
+    assert learner.shared_prefix and learner.skip_zero_advantage and learner.logprob_chunk > 0
+
+
+def test_negative_logprob_chunk_names_the_field():
+    with pytest.raises(RecipeError, match=r"learner\.logprob_chunk: .*greater than or equal to 0"):
+        validate({"learner": {"logprob_chunk": -1}})

@@ -1,0 +1,216 @@
+"""The learner's optimisations change no gradient: shared prefix, skipped zero-gradient rows."""
+
+import copy
+import warnings
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+from grpo.batch import Batch
+from grpo.learner import Learner
+from grpo.loss import Normalisers
+from r1kit.models import tiny_model
+from r1kit.recipe import LearnerConfig
+
+AGGREGATIONS = ["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]
+TEMPERATURE = 0.7
+
+
+def _batch() -> Batch:
+    """Two prompts x 4 completions of mixed lengths; zero advantages and one masked row."""
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randint(1000, (n,), generator=g).tolist() for n in (5, 3)]
+    completions = [
+        torch.randint(1000, (n,), generator=g).tolist() for n in (4, 1, 6, 3, 2, 5, 3, 4)
+    ]
+    return Batch(
+        prompt_ids=[prompts[0]] * 4 + [prompts[1]] * 4,
+        completion_ids=completions,
+        rollout_logprobs=[[-7.0] * len(c) for c in completions],
+        advantages=torch.tensor([1.0, -1.0, 0.0, 0.5, 0.0, 0.0, -2.0, 1.0]),
+        loss_mask=[True] * 7 + [False],
+    )
+
+
+def _norm(batch: Batch) -> Normalisers:
+    return Normalisers(batch.num_tokens(), len(batch), 8)
+
+
+def _learner(model=None, **options) -> Learner:
+    model = model if model is not None else tiny_model("llama")[0]
+    cfg = LearnerConfig(micro_batch_size=3, logprob_chunk=4, lr=1e-2, **options)
+    return Learner(model, cfg, total_steps=10, temperature=TEMPERATURE)
+
+
+def _gradients(learner: Learner, batch: Batch) -> list[torch.Tensor]:
+    """One step's clipped gradient, without the optimizer step."""
+    grads: list[torch.Tensor] = []
+    learner.optimizer_step = lambda: grads.extend(p.grad.clone() for p in learner.params) or 0.0
+    learner.step(batch, _norm(batch))
+    return grads
+
+
+def _lora_model():
+    """tiny-llama with LoRA on q_proj, its adapters random (peft starts B at zero)."""
+    model = get_peft_model(tiny_model("llama")[0], LoraConfig(r=4, target_modules=["q_proj"]))
+    generator = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_" in name:
+            torch.nn.init.normal_(p, std=0.1, generator=generator)
+    return model
+
+
+def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("loss", AGGREGATIONS)
+def test_shared_prefix_gives_the_plain_gradient(loss):
+    packed = _learner(loss=loss, skip_zero_advantage=False)
+    plain = _learner(loss=loss, skip_zero_advantage=False, shared_prefix=False)
+    assert packed.shared_prefix and not plain.shared_prefix
+    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+
+
+def test_shared_prefix_gives_the_plain_gradient_with_lora():
+    packed = _learner(_lora_model(), skip_zero_advantage=False)
+    plain = _learner(_lora_model(), skip_zero_advantage=False, shared_prefix=False)
+    assert packed.shared_prefix
+    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+
+
+def test_shared_prefix_gives_the_plain_gradient_with_gradient_checkpointing():
+    model = tiny_model("llama")[0]
+    model.gradient_checkpointing_enable()
+    packed = _learner(model, skip_zero_advantage=False)
+    plain = _learner(skip_zero_advantage=False, shared_prefix=False)
+    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+
+
+def test_shared_prefix_gives_the_plain_gradient_with_a_kl_penalty():
+    packed = _learner(beta=0.1)
+    plain = _learner(beta=0.1, shared_prefix=False)
+    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+
+
+def _with_mask_hook(effect: str):
+    """tiny-llama whose decoder drops ("ignore") or fails on ("reject") a 4-D attention mask."""
+    model = tiny_model("llama")[0]
+
+    def hook(module, args, kwargs):
+        if kwargs["attention_mask"] is not None and kwargs["attention_mask"].dim() == 4:
+            if effect == "reject":
+                raise RuntimeError("no custom masks here")
+            kwargs["attention_mask"] = None
+        return args, kwargs
+
+    model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+    return model
+
+
+@pytest.mark.parametrize("effect", ["ignore", "reject"])
+def test_a_model_without_custom_mask_support_falls_back_to_the_plain_path(effect):
+    with pytest.warns(UserWarning, match="shared_prefix off"):
+        learner = _learner(_with_mask_hook(effect))
+    assert not learner.shared_prefix
+
+
+def test_tiny_deepseek_v3_gives_the_plain_gradient_packed_or_fallen_back():
+    # transformers 5.19's DeepSeek-V3 fails on any padding mask: equal lengths, no padding.
+    batch = _batch()
+    batch.prompt_ids = [batch.prompt_ids[0]] * 4 + [batch.prompt_ids[0][::-1]] * 4
+    batch.completion_ids = [ids[:1] * 3 for ids in batch.completion_ids]
+    batch.rollout_logprobs = [[-7.0] * 3] * 8
+    grads = []
+    for shared_prefix in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the fallback's warning
+            learner = _learner(
+                tiny_model("deepseek_v3")[0], aux_loss_coef=0.0, shared_prefix=shared_prefix
+            )
+        grads.append(_gradients(learner, copy.deepcopy(batch)))
+    assert _max_diff(*grads) < 1e-5
+
+
+def test_moe_router_loss_turns_the_shared_prefix_off_without_probing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner = _learner(tiny_model("deepseek_v3")[0], aux_loss_coef=0.01)
+    assert not learner.shared_prefix
+
+
+@pytest.mark.parametrize("loss", AGGREGATIONS)
+def test_skipping_zero_advantage_rows_changes_no_gradient(loss):
+    skipping = _learner(loss=loss, tis={"level": "token", "cap": 2.0})
+    full = _learner(loss=loss, tis={"level": "token", "cap": 2.0}, skip_zero_advantage=False)
+    assert _max_diff(_gradients(skipping, _batch()), _gradients(full, _batch())) < 1e-6
+
+
+def test_skipped_rows_are_the_zero_advantage_and_masked_ones():
+    assert _learner().rows_to_learn(_batch()) == [0, 1, 3, 6]
+
+
+def test_nothing_is_skipped_with_a_kl_penalty_except_masked_rows():
+    assert _learner(beta=0.1).rows_to_learn(_batch()) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_nothing_is_skipped_when_the_moe_router_loss_counts_every_token():
+    learner = _learner(tiny_model("deepseek_v3")[0], aux_loss_coef=0.01, shared_prefix=False)
+    assert learner.rows_to_learn(_batch()) == list(range(8))
+
+
+def test_the_skipped_share_is_reported():
+    metrics = _learner().step(_batch(), _norm(_batch()))
+    assert metrics["skipped_frac"] == pytest.approx(4 / 8)
+
+
+def test_a_batch_with_nothing_to_learn_still_takes_the_momentum_step():
+    """AdamW moves weights on momentum alone: skipping every row must not skip that."""
+    idle = _batch()
+    idle.advantages = torch.zeros(8)
+    results = []
+    for skip in (True, False):
+        learner = _learner(shared_prefix=False)
+        learner.step(_batch(), _norm(_batch()))
+        learner.cfg = learner.cfg.model_copy(update={"skip_zero_advantage": skip})
+        before = [p.detach().clone() for p in learner.params]
+        learner.step(idle, _norm(idle))
+        results.append([p.detach().clone() for p in learner.params])
+    assert _max_diff(results[0], before) > 0
+    assert _max_diff(*results) == 0
+
+
+def test_second_iteration_with_the_skip_uses_the_same_old_logprobs_as_without():
+    grads = []
+    for skip in (True, False):
+        learner, batch = _learner(skip_zero_advantage=skip), _batch()
+        learner.optimizer_step = lambda: 0.0  # the policy stays the old one: ratio 1
+        learner.step(batch, _norm(batch), store_old=True)
+        grads.append(_gradients(learner, batch))
+    assert _max_diff(*grads) < 1e-5
+
+
+def test_stored_old_logprobs_line_up_with_their_completion_tokens():
+    model = tiny_model("llama")[0]
+    before = copy.deepcopy(model)
+    batch = _batch()
+    _learner(model, skip_zero_advantage=False).step(batch, _norm(batch), store_old=True)
+    for i, completion in enumerate(batch.completion_ids):
+        sequence = torch.tensor([batch.prompt_ids[i] + completion])
+        with torch.no_grad():
+            logits = before(input_ids=sequence).logits[0, len(batch.prompt_ids[i]) - 1 : -1]
+        expected = torch.log_softmax(logits / TEMPERATURE, -1)
+        expected = expected.gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
+        assert batch.old_logprobs[i].shape == (len(completion),)
+        assert (batch.old_logprobs[i] - expected).abs().max() < 1e-5
+
+
+def test_lora_weights_stream_merged_like_peft_and_leave_the_base_unchanged():
+    model = _lora_model()
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    streamed = dict(_learner(model).named_weights())
+    merged = copy.deepcopy(model).merge_and_unload().state_dict()
+    assert streamed.keys() <= merged.keys()
+    assert max((streamed[n] - merged[n]).abs().max().item() for n in streamed) < 1e-6
+    assert all(torch.equal(p, base[n]) for n, p in model.named_parameters())
