@@ -244,3 +244,17 @@ def test_a_learning_rate_set_on_resume_reaches_the_optimizer(tiny_recipe):
     parts = Components.build(recipe)
     Trainer(recipe, RunDir(recipe.run_dir()), parts).fit(resume=True)
     assert parts.learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_grpo_runs_on_two_vllm_workers_whose_weights_follow_the_learner(tiny_recipe):
+    run = _train(
+        tiny_recipe(
+            rollout={"engine": "vllm", "workers": 2, "kv_cache_gb": 0.25},
+            train={"steps": 2, "save_every": 0},
+        )
+    )
+    steps = run.metrics()[1:]
+    assert [m["step"] for m in steps] == [1, 2]
+    # Step 2 samples from the weights step 1 produced (lr 3e-2 moves them far): a small
+    # engine/learner mismatch means the update reached both vLLM engines.
+    assert steps[1]["mismatch_kl"] < 1e-3, steps[1]
