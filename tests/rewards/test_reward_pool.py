@@ -14,7 +14,7 @@ from rewards.registry import RewardError
 from rewards.reward_pool import Call, RewardPool
 
 ROOT = Path(__file__).resolve().parents[2]
-MARGIN_S = 5.0  # slack for a loaded machine: the deadlines tested are far below a hang
+MARGIN_S = 15.0  # slack for a loaded 2-core machine: the deadlines tested are far below a hang
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 
 
