@@ -153,7 +153,9 @@ def _trl_reward(reward):
 def worker(args: argparse.Namespace) -> None:
     """Run one configuration in this process; write its steps and peak RSS as JSON."""
     kind, *overrides = CONFIGURATIONS[args.worker]
-    steps = run_r1kit(args, overrides) if kind == "r1kit" else run_trl(args)
+    # Each configuration writes its own run directory (one shared metrics.jsonl would mix them).
+    name = f"output.name={args.worker.replace(' ', '-')}"
+    steps = run_r1kit(args, [*overrides, name]) if kind == "r1kit" else run_trl(args)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     Path(args.result).write_text(json.dumps({"steps": steps, "peak_rss_gb": peak_kb / 2**20}))
 
