@@ -37,10 +37,10 @@ class PoolError(RuntimeError):
 def connect(address: str) -> dict[str, float]:
     """Join Ray at `address` ("local": a new cluster on this machine's CPUs; "auto": the running
     one; else host:port or ray://...), once per process; the cluster's resources."""
+    local = address == "local"
+    if not local and address != "auto":
+        _check_reachable(address)  # also when this process already joined another cluster
     if not ray.is_initialized():
-        local = address == "local"
-        if not local and address != "auto":
-            _check_reachable(address)
         try:
             ray.init(
                 address=None if local else address,

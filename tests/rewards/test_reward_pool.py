@@ -168,10 +168,14 @@ def test_a_worker_stuck_loading_its_rewards_is_reported():
 
 HANGING_PARENT = textwrap.dedent(
     """
+    import signal
     import time
     from functools import partial
     from rewards.reward_pool import Call, RewardPool
 
+    # Ctrl-C as a terminal gives it, even if the test runner started us with SIGINT ignored
+    # (a child inherits an ignored signal, and Python then installs no KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     pool = RewardPool(2)
     pool.run([Call(time.time, 60, "warm")] * 2)
     print(*pool.pids(), flush=True)
