@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from r1kit.cli import RECIPES_DIR, app
 from r1kit.cli.train import _resolve_recipe
-from r1kit.recipe import validate
+from r1kit.recipe import RESUMABLE_FIELDS, validate
 from r1kit.rundir import RunDir
 
 runner = CliRunner()
@@ -69,12 +69,46 @@ def _saved_run(tmp_path, **sections) -> Path:
     return run.path
 
 
-def test_resume_refuses_a_change_that_would_alter_what_was_learned(tmp_path):
+@pytest.mark.parametrize(
+    "change",
+    [
+        "rollout.group_size=4",
+        "learner.loss=grpo",
+        "model.name=tiny-llama",
+        "data.source=countdown",
+        "seed=3",
+    ],
+)
+def test_resume_refuses_a_change_that_would_alter_what_was_learned(tmp_path, change):
     run = _saved_run(tmp_path)
-    result = runner.invoke(app, ["train", "--resume", str(run), "--set", "rollout.group_size=4"])
+    result = runner.invoke(app, ["train", "--resume", str(run), "--set", change])
+    field = change.partition("=")[0]
     assert result.exit_code == 2
-    assert "--set rollout.group_size: cannot change" in result.output
+    assert f"--set {field}: cannot change" in " ".join(result.output.split())
     assert "learner.lr" in result.output  # says what can change
+
+
+ALLOWED = {
+    "train.steps": 20,
+    "train.eval_every": 5,
+    "train.save_every": 3,
+    "train.keep_last": 4,
+    "train.samples_per_step": 2,
+    "train.threads": 1,
+    "learner.lr": 3e-6,
+    "scoring.workers": 1,
+    "output.tensorboard": False,
+}
+
+
+def test_every_resumable_field_is_tested():
+    assert set(ALLOWED) == set(RESUMABLE_FIELDS)
+
+
+@pytest.mark.parametrize(("field", "value"), ALLOWED.items())
+def test_resume_accepts_and_records_each_field_that_may_change(tmp_path, field, value):
+    recipe = _resolve_recipe(None, [f"{field}={value}"], _saved_run(tmp_path))
+    assert [(c.step, c.field, c.value) for c in recipe.changes] == [(0, field, value)]
 
 
 def test_resume_records_an_allowed_change_with_its_step(tmp_path):
