@@ -2,6 +2,7 @@
 
     pip install -e ".[bench]"          # TRL is a benchmark-only dependency
     python benchmarks/grpo_vs_trl.py [--steps 4] [--max-new-tokens 96 --micro-batch 64]
+                                     [--gradient-checkpointing] [--only "r1kit after"]
 
 Settings (all): the main recipe (recipes/r1_zero_arithmetic_smollm2.yaml: the built-in
 SmolLM2-135M-Instruct in float32 on CPU, 8 prompts x 8 completions, its template, rewards,
@@ -53,6 +54,7 @@ def recipe(args: argparse.Namespace, overrides: list[str]):
             *([f"rollout.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
             *([f"learner.micro_batch_size={args.micro_batch}"] if args.micro_batch else []),
             *([f"model.name={args.model}"] if args.model else []),
+            *(["model.gradient_checkpointing=true"] if args.gradient_checkpointing else []),
             *overrides,
         ],
     )
@@ -128,6 +130,7 @@ def run_trl(args: argparse.Namespace) -> list[tuple[float, float]]:
         save_strategy="no",
         report_to="none",
         model_init_kwargs={"dtype": torch.float32},
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
         shuffle_dataset=False,
     )
     trainer = GRPOTrainer(
@@ -172,7 +175,8 @@ def _settings(args: argparse.Namespace) -> list[str]:
     given = {"--steps": args.steps, "--out": args.out}
     given |= {"--max-new-tokens": args.max_new_tokens, "--micro-batch": args.micro_batch}
     given |= {"--model": args.model}
-    return [item for key, value in given.items() if value for item in (key, str(value))]
+    flags = ["--gradient-checkpointing"] if args.gradient_checkpointing else []
+    return [item for key, value in given.items() if value for item in (key, str(value))] + flags
 
 
 def main() -> None:
@@ -181,6 +185,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, help="override rollout.max_new_tokens")
     parser.add_argument("--micro-batch", type=int, help="override learner.micro_batch_size")
     parser.add_argument("--model", help="override model.name (tiny-llama: a smoke test of r1kit)")
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="model.gradient_checkpointing on"
+    )
     parser.add_argument("--only", nargs="+", choices=CONFIGURATIONS, help="run only these")
     parser.add_argument("--out", default="runs/bench-grpo-vs-trl")
     parser.add_argument("--worker", choices=CONFIGURATIONS, help=argparse.SUPPRESS)

@@ -43,7 +43,9 @@ def save_checkpoint(path: Path, parts: Components, step: int) -> None:
 
 def _write_model(path: Path, parts: Components) -> None:
     model = parts.learner.model
-    weights = {name: tensor.clone() for name, tensor in parts.learner.named_weights()}
+    # The live tensors (merged ones with LoRA), not clones: a clone is a whole second copy of
+    # the model held while the file is written.
+    weights = dict(parts.learner.named_weights())
     base = model.get_base_model() if parts.learner.is_lora else model
     base.save_pretrained(path, state_dict=weights)
     parts.tokenizer.save_pretrained(path)

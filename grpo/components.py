@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from grpo.learner import Learner
@@ -45,7 +46,7 @@ class Components:
             policy.gradient_checkpointing_enable()
         if recipe.model.lora is not None:
             policy = _with_lora(policy, recipe)
-        engine = _engine(recipe)
+        engine = _engine(recipe, policy, tokenizer)
         learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
         if recipe.model.lora is not None:
             engine.update_weights(learner.named_weights())
@@ -65,11 +66,15 @@ class Components:
         return cls(tokenizer, learner, engine, rewards, pool, correctness, stream, eval_rows)
 
 
-def _engine(recipe: Recipe) -> Engine:
-    """The rollout engine samples from its own copy of the model: weights reach it only
-    through `update_weights`, in this process (HF) or in others (vLLM, Ray workers)."""
+def _engine(recipe: Recipe, policy: nn.Module, tokenizer: PreTrainedTokenizerBase) -> Engine:
+    """The rollout engine. In this process without LoRA it samples from the policy module
+    itself (no second copy of the weights: 513 MiB for the built-in model); otherwise from its
+    own copy, which weights reach only through `update_weights` (merged LoRA weights, or other
+    processes: vLLM, Ray workers)."""
     r = recipe.rollout
     if r.engine == "hf" and r.workers == 0:
+        if recipe.model.lora is None:
+            return HFEngine(policy, tokenizer, batch_size=r.batch_size)
         sampler, tokenizer = load_model(recipe.model.name, recipe.model.dtype, _device())
         return HFEngine(sampler, tokenizer, batch_size=r.batch_size)
     options = (

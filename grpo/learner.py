@@ -123,6 +123,9 @@ class Learner:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
+        # Free the gradients now, not at the next step: they would sit through generation,
+        # evaluation and checkpoints (one float32 copy of the trainable weights).
+        self.optimizer.zero_grad(set_to_none=True)
         return grad_norm.item()
 
     def rows_to_learn(self, batch: Batch) -> list[int]:

@@ -42,6 +42,7 @@ class HFEngine:
         """Per prompt, `sampling.n` completions, in the order of the prompts."""
         if any(len(p) == 0 for p in prompt_token_ids):
             raise EngineError("every prompt needs at least one token")
+        self.model.eval()  # a model shared with the learner comes back in train mode
         generator = torch.Generator(device=self.device)
         if sampling.seed is None:
             generator.seed()
@@ -60,7 +61,8 @@ class HFEngine:
         """Copy each (name, tensor) into the parameter of that name, in place.
 
         Names are the plain HF parameter names of the engine's model (`model.named_parameters()`):
-        a LoRA policy sends its merged weights under the base model's names.
+        a LoRA policy sends its merged weights under the base model's names. A tensor that already
+        is the parameter (an engine sharing the learner's model) is left as it is.
         """
         params = dict(self.model.named_parameters())
         with torch.no_grad():
@@ -73,7 +75,8 @@ class HFEngine:
                         f"{name}: got shape {tuple(tensor.shape)}, "
                         f"the engine's parameter has {tuple(params[name].shape)}"
                     )
-                params[name].copy_(tensor)
+                if tensor.data_ptr() != params[name].data_ptr():
+                    params[name].copy_(tensor)
         self.policy_version += 1
 
     def close(self) -> None:
