@@ -265,8 +265,9 @@ ASYNC = {"engine": "hf", "workers": 1, "async": True}
 
 
 def test_async_with_a_still_policy_gives_the_sync_run_s_maths(tiny_recipe):
-    """lr 1e-12: the policy does not move (steps below float32 resolution), so one-step-off samples are the sync run's samples
-    (same rows, same seeds) and the loss with the engine's log-probs as old is the same."""
+    """lr 1e-12: the policy does not move (steps below float32 resolution), so one-step-off
+    samples are the sync run's (same rows, same seeds) and the loss with the engine's
+    log-probs as old is the same."""
     still = {"lr": 1e-12, "micro_batch_size": 8}
     train = {"steps": 3, "save_every": 0}
     sync = _train(tiny_recipe(rollout={"engine": "hf", "workers": 1}, learner=still, train=train))
@@ -322,7 +323,7 @@ class KillsAWorker(Trainer):
 
 
 def test_a_rollout_actor_killed_mid_run_restarts_with_the_current_weights(tiny_recipe, caplog):
-    recipe = validate(tiny_recipe(rollout={"workers": 2}, train={"steps": 3, "save_every": 0}))
+    recipe = validate(tiny_recipe(rollout={"workers": 2}, train={"steps": 2, "save_every": 0}))
     run = RunDir(recipe.run_dir())
     run.create(recipe, tensorboard=False)
     parts = Components.build(recipe)
@@ -330,7 +331,40 @@ def test_a_rollout_actor_killed_mid_run_restarts_with_the_current_weights(tiny_r
     assert parts.engine.restarts == 1
     assert "rollout worker 0 died" in caplog.text
     steps = run.metrics()[1:]
-    assert [m["step"] for m in steps] == [1, 2, 3]
+    assert [m["step"] for m in steps] == [1, 2]
     # Step 2 samples after step 1's update (lr 3e-2 moves the weights far): a restarted actor
     # with the base weights would give a large engine/learner mismatch.
     assert steps[1]["mismatch_kl"] < 1e-4, steps[1]
+
+
+class StopsWhileWaiting(Trainer):
+    """Step 2's prefetched round: a SIGINT arrives while the trainer waits for it."""
+
+    def _prefetch(self, step):
+        super()._prefetch(step)
+        pending = self.prefetch.next.groups.pending
+
+        class Stalls:
+            def result(self):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(60)
+                return pending.result()
+
+        self.prefetch.next.groups.pending = Stalls()
+
+
+def test_a_stop_while_waiting_for_a_prefetched_round_cuts_it_and_rewinds_the_stream(
+    tiny_recipe,
+):
+    train = {"steps": 3, "save_every": 0}
+    sync = _train(tiny_recipe(rollout={"workers": 1}, train={**train, "steps": 1}))
+    recipe = validate(tiny_recipe(rollout=ASYNC, train=train, output={"name": "a"}))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    start = time.time()
+    assert StopsWhileWaiting(recipe, run, Components.build(recipe)).fit() == signal.SIGINT
+    assert time.time() - start < 50  # the 60 s wait was cut
+    assert [m["step"] for m in run.metrics()] == [0, 1]
+    data = "checkpoints/step-1/trainer_state.pt"
+    saved = torch.load(run.path / data, weights_only=False)["data"]
+    assert saved == torch.load(sync.path / data, weights_only=False)["data"]
