@@ -1,14 +1,15 @@
-"""Completion tokens/s of the rollout engines on the same prompts, one after the other.
+"""Rollout engines on one recipe: `r1kit train` once per configuration, one after the other.
 
-    python benchmarks/rollout_engines.py [--model smollm2-135m-instruct] [--prompts 4]
-        [--group 8] [--new-tokens 64] [--runs hf vllm ray-1 ray-2] [--pool-engine vllm]
+    python benchmarks/rollout_engines.py [--recipe recipes/r1_zero_arithmetic_smollm2.yaml]
+        [--steps 6] [--runs hf vllm ray-1 ray-2 ray-1-async ray-2-async] [--set key=value ...]
 
-hf / vllm: the engine in this process; ray-N: a pool of N Ray actors, each owning a vLLM
-engine (`--pool-engine hf` for HF ones). Arithmetic prompts through the chat template, G
-samples each at temperature 1, float32 on CPU. Each run is timed after a short warm-up call on
-all prompts (so it reaches every actor); its peak RSS is that of this process and all its
-descendants (engine processes, Ray actors). Not `rollout.py`: run as a script, that name
-would shadow the `rollout` package.
+hf / vllm: the engine in the trainer's process; ray-N: N Ray actors each owning a vLLM engine;
+-async: with `rollout.async: true` (step t+1 samples while step t learns). Each run is its own
+process (a fresh Ray cluster, fresh engines) on the same recipe, evaluation and checkpoints
+off. Per run: completion tokens/s and seconds per step (medians over the steps, the first left
+out: it loads and warms the engines), the peak RSS of the whole process tree (Ray actors and
+vLLM engine processes included) and the load average just before it started.
+Not `rollout.py`: run as a script, that name would shadow the `rollout` package.
 """
 
 from __future__ import annotations
@@ -16,117 +17,94 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 from rich.console import Console
 from rich.table import Table
 
-from r1kit.data import load_data
-from r1kit.models import TINY_MODELS, load_model, load_tokenizer, resolve_model
-from r1kit.recipe import DataConfig, TemplateConfig
-from r1kit.templates import encode
-from rollout.build import build_engine
-from rollout.types import Engine, SamplingParams
+from r1kit.recipe import load_recipe
+from r1kit.rundir import RunDir
+
+CLI = (sys.executable, "-m", "r1kit.cli", "train")
+RUNS = ("hf", "vllm", "ray-1", "ray-2", "ray-1-async", "ray-2-async")
 
 
-@contextmanager
-def peak_rss() -> Iterator[list[float]]:
-    """Yields a one-element list that holds, on exit, the peak RSS (GB) of this process tree."""
-    peak, done = [0.0], threading.Event()
-
-    def poll() -> None:
-        while not done.wait(0.2):
-            tree = [psutil.Process(), *psutil.Process().children(recursive=True)]
-            total = 0
-            for process in tree:
-                with contextlib.suppress(psutil.Error):  # ended between listing and reading
-                    total += process.memory_info().rss
-            peak[0] = max(peak[0], total / 2**30)
-
-    thread = threading.Thread(target=poll, daemon=True)
-    thread.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        thread.join()
-
-
-def timed(engine: Engine, prompts: list[list[int]], sampling: SamplingParams) -> tuple[float, int]:
-    """Seconds and completion tokens of one `generate` call."""
-    start = time.perf_counter()
-    groups = engine.generate(prompts, sampling)
-    return time.perf_counter() - start, sum(len(c.token_ids) for g in groups for c in g)
-
-
-def model_dir(name: str, scratch: str) -> str:
-    """An HF directory of the model: tiny models are saved to `scratch` first."""
-    if name not in TINY_MODELS:
-        return resolve_model(name)
-    model, tokenizer = load_model(name)
-    model.save_pretrained(scratch)
-    tokenizer.save_pretrained(scratch)
-    return scratch
-
-
-def engine_for(run: str, directory: str, pool_engine: str) -> Engine:
+def overrides(run: str) -> list[str]:
+    """The recipe fields a run name stands for."""
     if run in ("hf", "vllm"):
-        return build_engine(run, directory)
-    workers = int(run.removeprefix("ray-"))
-    return build_engine(pool_engine, directory, workers=workers, ray_address="local")
+        return [f"rollout.engine={run}", "rollout.workers=0", "rollout.async=false"]
+    workers, _, mode = run.removeprefix("ray-").partition("-")
+    return ["rollout.engine=vllm", f"rollout.workers={workers}", f"rollout.async={mode == 'async'}"]
+
+
+def train(recipe: str, sets: list[str], out: Path, name: str) -> tuple[int, float]:
+    """Run `r1kit train` to its end; its exit code and its process tree's peak RSS (GB)."""
+    args = [*CLI, recipe, "--overwrite"]
+    for field in [*sets, f"output.dir={out}", f"output.name={name}", "output.tensorboard=false"]:
+        args += ["--set", field]
+    with (out / f"{name}.log").open("w") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.2)
+    return proc.returncode, peak
+
+
+def tree_rss(pid: int) -> float:
+    """RSS (GB) of a process and all its descendants, 0 once it has ended."""
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):  # ended between listing and reading
+                total += process.memory_info().rss
+    return total / 2**30
+
+
+def per_step(run_dir: Path, group_size: int) -> tuple[float, float]:
+    """Median completion tokens/s and seconds per step, the first step left out."""
+    steps = [m for m in RunDir(run_dir).metrics() if m["step"] > 1 and "time/step" in m]
+    if not steps:
+        return float("nan"), float("nan")
+    tokens = [m["completion_length/mean"] * m["groups_kept"] * group_size for m in steps]
+    seconds = [m["time/step"] for m in steps]
+    rates = [t / s for t, s in zip(tokens, seconds, strict=True)]
+    return statistics.median(rates), statistics.median(seconds)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--group", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--runs", nargs="+", default=["hf", "vllm", "ray-1", "ray-2"])
-    parser.add_argument("--pool-engine", choices=["hf", "vllm"], default="vllm")
+    parser.add_argument("--recipe", default="recipes/r1_zero_arithmetic_smollm2.yaml")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="key=value")
     args = parser.parse_args()
-    directory = model_dir(args.model, tempfile.mkdtemp(prefix="r1kit-bench-"))
-    tokenizer = load_tokenizer(args.model)
-    stream, _ = load_data(DataConfig(source="arithmetic", eval_size=0), seed=0)
-    rows = stream.take(args.prompts)
-    prompts = encode(TemplateConfig(name="chat"), tokenizer, [r["prompt"] for r in rows])
-    sampling = SamplingParams(n=args.group, max_new_tokens=args.new_tokens, seed=0)
+    common = [f"train.steps={args.steps}", "train.eval_every=0", "train.save_every=0", *args.sets]
+    group_size = load_recipe(args.recipe, common).rollout.group_size
+    out = Path(tempfile.mkdtemp(prefix="r1kit-rollout-bench-"))
     table = Table(
         "run",
-        "start s",
-        "generate s",
-        "tokens",
+        "exit",
         "tok/s",
+        "s/step",
         "peak RSS GB",
-        "load avg",
-        title=f"{args.model}: {args.prompts} prompts x {args.group}, "
-        f"at most {args.new_tokens} new tokens",
+        "load avg before",
+        title=f"{args.recipe}, {args.steps} steps (medians of steps 2..{args.steps})",
     )
     for run in args.runs:
-        with peak_rss() as peak:
-            start = time.perf_counter()
-            engine = engine_for(run, directory, args.pool_engine)
-            started = time.perf_counter() - start
-            timed(engine, prompts, SamplingParams(max_new_tokens=4, seed=0))  # warms every actor
-            seconds, tokens = timed(engine, prompts, sampling)
-            if hasattr(engine, "close"):
-                engine.close()
-        table.add_row(
-            run,
-            f"{started:.1f}",
-            f"{seconds:.1f}",
-            str(tokens),
-            f"{tokens / seconds:.1f}",
-            f"{peak[0]:.2f}",
-            f"{os.getloadavg()[0]:.1f}",
-        )
+        load = os.getloadavg()[0]
+        code, peak = train(args.recipe, [*common, *overrides(run)], out, run)
+        rate, seconds = per_step(out / run, group_size)
+        table.add_row(run, str(code), f"{rate:.1f}", f"{seconds:.2f}", f"{peak:.2f}", f"{load:.2f}")
     Console(width=120).print(table)
-    print(f"this machine: {os.cpu_count()} cores")
+    print(f"this machine: {os.cpu_count()} cores; logs in {out}")
 
 
 if __name__ == "__main__":

@@ -26,14 +26,15 @@ def save_model(path: Path, parts: Components) -> None:
         _write_model(tmp, parts)
 
 
-def save_checkpoint(path: Path, parts: Components, step: int) -> None:
-    """The model plus trainer state; saving a step that exists replaces it safely."""
+def save_checkpoint(path: Path, parts: Components, step: int, data: dict | None = None) -> None:
+    """The model plus trainer state; saving a step that exists replaces it safely. `data`:
+    the data position to resume from, when not the stream's own (rows drawn ahead)."""
     model = parts.learner.model
     state = {
         "step": step,
         "learner": parts.learner.state_dict(),
         "adapter": _adapter_state(model) if parts.learner.is_lora else None,
-        "data": parts.stream.state_dict(),
+        "data": data if data is not None else parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
     with durable.replace_dir(path, step=step) as tmp:

@@ -25,13 +25,14 @@ from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
 from grpo.loss import Normalisers
+from grpo.prefetch import Prefetch, staleness
 from grpo.stopping import Stopper, StopRequested
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
-from r1kit.groups import Group, generate_groups, score_groups
+from r1kit.groups import Group, generate_groups, score_groups, submit_groups
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
-from rollout.types import SamplingParams
+from rollout.types import Completion, SamplingParams
 
 
 class Trainer:
@@ -41,6 +42,7 @@ class Trainer:
         self.recipe, self.run, self.parts = recipe, run, parts
         self.step_done = 0
         self.stopper = Stopper()
+        self.prefetch = Prefetch(parts.stream)  # rollout.async: the next step's first round
         self._saved_step: int | None = None
 
     def fit(self, resume: bool = False) -> int | None:
@@ -77,7 +79,7 @@ class Trainer:
             if self.step_done == 0:
                 self.run.log_metrics(0, self._evaluate_unless_stopped())
             while self.step_done < total and not self.stopper.requested:
-                position = self.parts.stream.state_dict()
+                position = self.prefetch.position()
                 try:
                     metrics = self.step(self.step_done + 1)
                 except StopRequested:  # cut while sampling or scoring: the step never happened
@@ -98,12 +100,19 @@ class Trainer:
         """One GRPO step: rollout -> rewards -> advantages -> learner -> weight sync."""
         cfg, timer = self.recipe, Timer()
         groups, rollout_metrics = self.rollout(step, timer)
+        if cfg.rollout.async_:
+            rollout_metrics |= staleness(self.parts.engine.version, _completions(groups))
+            if step < cfg.train.steps:  # step + 1 samples while this step learns
+                self._prefetch(step + 1)
         with timer("learn"):
             rewards = torch.cat([group.rewards() for group in groups])
             advantages = group_advantages(
                 rewards, cfg.rollout.group_size, cfg.learner.advantage_scale
             )
-            batch = to_batch(groups, advantages, cfg.learner.mask_truncated)
+            # Async, TIS off: the ratio's old policy is the engine that sampled (a version
+            # behind). TIS on: the learner's own, weighted by learner / engine (TIS).
+            engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
+            batch = to_batch(groups, advantages, cfg.learner.mask_truncated, engine_old)
             norm = Normalisers(max(batch.num_tokens(), 1), len(batch), cfg.rollout.max_new_tokens)
             for iteration in range(cfg.learner.num_iterations):
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
@@ -111,7 +120,7 @@ class Trainer:
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
         self.run.log_samples(step, self._examples(groups))
-        completions = [c for group in groups for c in group.completions]
+        completions = _completions(groups)
         lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float)
         return {
             **rollout_metrics,
@@ -136,12 +145,14 @@ class Trainer:
         kept: list[Group] = []
         metrics: dict[str, float] = {}
         for attempt in range(rounds):
-            rows = parts.stream.take(wanted - len(kept))
-            sampling = self._sampling_params(seed=cfg.seed * 1_000_003 + step * 97 + attempt)
             with timer("generate"), self.stopper.interruptible():
-                groups = generate_groups(
-                    parts.engine, parts.tokenizer, cfg.template, rows, sampling
-                )
+                groups = self.prefetch.take(step) if attempt == 0 else None
+                if groups is None:
+                    rows = parts.stream.take(wanted - len(kept))
+                    sampling = self._sampling_params(seed=self._seed(step, attempt))
+                    groups = generate_groups(
+                        parts.engine, parts.tokenizer, cfg.template, rows, sampling
+                    )
             with timer("reward"), self.stopper.interruptible():
                 metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
             metrics["sampling_rounds"] = attempt + 1
@@ -152,6 +163,20 @@ class Trainer:
             kept = groups
         metrics["groups_kept"] = len(kept)
         return kept, metrics
+
+    def _prefetch(self, step: int) -> None:
+        """Submit `step`'s first sampling round to the rollout workers (rollout.async)."""
+        cfg, parts = self.recipe, self.parts
+        sampling = self._sampling_params(seed=self._seed(step, 0))
+        self.prefetch.start(
+            step,
+            cfg.train.prompts_per_step,
+            lambda rows: submit_groups(parts.engine, parts.tokenizer, cfg.template, rows, sampling),
+        )
+
+    def _seed(self, step: int, attempt: int) -> int:
+        """The sampling seed of a step's sampling round."""
+        return self.recipe.seed * 1_000_003 + step * 97 + attempt
 
     def evaluate(self) -> dict[str, float]:
         """Held-out accuracy (greedy by default) with the same template and verifier."""
@@ -182,7 +207,12 @@ class Trainer:
         """Checkpoint the current step (once: a step already saved is not written again)."""
         if self._saved_step == self.step_done:
             return
-        save_checkpoint(self.run.checkpoint_dir(self.step_done), self.parts, self.step_done)
+        save_checkpoint(
+            self.run.checkpoint_dir(self.step_done),
+            self.parts,
+            self.step_done,
+            data=self.prefetch.position(),  # prefetched rows are drawn again on resume
+        )
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done
 
@@ -219,9 +249,12 @@ class Trainer:
         return every > 0 and self.step_done % every == 0
 
 
-def to_batch(groups: list[Group], advantages: torch.Tensor, mask_truncated: bool) -> Batch:
-    """The learner's batch: every completion of every group, in order, with its advantage."""
-    completions = [c for group in groups for c in group.completions]
+def to_batch(
+    groups: list[Group], advantages: torch.Tensor, mask_truncated: bool, engine_old: bool = False
+) -> Batch:
+    """The learner's batch: every completion of every group, in order, with its advantage;
+    with `engine_old`, the engine's log-probs as the old policy of the importance ratio."""
+    completions = _completions(groups)
     return Batch(
         prompt_ids=[c.prompt_token_ids for c in completions],
         completion_ids=[c.token_ids for c in completions],
@@ -229,7 +262,12 @@ def to_batch(groups: list[Group], advantages: torch.Tensor, mask_truncated: bool
         advantages=advantages,
         # DAPO overlong filtering: a truncated answer says nothing about its reward.
         loss_mask=[not (mask_truncated and c.finish_reason == "length") for c in completions],
+        old_logprobs=[torch.tensor(c.logprobs) for c in completions] if engine_old else None,
     )
+
+
+def _completions(groups: list[Group]) -> list[Completion]:
+    return [c for group in groups for c in group.completions]
 
 
 class Timer:

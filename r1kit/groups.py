@@ -17,7 +17,7 @@ from r1kit.recipe import TemplateConfig
 from r1kit.templates import render, tokenize
 from rewards.registry import RewardError
 from rewards.scoring import Scores, WeightedReward, score
-from rollout.types import Completion, Engine, SamplingParams
+from rollout.types import Completion, Engine, Pending, SamplingParams, SubmittingEngine
 
 
 @dataclass
@@ -49,8 +49,47 @@ def generate_groups(
     sampling: SamplingParams,
 ) -> list[Group]:
     """Render each row's question with the template and sample `sampling.n` completions."""
+    prompts, token_ids = _render(tokenizer, template, rows)
+    completions = engine.generate(token_ids, sampling)
+    return _groups(rows, prompts, completions)
+
+
+@dataclass
+class PendingGroups:
+    """Groups whose completions are being sampled elsewhere; `result()` waits for them."""
+
+    rows: list[dict]
+    prompts: list[str]
+    pending: Pending
+
+    def result(self) -> list[Group]:
+        return _groups(self.rows, self.prompts, self.pending.result())
+
+
+def submit_groups(
+    engine: SubmittingEngine,
+    tokenizer: PreTrainedTokenizerBase,
+    template: TemplateConfig,
+    rows: list[dict],
+    sampling: SamplingParams,
+) -> PendingGroups:
+    """`generate_groups` without waiting: sampling runs on the engine's workers meanwhile."""
+    prompts, token_ids = _render(tokenizer, template, rows)
+    pending = engine.submit(token_ids, sampling)
+    return PendingGroups(rows, prompts, pending)
+
+
+def _render(
+    tokenizer: PreTrainedTokenizerBase, template: TemplateConfig, rows: list[dict]
+) -> tuple[list[str], list[list[int]]]:
+    """Each row's question as the model sees it: the rendered text and its token ids."""
     prompts = [render(template, tokenizer, row["prompt"]) for row in rows]
-    completions = engine.generate([tokenize(tokenizer, p) for p in prompts], sampling)
+    return prompts, [tokenize(tokenizer, p) for p in prompts]
+
+
+def _groups(
+    rows: list[dict], prompts: list[str], completions: list[list[Completion]]
+) -> list[Group]:
     return [
         Group(row, prompt, group)
         for row, prompt, group in zip(rows, prompts, completions, strict=True)

@@ -105,8 +105,13 @@ class TemplateConfig(Section):
 
 
 class RolloutConfig(Section):
+    # `async` is a Python keyword: the field is `async_`, written and read as `async`.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
     engine: EngineName = "hf"
     workers: int = Field(0, ge=0)  # 0: the engine runs in-process; N: N Ray actors, one each
+    # One-step-off-policy: step t+1 samples (from the weights before step t) while step t learns.
+    async_: bool = Field(False, alias="async")
     kv_cache_gb: float = Field(1.0, gt=0.0)  # vLLM: KV cache size of each engine
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
     temperature: float = Field(1.0, gt=0.0)
@@ -115,6 +120,17 @@ class RolloutConfig(Section):
     max_new_tokens: int = Field(256, gt=0)
     stop: list[str] = []
     batch_size: int = Field(64, gt=0)  # sequences decoded at once: bounds generation memory
+
+    @model_validator(mode="after")
+    def _async_needs_workers(self) -> RolloutConfig:
+        # The in-process engine shares the learner's process (and soon its weights): it cannot
+        # sample an older policy while the learner updates.
+        if self.async_ and self.workers == 0:
+            raise ValueError(
+                "rollout.async: true needs rollout workers in other processes; "
+                "set rollout.workers to 1 or more, or rollout.async to false"
+            )
+        return self
 
 
 class RayConfig(Section):
@@ -304,7 +320,7 @@ def _did_you_mean(loc: tuple) -> str:
         section = _section_type(section.model_fields[str(part)].annotation)
         if section is None:
             return ""
-    allowed = list(section.model_fields)
+    allowed = [info.alias or name for name, info in section.model_fields.items()]
     close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{hint}; allowed: {', '.join(allowed)}"

@@ -4,6 +4,8 @@ Prompts are sharded across the actors whole (the G completions of a prompt stay 
 and balanced by expected tokens; results come back in prompt order. Weights go out once per
 update (one `ray.put`, one get per actor). An actor that dies is replaced, given the current
 weights, and its prompts are sampled again; the same prompts failing twice in one call raise.
+`submit` starts sampling without waiting (async one-step-off-policy rollouts): weights sent
+meanwhile queue behind it on each actor, so that sampling keeps the weights it started with.
 """
 
 from __future__ import annotations
@@ -129,6 +131,8 @@ class RayPool:
         self._weights: ray.ObjectRef | None = None  # the current weights, for new actors
         self.version = 0
         self.restarts = 0
+        self.in_flight = 0  # submitted rollouts not yet gathered
+        self._updates: list[tuple[int, Any, ray.ObjectRef]] = []  # (worker, actor, task)
         self.actors = [self._actor_cls.remote(*self._args) for _ in range(workers)]
         self._leftovers = _started(lambda: ray.get([a.leftovers.remote() for a in self.actors]))
 
@@ -136,40 +140,36 @@ class RayPool:
         self, prompt_token_ids: list[list[int]], sampling: SamplingParams
     ) -> list[list[Completion]]:
         """Per prompt, `sampling.n` completions, in the order of the prompts."""
-        shards = balance([len(p) + sampling.max_new_tokens for p in prompt_token_ids], self.size)
-        results: list[list[Completion]] = [[] for _ in prompt_token_ids]
-        pending = {self._submit(w, shard, prompt_token_ids, sampling): w for w, shard in shards}
-        failed: set[int] = set()
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            worker = pending.pop(ref)
-            shard = dict(shards)[worker]
-            try:
-                groups = ray.get(ref)
-            except ACTOR_GONE as err:
-                if worker in failed:
-                    raise PoolError(
-                        f"rollout worker {worker} died twice in one call on the same "
-                        f"{len(shard)} prompts; last error: {err}"
-                    ) from err
-                failed.add(worker)
-                self._replace(worker, err)
-                pending[self._submit(worker, shard, prompt_token_ids, sampling)] = worker
-                continue
-            for index, group in zip(shard, groups, strict=True):
-                results[index] = group
-        return results
+        return self.submit(prompt_token_ids, sampling).result()
+
+    def submit(self, prompt_token_ids: list[list[int]], sampling: SamplingParams) -> Rollout:
+        """Start sampling and return at once; `.result()` gathers it (what `generate` returns).
+        Weights updated meanwhile reach the actors after this sampling, in call order."""
+        self._settle_updates()
+        return Rollout(self, prompt_token_ids, sampling)
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Send the weights to every actor: stored once in Ray's object store, read by each."""
+        """Send the weights to every actor: stored once in Ray's object store, read by each.
+        Waits until every actor has them, unless a submitted rollout is still running: then
+        they queue behind it and are checked at the next `submit`."""
         self._weights = ray.put([(name, t.detach().cpu()) for name, t in named_tensors])
         self.version += 1
-        refs = [a.update_weights.remote(self._weights, self.version) for a in self.actors]
-        for worker, ref in enumerate(refs):
+        self._updates += [
+            (w, a, a.update_weights.remote(self._weights, self.version))
+            for w, a in enumerate(self.actors)
+        ]
+        if not self.in_flight:
+            self._settle_updates()
+
+    def _settle_updates(self) -> None:
+        """Wait for the queued updates; replace an actor that died taking one (once)."""
+        updates, self._updates = self._updates, []
+        for worker, actor, ref in updates:
             try:
                 ray.get(ref)
             except ACTOR_GONE as err:
-                self._replace(worker, err)  # the new actor starts from the current weights
+                if self.actors[worker] is actor:
+                    self._replace(worker, err)  # the new actor starts from the current weights
 
     @property
     def size(self) -> int:
@@ -184,11 +184,13 @@ class RayPool:
 
     def _submit(
         self, worker: int, shard: list[int], prompts: list[list[int]], sampling: SamplingParams
-    ) -> ray.ObjectRef:
+    ) -> tuple[ray.ObjectRef, Any]:
+        """The task sampling `shard` on `worker`, and the actor it runs on."""
         # Distinct per-request seeds across shards: vLLM seeds request i of a call with seed + i.
         if sampling.seed is not None:
             sampling = replace(sampling, seed=sampling.seed + worker * len(prompts))
-        return self.actors[worker].generate.remote([prompts[i] for i in shard], sampling)
+        actor = self.actors[worker]
+        return actor.generate.remote([prompts[i] for i in shard], sampling), actor
 
     def _replace(self, worker: int, err: Exception) -> None:
         """A new actor in place of a dead one, holding the current weights."""
@@ -209,6 +211,54 @@ class RayPool:
         left, node = self._leftovers[worker]
         if node == ray.get_runtime_context().get_node_id():
             leftovers.clean(left)
+
+
+class Rollout:
+    """A sampling call running on the pool's actors; `result()` gathers it in prompt order,
+    replacing an actor that died (with the current weights) and sampling its prompts again."""
+
+    def __init__(self, pool: RayPool, prompts: list[list[int]], sampling: SamplingParams):
+        self.pool, self.prompts, self.sampling = pool, prompts, sampling
+        costs = [len(p) + sampling.max_new_tokens for p in prompts]
+        self.shards = dict(balance(costs, pool.size))
+        self.pending = {}  # task -> (worker, the actor it runs on)
+        for worker, shard in self.shards.items():
+            ref, actor = pool._submit(worker, shard, prompts, sampling)
+            self.pending[ref] = (worker, actor)
+        pool.in_flight += 1
+
+    def result(self) -> list[list[Completion]]:
+        """Per prompt, `sampling.n` completions, in the order of the prompts."""
+        try:
+            return self._gather()
+        finally:
+            self.pool.in_flight -= 1
+
+    def _gather(self) -> list[list[Completion]]:
+        pool = self.pool
+        results: list[list[Completion]] = [[] for _ in self.prompts]
+        failed: set[int] = set()
+        while self.pending:
+            (ref,), _ = ray.wait(list(self.pending), num_returns=1)
+            worker, actor = self.pending.pop(ref)
+            shard = self.shards[worker]
+            try:
+                groups = ray.get(ref)
+            except ACTOR_GONE as err:
+                if worker in failed:
+                    raise PoolError(
+                        f"rollout worker {worker} died twice in one call on the same "
+                        f"{len(shard)} prompts; last error: {err}"
+                    ) from err
+                failed.add(worker)
+                if pool.actors[worker] is actor:  # else it was replaced taking an update
+                    pool._replace(worker, err)
+                ref, actor = pool._submit(worker, shard, self.prompts, self.sampling)
+                self.pending[ref] = (worker, actor)
+                continue
+            for index, group in zip(shard, groups, strict=True):
+                results[index] = group
+        return results
 
 
 def _started(wait: Callable[[], T]) -> T:

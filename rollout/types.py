@@ -77,5 +77,23 @@ class Engine(Protocol):
         ...
 
 
+class Pending(Protocol):
+    """Completions being sampled elsewhere; `result()` waits for them."""
+
+    def result(self) -> list[list[Completion]]:
+        """Per prompt, `sampling.n` completions, as `Engine.generate` returns them."""
+        ...
+
+
+class SubmittingEngine(Engine, Protocol):
+    """An engine in other processes (a Ray pool) that can sample while its caller works."""
+
+    version: int  # weight updates sent so far; each Completion has the one it was sampled with
+
+    def submit(self, prompt_token_ids: list[list[int]], sampling: SamplingParams) -> Pending:
+        """Start sampling and return at once."""
+        ...
+
+
 class EngineDead(RuntimeError):
     """The engine's own processes died: it cannot serve again, the process holding it must go."""

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,3 +259,112 @@ def test_grpo_runs_on_two_vllm_workers_whose_weights_follow_the_learner(tiny_rec
     # Step 2 samples from the weights step 1 produced (lr 3e-2 moves them far): a small
     # engine/learner mismatch means the update reached both vLLM engines.
     assert steps[1]["mismatch_kl"] < 1e-3, steps[1]
+
+
+ASYNC = {"engine": "hf", "workers": 1, "async": True}
+
+
+def test_async_with_a_still_policy_gives_the_sync_run_s_maths(tiny_recipe):
+    """lr 1e-12: the policy does not move (steps below float32 resolution), so one-step-off
+    samples are the sync run's (same rows, same seeds) and the loss with the engine's
+    log-probs as old is the same."""
+    still = {"lr": 1e-12, "micro_batch_size": 8}
+    train = {"steps": 3, "save_every": 0}
+    sync = _train(tiny_recipe(rollout={"engine": "hf", "workers": 1}, learner=still, train=train))
+    fast = _train(tiny_recipe(rollout=ASYNC, learner=still, train=train, output={"name": "a"}))
+    a, b = sync.metrics()[1:], fast.metrics()[1:]
+    assert [m["reward/total/mean"] for m in a] == [m["reward/total/mean"] for m in b]
+    assert [m["completion_length/mean"] for m in a] == [m["completion_length/mean"] for m in b]
+    for x, y in zip(a, b, strict=True):
+        assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
+    assert [m["rollout/staleness/max"] for m in b] == [0, 1, 1]
+
+
+def test_async_staleness_is_logged_and_the_ratio_uses_the_engine_s_log_probs(tiny_recipe):
+    run = _train(tiny_recipe(rollout=ASYNC, train={"steps": 4, "save_every": 0}))
+    steps = run.metrics()[1:]
+    assert [m["rollout/staleness/max"] for m in steps] == [0, 1, 1, 1]
+    assert all(m["rollout/staleness/mean"] <= 1 for m in steps)
+    # Step 1 samples from the learner's weights: ratio 1. Later steps sample one version
+    # behind (lr 3e-2 moves the policy far): against the engine's log-probs the ratio is
+    # off 1; against the learner's own detached log-probs it would be exactly 1.
+    assert steps[0]["ratio"] == pytest.approx(1.0, abs=1e-5)
+    assert all(m["ratio"] != pytest.approx(1.0, abs=1e-4) for m in steps[1:]), steps
+
+
+def test_an_async_checkpoint_leaves_out_the_prefetched_rows_and_resumes(tiny_recipe):
+    train = {"steps": 4, "save_every": 2, "keep_last": 4}
+    sync_train = {**train, "steps": 2}  # its step-2 checkpoint is all the comparison needs
+    sync = _train(tiny_recipe(rollout={"workers": 1}, train=sync_train, output={"name": "s"}))
+    raw = tiny_recipe(rollout=ASYNC, train=train)
+    run = _train(raw)
+    data = "checkpoints/step-2/trainer_state.pt"
+    saved = torch.load(run.path / data, weights_only=False)["data"]
+    assert saved == torch.load(sync.path / data, weights_only=False)["data"]
+
+    for late in ("checkpoints/step-4", "final"):
+        shutil.rmtree(run.path / late)
+    recipe = validate(raw)
+    Trainer(recipe, RunDir(recipe.run_dir()), Components.build(recipe)).fit(resume=True)
+    assert [m["step"] for m in run.metrics()] == [0, 1, 2, 3, 4]
+    assert (run.path / "final/model.safetensors").exists()
+
+
+class KillsAWorker(Trainer):
+    """Kills rollout actor 0 (SIGKILL) just before step 2 samples."""
+
+    def step(self, step):
+        if step == 2:
+            import ray
+
+            pid = ray.get(self.parts.engine.actors[0].pid.remote())
+            os.kill(pid, signal.SIGKILL)
+        return super().step(step)
+
+
+def test_a_rollout_actor_killed_mid_run_restarts_with_the_current_weights(tiny_recipe, caplog):
+    recipe = validate(tiny_recipe(rollout={"workers": 2}, train={"steps": 2, "save_every": 0}))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    parts = Components.build(recipe)
+    KillsAWorker(recipe, run, parts).fit()
+    assert parts.engine.restarts == 1
+    assert "rollout worker 0 died" in caplog.text
+    steps = run.metrics()[1:]
+    assert [m["step"] for m in steps] == [1, 2]
+    # Step 2 samples after step 1's update (lr 3e-2 moves the weights far): a restarted actor
+    # with the base weights would give a large engine/learner mismatch.
+    assert steps[1]["mismatch_kl"] < 1e-4, steps[1]
+
+
+class StopsWhileWaiting(Trainer):
+    """Step 2's prefetched round: a SIGINT arrives while the trainer waits for it."""
+
+    def _prefetch(self, step):
+        super()._prefetch(step)
+        pending = self.prefetch.next.groups.pending
+
+        class Stalls:
+            def result(self):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(60)
+                return pending.result()
+
+        self.prefetch.next.groups.pending = Stalls()
+
+
+def test_a_stop_while_waiting_for_a_prefetched_round_cuts_it_and_rewinds_the_stream(
+    tiny_recipe,
+):
+    train = {"steps": 3, "save_every": 0}
+    sync = _train(tiny_recipe(rollout={"workers": 1}, train={**train, "steps": 1}))
+    recipe = validate(tiny_recipe(rollout=ASYNC, train=train, output={"name": "a"}))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    start = time.time()
+    assert StopsWhileWaiting(recipe, run, Components.build(recipe)).fit() == signal.SIGINT
+    assert time.time() - start < 50  # the 60 s wait was cut
+    assert [m["step"] for m in run.metrics()] == [0, 1]
+    data = "checkpoints/step-1/trainer_state.pt"
+    saved = torch.load(run.path / data, weights_only=False)["data"]
+    assert saved == torch.load(sync.path / data, weights_only=False)["data"]

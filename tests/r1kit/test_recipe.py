@@ -104,3 +104,19 @@ def test_learner_optimisations_are_on_by_default():
 def test_negative_logprob_chunk_names_the_field():
     with pytest.raises(RecipeError, match=r"learner\.logprob_chunk: .*greater than or equal to 0"):
         validate({"learner": {"logprob_chunk": -1}})
+
+
+def test_rollout_async_is_read_and_written_as_async():
+    recipe = validate({"rollout": {"async": True, "workers": 1}})
+    assert recipe.rollout.async_
+    assert recipe.model_dump(mode="json")["rollout"]["async"] is True
+
+
+def test_rollout_async_without_workers_is_refused_naming_what_to_set():
+    with pytest.raises(RecipeError, match=r"rollout\.async: .*rollout\.workers to 1 or more"):
+        validate({"rollout": {"async": True}})
+
+
+def test_unknown_rollout_key_suggests_async_by_its_yaml_name():
+    with pytest.raises(RecipeError, match=r"did you mean 'async'"):
+        validate({"rollout": {"asyn": True}})

@@ -90,6 +90,36 @@ def test_weights_are_put_once_for_all_actors(pool, tiny, monkeypatch):
     assert len(puts) == 1
 
 
+def test_weights_sent_while_a_submitted_rollout_runs_reach_the_next_one(pool, tiny, prompts):
+    """Async: the running rollout keeps its weights; the update queues behind it."""
+    old, new = perturbed(tiny[0], seed=5), perturbed(tiny[0], seed=6)
+    pool.update_weights(old.named_parameters())
+    running = pool.submit(prompts, GREEDY)
+    pool.update_weights(new.named_parameters())
+    stale = running.result()
+    assert _token_ids(stale) == _reference(old, tiny[1], prompts)
+    assert {c.policy_version for g in stale for c in g} == {pool.version - 1}
+    fresh = pool.generate(prompts, GREEDY)
+    assert _token_ids(fresh) == _reference(new, tiny[1], prompts)
+
+
+def test_actor_dying_under_a_submitted_rollout_resamples_with_the_queued_weights(
+    pool, tiny, prompts
+):
+    new = perturbed(tiny[0], seed=7)
+    restarts = pool.restarts
+    os.kill(ray.get(pool.actors[0].pid.remote()), signal.SIGKILL)  # dead before it samples
+    running = pool.submit(prompts, GREEDY)
+    pool.update_weights(new.named_parameters())
+    groups = running.result()
+    assert pool.restarts == restarts + 1
+    # The replaced actor's prompts were sampled again with the newest weights.
+    worker_0 = dict(balance([len(p) + GREEDY.max_new_tokens for p in prompts], pool.size))[0]
+    resampled = [groups[i] for i in worker_0]
+    assert {c.policy_version for g in resampled for c in g} == {pool.version}
+    assert _token_ids(resampled) == _reference(new, tiny[1], [prompts[i] for i in worker_0])
+
+
 class DiesOnGenerate(RolloutWorker):
     def generate(self, prompts, sampling):
         os._exit(1)

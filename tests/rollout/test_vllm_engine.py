@@ -85,3 +85,11 @@ def test_stop_string_cuts_text_and_stops_decoding(engine, tiny, prompts):
 def test_empty_prompt_is_refused(engine, prompts):
     with pytest.raises(ValueError, match="at least one token"):
         engine.generate([prompts[0], []], _sampling())
+
+
+def test_a_seeded_batch_larger_than_one_prefill_step_is_sampled(engine):
+    """128 seeded sequences of 120 prompt tokens: more than one step's token budget. Chunked
+    prefill on CPU killed the engine here (a seeded CPU generator cannot rewind)."""
+    prompts = [[(7 * i + j) % 500 + 10 for j in range(120)] for i in range(16)]
+    groups = engine.generate(prompts, _sampling(n=8, max_new_tokens=4))
+    assert [len(g) for g in groups] == [8] * 16
