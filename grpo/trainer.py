@@ -24,6 +24,7 @@ from grpo.batch import Batch
 from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
+from grpo.health import Monitor
 from grpo.loss import Normalisers
 from grpo.stopping import Stopper, StopRequested
 from r1kit.errors import UserError
@@ -76,6 +77,7 @@ class Trainer:
         with Display(total, self.step_done) as display:
             if self.step_done == 0:
                 self.run.log_metrics(0, self._evaluate_unless_stopped())
+            health = Monitor(self.run.metrics())
             while self.step_done < total and not self.stopper.requested:
                 position = self.parts.stream.state_dict()
                 try:
@@ -86,6 +88,10 @@ class Trainer:
                 self.step_done += 1
                 if self._due(self.recipe.train.eval_every) or self.step_done == total:
                     metrics.update(self._evaluate_unless_stopped())
+                flags, raised = health.observe(self.step_done, metrics)
+                metrics.update(flags)
+                for message in raised:
+                    warnings.warn(f"step {self.step_done}: {message}", stacklevel=2)
                 self.run.log_metrics(self.step_done, metrics)
                 display.update(self.step_done, metrics)
                 if self._due(self.recipe.train.save_every):
