@@ -15,7 +15,7 @@ import yaml
 from safetensors.torch import load_file
 
 from grpo.components import Components
-from grpo.trainer import Trainer
+from grpo.trainer import Trainer, prompts_to_draw
 from r1kit.errors import UserError
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
@@ -347,3 +347,22 @@ def test_a_reward_paying_for_correctness_raises_no_hacking_flag(tiny_recipe):
     metrics = run.metrics()
     assert all(m["eval/pass@1"] == 1.0 for m in metrics)
     assert all(m.get("health/reward_hacking", 0.0) == 0.0 for m in metrics)
+
+
+def test_dynamic_sampling_draws_more_prompts_when_most_groups_are_flat():
+    assert prompts_to_draw(8, drawn=0, kept=0, max_oversample=4) == 8  # first round
+    assert prompts_to_draw(6, drawn=8, kept=2, max_oversample=4) == 24  # keep rate 1/4
+    assert prompts_to_draw(4, drawn=8, kept=4, max_oversample=4) == 8  # keep rate 1/2
+    assert prompts_to_draw(7, drawn=8, kept=1, max_oversample=4) == 28  # capped at 4x
+    assert prompts_to_draw(8, drawn=8, kept=0, max_oversample=2) == 16  # nothing kept yet
+
+
+def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe):
+    raw = tiny_recipe(
+        data={"arithmetic": {"digits": 2}, "curriculum": {"levels": 1, "window": 4}},
+        train={"steps": 2, "save_every": 1},
+    )
+    run = _train(raw)
+    assert all("curriculum/level" in m for m in run.metrics()[1:])
+    state = torch.load(run.checkpoint_dir(2) / "trainer_state.pt", weights_only=False)
+    assert state["data"]["curriculum"]["level"] == run.metrics()[-1]["curriculum/level"]

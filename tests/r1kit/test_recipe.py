@@ -104,3 +104,16 @@ def test_learner_optimisations_are_on_by_default():
 def test_negative_logprob_chunk_names_the_field():
     with pytest.raises(RecipeError, match=r"learner\.logprob_chunk: .*greater than or equal to 0"):
         validate({"learner": {"logprob_chunk": -1}})
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"arithmetic": {"digits": 2}, "curriculum": {"levels": 2}}, "arithmetic.digits > 2"),
+        ({"source": "countdown", "curriculum": {"levels": 2}}, "countdown.numbers >= 4"),
+        ({"source": "countdown", "pass_rate": {"enabled": True}}, "use curriculum"),
+    ],
+)
+def test_adaptive_sampling_that_does_not_fit_the_task_is_refused(data, message):
+    with pytest.raises(RecipeError, match=message):
+        validate({"data": data})
