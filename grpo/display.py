@@ -58,5 +58,10 @@ class Display:
 
 
 def _shown(metrics: dict[str, float]) -> list[tuple[str, str]]:
-    """(label, formatted value) of the SHOWN metrics present, in SHOWN's order."""
-    return [(label, f"{metrics[key]:.4g}") for key, label in SHOWN.items() if key in metrics]
+    """(label, formatted value) of the SHOWN metrics present, in SHOWN's order, then the
+    health rules raised (grpo/health.py), if any."""
+    shown = [(label, f"{metrics[key]:.4g}") for key, label in SHOWN.items() if key in metrics]
+    raised = [
+        key.removeprefix("health/") for key, v in metrics.items() if key.startswith("health/") and v
+    ]
+    return shown + ([("WARNING", " ".join(raised))] if raised else [])

@@ -13,6 +13,7 @@ by default (DAPO), beta 0 unless set, no reference model then.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -24,12 +25,13 @@ from grpo.batch import Batch
 from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.display import Display
+from grpo.health import Monitor
 from grpo.loss import Normalisers
 from grpo.prefetch import Prefetch, staleness
 from grpo.stopping import Stopper, StopRequested
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
-from r1kit.groups import Group, generate_groups, score_groups, submit_groups
+from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from rollout.types import Completion, SamplingParams
@@ -78,6 +80,7 @@ class Trainer:
         with Display(total, self.step_done) as display:
             if self.step_done == 0:
                 self.run.log_metrics(0, self._evaluate_unless_stopped())
+            health = Monitor(self.run.metrics())
             while self.step_done < total and not self.stopper.requested:
                 position = self.prefetch.position()
                 try:
@@ -88,6 +91,10 @@ class Trainer:
                 self.step_done += 1
                 if self._due(self.recipe.train.eval_every) or self.step_done == total:
                     metrics.update(self._evaluate_unless_stopped())
+                flags, raised = health.observe(self.step_done, metrics)
+                metrics.update(flags)
+                for message in raised:
+                    warnings.warn(f"step {self.step_done}: {message}", stacklevel=2)
                 self.run.log_metrics(self.step_done, metrics)
                 display.update(self.step_done, metrics)
                 if self._due(self.recipe.train.save_every):
@@ -138,30 +145,39 @@ class Trainer:
     def rollout(self, step: int, timer: Timer) -> tuple[list[Group], dict[str, float]]:
         """`prompts_per_step` scored groups. With DAPO dynamic sampling, groups whose G rewards
         are all equal (zero advantage, no signal) are dropped and more prompts drawn, at most
-        `max_sampling_rounds` times."""
+        `max_sampling_rounds` times, as many as the keep rate so far says fill the batch."""
         cfg, parts = self.recipe, self.parts
         wanted = cfg.train.prompts_per_step
         rounds = cfg.learner.max_sampling_rounds if cfg.learner.dynamic_sampling else 1
         kept: list[Group] = []
         metrics: dict[str, float] = {}
+        drawn = 0
         for attempt in range(rounds):
             with timer("generate"), self.stopper.interruptible():
                 groups = self.prefetch.take(step) if attempt == 0 else None
                 if groups is None:
-                    rows = parts.stream.take(wanted - len(kept))
+                    count = prompts_to_draw(
+                        wanted - len(kept), drawn, len(kept), cfg.learner.max_oversample
+                    )
+                    rows = parts.stream.take(count)
                     sampling = self._sampling_params(seed=self._seed(step, attempt))
                     groups = generate_groups(
                         parts.engine, parts.tokenizer, cfg.template, rows, sampling
                     )
+            drawn += len(groups)
             with timer("reward"), self.stopper.interruptible():
                 metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
+            if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
+                parts.stream.record([g.row for g in groups], solved(groups, parts.correctness))
             metrics["sampling_rounds"] = attempt + 1
             kept += [g for g in groups if not (cfg.learner.dynamic_sampling and g.is_flat())]
-            if len(kept) == wanted:
+            if len(kept) >= wanted:
+                kept = kept[:wanted]
                 break
         if not kept:  # every group was flat: train on the last draw (zero advantages)
             kept = groups
         metrics["groups_kept"] = len(kept)
+        metrics.update(parts.stream.metrics())
         return kept, metrics
 
     def _prefetch(self, step: int) -> None:
@@ -247,6 +263,16 @@ class Trainer:
 
     def _due(self, every: int) -> bool:
         return every > 0 and self.step_done % every == 0
+
+
+def prompts_to_draw(missing: int, drawn: int, kept: int, max_oversample: float) -> int:
+    """Prompts for the next dynamic-sampling round: the first round draws what is missing;
+    later ones draw enough to fill the batch at the keep rate seen so far (DAPO oversamples),
+    at most `max_oversample` times what is missing."""
+    if drawn == 0:
+        return missing
+    most = math.ceil(missing * max_oversample)
+    return min(most, math.ceil(missing * drawn / kept)) if kept else most
 
 
 def to_batch(

@@ -2,7 +2,7 @@
 
 Every row is a dict with `prompt` (the question), `answer`, and the recipe's extra columns.
 `PromptStream` hands out training rows endlessly and resumably: its whole position is
-`(epoch, index)`, saved in checkpoints.
+`(epoch, index)` (plus its curriculum or pass rates, r1kit/curriculum.py), saved in checkpoints.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from r1kit.curriculum import Curriculum, PassRates
 from r1kit.errors import UserError
 from r1kit.recipe import DATA_SUFFIXES, DataConfig
-from r1kit.synthetic import BUILTIN_TASKS, GeneratedTask, builtin_task
+from r1kit.synthetic import BUILTIN_TASKS, GeneratedTask, builtin_task, easier
 
 
 class DataError(UserError):
@@ -20,12 +21,23 @@ class DataError(UserError):
 
 
 class PromptStream:
-    """An endless, resumable stream of training rows (a finite dataset is reshuffled per epoch)."""
+    """An endless, resumable stream of training rows (a finite dataset is reshuffled per epoch).
+    With a curriculum, built-in rows come from `levels[curriculum.level]`; with pass rates,
+    settled dataset problems are skipped."""
 
-    def __init__(self, rows: list[dict] | GeneratedTask, seed: int, shuffle: bool = True):
+    def __init__(
+        self,
+        rows: list[dict] | GeneratedTask,
+        seed: int,
+        shuffle: bool = True,
+        curriculum: tuple[Curriculum, list[GeneratedTask]] | None = None,
+        pass_rates: PassRates | None = None,
+    ):
         self.rows = rows
         self.seed = seed
         self.shuffle = shuffle
+        self.curriculum, self.levels = curriculum or (None, [])
+        self.pass_rates = pass_rates
         self.epoch = 0
         self.index = 0
         self._order: list[int] | None = None
@@ -33,18 +45,55 @@ class PromptStream:
     def take(self, count: int) -> list[dict]:
         return [self._next() for _ in range(count)]
 
+    @property
+    def adaptive(self) -> bool:
+        """Whether the stream learns from outcomes (`record`)."""
+        return self.curriculum is not None or self.pass_rates is not None
+
+    def record(self, rows: list[dict], solved: list[list[bool]]) -> None:
+        """Which completions of each row's group were correct."""
+        for row, outcomes in zip(rows, solved, strict=True):
+            if self.curriculum is not None:
+                self.curriculum.record(outcomes)
+            if self.pass_rates is not None:
+                self.pass_rates.record(row["prompt"], outcomes)
+
+    def metrics(self) -> dict[str, float]:
+        metrics = {"curriculum/level": self.curriculum.level} if self.curriculum else {}
+        if self.pass_rates is not None:
+            settled = sum(self.pass_rates.settled(q) for q in self.pass_rates.counts)
+            metrics["data/settled_problems"] = settled
+        return metrics
+
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
+        state = {"epoch": self.epoch, "index": self.index}
+        if self.curriculum is not None:
+            state["curriculum"] = self.curriculum.state_dict()
+        if self.pass_rates is not None:
+            state["pass_rates"] = self.pass_rates.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.index, self._order = state["epoch"], state["index"], None
+        if self.curriculum is not None and "curriculum" in state:
+            self.curriculum.load_state_dict(state["curriculum"])
+        if self.pass_rates is not None and "pass_rates" in state:
+            self.pass_rates.load_state_dict(state["pass_rates"])
 
     def _next(self) -> dict:
         if isinstance(self.rows, GeneratedTask):
-            while (row := self.rows.train_row(self.index)) is None:
+            task = self.levels[self.curriculum.level] if self.curriculum else self.rows
+            while (row := task.train_row(self.index)) is None:
                 self.index += 1
             self.index += 1
             return row
+        for _ in range(len(self.rows)):  # skip settled problems, unless all are
+            row = self._next_row()
+            if self.pass_rates is None or not self.pass_rates.settled(row["prompt"]):
+                break
+        return row
+
+    def _next_row(self) -> dict:
         if self.index == len(self.rows):
             self.epoch, self.index, self._order = self.epoch + 1, 0, None
         if self._order is None:
@@ -60,7 +109,15 @@ def load_data(cfg: DataConfig, seed: int) -> tuple[PromptStream, list[dict]]:
     """The training stream and the held-out rows the recipe asks for."""
     if cfg.source in BUILTIN_TASKS:
         task = builtin_task(cfg.source, cfg.arithmetic, cfg.countdown, seed, cfg.eval_size)
-        return PromptStream(task, seed, cfg.shuffle), task.eval_rows
+        curriculum = None
+        if cfg.curriculum.levels:
+            top = cfg.curriculum.levels  # easier levels need no held-out set: fewer digits/numbers
+            levels = [
+                builtin_task(cfg.source, *easier(cfg.arithmetic, cfg.countdown, top - k), seed, 0)
+                for k in range(top)
+            ]
+            curriculum = (Curriculum(cfg.curriculum), [*levels, task])
+        return PromptStream(task, seed, cfg.shuffle, curriculum), task.eval_rows
     rows = _normalised(_load_split(cfg, cfg.split), cfg, cfg.split)
     if cfg.eval_split is not None:
         eval_rows = _normalised(_load_split(cfg, cfg.eval_split), cfg, cfg.eval_split)
@@ -73,7 +130,8 @@ def load_data(cfg: DataConfig, seed: int) -> tuple[PromptStream, list[dict]]:
             )
         random.Random(seed).shuffle(rows)
         rows, eval_rows = rows[: len(rows) - cfg.eval_size], rows[len(rows) - cfg.eval_size :]
-    return PromptStream(rows, seed, cfg.shuffle), eval_rows
+    pass_rates = PassRates(cfg.pass_rate.min_attempts) if cfg.pass_rate.enabled else None
+    return PromptStream(rows, seed, cfg.shuffle, pass_rates=pass_rates), eval_rows
 
 
 def _load_split(cfg: DataConfig, split: str) -> list[dict]:

@@ -117,3 +117,14 @@ def score_groups(groups: list[Group], rewards: list[WeightedReward], pool=None) 
         group.total = scores.total[start:end]
         start = end
     return scores
+
+
+def solved(groups: list[Group], correctness) -> list[list[bool]]:
+    """Per group, which completions `correctness` (a reward whose 1 means correct) accepts."""
+    outcomes = []
+    for group in groups:
+        n = len(group.completions)
+        columns = {key: [value] * n for key, value in group.row.items() if key != "prompt"}
+        texts = [completion.text for completion in group.completions]
+        outcomes.append([value == 1 for value in correctness([group.prompt] * n, texts, **columns)])
+    return outcomes

@@ -22,8 +22,10 @@ PANELS = [
 
 
 def plot_run(run_dir: Path) -> Path:
-    """Write RUN_DIR/curves.png from metrics.jsonl and return its path."""
+    """Write RUN_DIR/curves.png from metrics.jsonl and return its path; steps where a health
+    rule was raised are shaded red on every panel."""
     records = RunDir(run_dir).metrics()
+    flagged = health_steps(records)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (title, keys) in zip(axes.flat, PANELS, strict=True):
         for key in keys:
@@ -31,17 +33,24 @@ def plot_run(run_dir: Path) -> Path:
             if points:
                 steps, values = zip(*points, strict=True)
                 ax.plot(steps, values, marker="o" if len(points) < 30 else None, label=key)
+        for step in flagged:
+            ax.axvline(step, color="#c44e52", alpha=0.25, linewidth=3)
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         if len(keys) > 1 and ax.lines:
             ax.legend()
-    fig.suptitle(Path(run_dir).name)
+    fig.suptitle(Path(run_dir).name + (" (red: health warnings)" if flagged else ""))
     fig.tight_layout()
     out = Path(run_dir) / "curves.png"
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def health_steps(records: list[dict]) -> list[int]:
+    """Steps at which a health rule (grpo/health.py's `health/*` metrics) was raised."""
+    return [r["step"] for r in records if any(v for k, v in r.items() if k.startswith("health/"))]
 
 
 def plot_pass_at_1(names: list[str], summaries: list[dict], target: Path) -> None:

@@ -72,6 +72,23 @@ class CountdownConfig(Section):
     max_target: int = Field(100, ge=1)
 
 
+class CurriculumConfig(Section):
+    """Built-in tasks: train from easier problems up to the configured ones as the running
+    training accuracy rises (one digit fewer per level for arithmetic, one number fewer for
+    countdown); held-out rows stay at the configured difficulty."""
+
+    levels: int = Field(0, ge=0)  # easier levels below the configured task; 0: off
+    raise_at: float = Field(0.6, gt=0.0, le=1.0)  # running accuracy that moves one level up
+    window: int = Field(64, gt=0)  # completions the running accuracy is taken over
+
+
+class PassRateConfig(Section):
+    """Datasets: skip problems solved always or never after `min_attempts` completions."""
+
+    enabled: bool = False
+    min_attempts: int = Field(16, gt=0)
+
+
 class DataConfig(Section):
     source: str = (
         "arithmetic"  # arithmetic | countdown | a .jsonl/.json/.parquet/.csv file | Hub id
@@ -86,6 +103,21 @@ class DataConfig(Section):
     shuffle: bool = True
     arithmetic: ArithmeticConfig = ArithmeticConfig()
     countdown: CountdownConfig = CountdownConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    pass_rate: PassRateConfig = PassRateConfig()
+
+    @model_validator(mode="after")
+    def _adaptive_sampling_fits_the_source(self) -> DataConfig:
+        levels = self.curriculum.levels
+        if levels and self.source not in ("arithmetic", "countdown"):
+            raise ValueError("curriculum.levels: only the built-in arithmetic and countdown tasks")
+        if self.source == "arithmetic" and self.arithmetic.digits - levels < 1:
+            raise ValueError(f"curriculum.levels={levels} needs arithmetic.digits > {levels}")
+        if self.source == "countdown" and self.countdown.numbers - levels < 2:
+            raise ValueError(f"curriculum.levels={levels} needs countdown.numbers >= {levels + 2}")
+        if self.pass_rate.enabled and self.source in ("arithmetic", "countdown"):
+            raise ValueError("pass_rate: built-in tasks never repeat a problem; use curriculum")
+        return self
 
     @field_validator("source")
     @classmethod
@@ -181,6 +213,7 @@ class LearnerConfig(Section):
     tis: TISConfig = TISConfig()
     dynamic_sampling: bool = False  # DAPO: drop zero-variance groups, draw more prompts
     max_sampling_rounds: int = Field(3, ge=1)  # bound on the extra draws of dynamic sampling
+    max_oversample: float = Field(4.0, ge=1.0)  # a later round draws at most this x the missing
     mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
     aux_loss_coef: float = Field(0.001, ge=0.0)  # MoE router load-balancing loss weight
     shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can

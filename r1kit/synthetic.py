@@ -82,4 +82,15 @@ def builtin_task(
     raise UserError(f"unknown built-in task {name!r}; built-in tasks: {', '.join(BUILTIN_TASKS)}")
 
 
+def easier(
+    arithmetic: ArithmeticConfig, countdown: CountdownConfig, levels: int
+) -> tuple[ArithmeticConfig, CountdownConfig]:
+    """The tasks `levels` curriculum levels easier: a digit fewer per level (arithmetic), a
+    number fewer (countdown). The recipe checked that the source's task stays valid."""
+    return (
+        arithmetic.model_copy(update={"digits": arithmetic.digits - levels}),
+        countdown.model_copy(update={"numbers": countdown.numbers - levels}),
+    )
+
+
 BUILTIN_TASKS = ("arithmetic", "countdown")

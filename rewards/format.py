@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rewards.math import verify
 from rewards.text import as_text, prefilled_think
 
 # Strict: exactly the template and nothing around it. Lenient: the two blocks in order,
@@ -15,25 +16,52 @@ STRICT = re.compile(
 LENIENT = re.compile(
     r"<think>(?:(?!</?think>).)*?</think>.*?<answer>(?:(?!</?answer>).)+?</answer>", re.S
 )
+REASONING = re.compile(r"<think>(.*?)(?:</think>|<answer>|$)", re.S)
+WORDS = re.compile(r"\w+|[+\-*/=]")  # what is compared when checking for a copy
 
 
 def format_reward(
-    prompts: list, completions: list, strict: bool = False, partial: bool = False, **_
+    prompts: list,
+    completions: list,
+    strict: bool = False,
+    partial: bool = False,
+    substantive: bool = False,
+    with_answer: bool = False,
+    **columns,
 ) -> list[float]:
     """1.0 when the completion follows the template. When the prompt ends with "<think>"
     (r1_zero template, or a chat template that pre-fills it) the completion starts inside
     the reasoning, so the opening tag is taken from the prompt. With `partial`, each of the
     template's four tags present in order earns 0.25: a small model that never writes the
-    whole template still gets a gradient towards it."""
+    whole template still gets a gradient towards it. With `substantive`, reasoning that is
+    empty or copies the prompt (the system prompt's "reasoning process here", the question)
+    earns nothing; with `with_answer`, format counts only when the tagged answer equals the
+    row's `answer`: form alone can never outbid correctness (docs/rewards.md)."""
+    answers = columns.get("answer")
+    if with_answer and answers is None:
+        raise ValueError("format with_answer needs the row's `answer` column")
     pattern = STRICT if strict else LENIENT
     scores = []
-    for prompt, completion in zip(prompts, completions, strict=True):
+    for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
         text = as_text(completion)
         if prefilled_think(prompt):
             text = "<think>" + text
         full = 1.0 if pattern.search(text) else 0.0
-        scores.append(max(full, _tags_in_order(text) / 4) if partial else full)
+        value = max(full, _tags_in_order(text) / 4) if partial else full
+        if substantive and value and hollow_reasoning(as_text(prompt), text):
+            value = 0.0
+        if with_answer and value and not verify(answers[i], text, answer_tag=True):
+            value = 0.0
+        scores.append(value)
     return scores
+
+
+def hollow_reasoning(prompt: str, text: str) -> bool:
+    """The <think> block is missing, empty, or only repeats words of the prompt in order
+    (the system prompt's placeholder, the question): form without reasoning."""
+    found = REASONING.search(text)
+    words = WORDS.findall(found.group(1).lower()) if found else []
+    return not words or f" {' '.join(words)} " in f" {' '.join(WORDS.findall(prompt.lower()))} "
 
 
 def _tags_in_order(text: str) -> int:

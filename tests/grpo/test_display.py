@@ -11,3 +11,12 @@ def test_a_log_file_gets_one_whole_line_per_step(capsys):
     assert first.startswith("step 1/3: reward 0.125, held-out acc 0.125")
     assert first.endswith("tokens/s 0.125, s/step 12")
     assert "step 2/3: reward 0.75, held-out acc 0.4" in lines
+
+
+def test_a_raised_health_rule_is_shown_as_a_warning(capsys):
+    with Display(total=2, start=0) as display:
+        display.update(1, {"reward/total/mean": 0.5, "health/reward_hacking": 1.0})
+        display.update(2, {"reward/total/mean": 0.5, "health/reward_hacking": 0.0})
+    lines = capsys.readouterr().out.splitlines()
+    assert "step 1/2: reward 0.5, WARNING reward_hacking" in lines
+    assert "step 2/2: reward 0.5" in lines

@@ -1,5 +1,8 @@
 import json
+import math
 import os
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -13,10 +16,11 @@ import yaml
 from safetensors.torch import load_file
 
 from grpo.components import Components
-from grpo.trainer import Trainer
+from grpo.trainer import Trainer, prompts_to_draw
 from r1kit.errors import UserError
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
+from rollout.types import Completion
 
 
 def _train(raw: dict) -> RunDir:
@@ -368,3 +372,107 @@ def test_a_stop_while_waiting_for_a_prefetched_round_cuts_it_and_rewinds_the_str
     data = "checkpoints/step-1/trainer_state.pt"
     saved = torch.load(run.path / data, weights_only=False)["data"]
     assert saved == torch.load(sync.path / data, weights_only=False)["data"]
+
+
+class FormatOrAnswerEngine:
+    """A stub policy with two completions: the right number, or issue 19's hack (the system
+    prompt's placeholder with a wrong number). GRPO's pressure is kept: after each learner step
+    p(hack) moves towards whichever the advantages favoured. The real learner still steps; the
+    stub makes held-out accuracy fall for sure, which a tiny random model cannot be made to do."""
+
+    HACK = "<think>reasoning process here</think> <answer>1000</answer>"
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.p_hack = tokenizer, 0.3
+
+    def generate(self, prompt_token_ids, sampling):
+        rng = random.Random(sampling.seed)
+        return [
+            [self._sample(ids, sampling, rng) for _ in range(sampling.n)]
+            for ids in prompt_token_ids
+        ]
+
+    def _sample(self, ids, sampling, rng) -> Completion:
+        question = re.search(r"What is (.*)\?", self.tokenizer.decode(ids)).group(1)
+        greedy = sampling.temperature == 0
+        hack = self.p_hack > 0.5 if greedy else rng.random() < self.p_hack
+        text = self.HACK if hack else str(eval(question))
+        tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return Completion(tokens, [-0.5] * len(tokens), text, "stop", list(ids))
+
+    def learn(self, batch) -> None:
+        hack = self.tokenizer(self.HACK, add_special_tokens=False)["input_ids"]
+        pairs = zip(batch.completion_ids, batch.advantages.tolist(), strict=True)
+        push = sum(advantage for ids, advantage in pairs if ids == hack)
+        if push != 0:
+            self.p_hack = min(0.9, max(0.1, self.p_hack + 0.2 * math.copysign(1, push)))
+
+    def update_weights(self, named_tensors) -> None:
+        for _ in named_tensors:
+            pass
+
+    def close(self) -> None:
+        pass
+
+
+def _train_against_stub(raw: dict) -> RunDir:
+    recipe = validate(raw)
+    parts = Components.build(recipe)
+    parts.engine = engine = FormatOrAnswerEngine(parts.tokenizer)
+    learner_step = parts.learner.step
+
+    def step(batch, norm, store_old=False):
+        metrics = learner_step(batch, norm, store_old=store_old)
+        engine.learn(batch)
+        return metrics
+
+    parts.learner.step = step
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    Trainer(recipe, run, parts).fit()
+    return run
+
+
+def test_a_reward_paying_only_for_format_drives_accuracy_down_and_is_flagged(tiny_recipe):
+    raw = tiny_recipe(
+        rewards=[{"name": "format"}],
+        rollout={"max_new_tokens": 32},
+        train={"steps": 4, "eval_every": 1, "save_every": 0},
+    )
+    with pytest.warns(UserWarning, match="reward_hacking: held-out accuracy fell"):
+        run = _train_against_stub(raw)
+    metrics = run.metrics()
+    assert metrics[0]["eval/pass@1"] == 1.0 and metrics[-1]["eval/pass@1"] == 0.0
+    assert metrics[-1]["eval/format_rate"] == 1.0
+    assert any(m.get("health/reward_hacking") == 1.0 for m in metrics)
+
+
+def test_a_reward_paying_for_correctness_raises_no_hacking_flag(tiny_recipe):
+    raw = tiny_recipe(
+        rewards=[{"name": "math"}],
+        rollout={"max_new_tokens": 32},
+        train={"steps": 4, "eval_every": 1, "save_every": 0},
+    )
+    run = _train_against_stub(raw)
+    metrics = run.metrics()
+    assert all(m["eval/pass@1"] == 1.0 for m in metrics)
+    assert all(m.get("health/reward_hacking", 0.0) == 0.0 for m in metrics)
+
+
+def test_dynamic_sampling_draws_more_prompts_when_most_groups_are_flat():
+    assert prompts_to_draw(8, drawn=0, kept=0, max_oversample=4) == 8  # first round
+    assert prompts_to_draw(6, drawn=8, kept=2, max_oversample=4) == 24  # keep rate 1/4
+    assert prompts_to_draw(4, drawn=8, kept=4, max_oversample=4) == 8  # keep rate 1/2
+    assert prompts_to_draw(7, drawn=8, kept=1, max_oversample=4) == 28  # capped at 4x
+    assert prompts_to_draw(8, drawn=8, kept=0, max_oversample=2) == 16  # nothing kept yet
+
+
+def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe):
+    raw = tiny_recipe(
+        data={"arithmetic": {"digits": 2}, "curriculum": {"levels": 1, "window": 4}},
+        train={"steps": 2, "save_every": 1},
+    )
+    run = _train(raw)
+    assert all("curriculum/level" in m for m in run.metrics()[1:])
+    state = torch.load(run.checkpoint_dir(2) / "trainer_state.pt", weights_only=False)
+    assert state["data"]["curriculum"]["level"] == run.metrics()[-1]["curriculum/level"]

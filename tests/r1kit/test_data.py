@@ -71,3 +71,59 @@ def test_builtin_task_stream_resumes():
     after = stream.take(2)
     stream.load_state_dict(state)
     assert stream.take(2) == after
+
+
+def _curriculum_stream(levels=1, **curriculum):
+    cfg = DataConfig(
+        source="arithmetic",
+        eval_size=5,
+        arithmetic={"digits": 2},
+        curriculum={"levels": levels, "raise_at": 0.5, "window": 8, **curriculum},
+    )
+    return load_data(cfg, seed=0)
+
+
+def _digits(row) -> int:
+    return max(len(n) for n in row["prompt"].removeprefix("What is ").rstrip("?").split()[::2])
+
+
+def test_curriculum_starts_easy_and_moves_to_the_configured_task_as_accuracy_rises():
+    stream, held_out = _curriculum_stream()
+    assert {_digits(r) for r in stream.take(20)} == {1} and {_digits(r) for r in held_out} == {2}
+    stream.record(stream.take(1), [[True] * 4])
+    assert stream.metrics() == {"curriculum/level": 0}
+    stream.record(stream.take(1), [[True] * 4])
+    assert stream.metrics() == {"curriculum/level": 1}
+    assert {_digits(r) for r in stream.take(20)} == {2}
+
+
+def test_curriculum_level_resumes_with_the_stream():
+    stream, _ = _curriculum_stream()
+    stream.record(stream.take(2), [[True] * 4, [True] * 4])
+    resumed, _ = _curriculum_stream()
+    resumed.load_state_dict(stream.state_dict())
+    assert resumed.metrics() == {"curriculum/level": 1} and resumed.take(3) == stream.take(3)
+
+
+def test_pass_rate_filtering_skips_settled_problems(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"question": f"q{i}", "answer": i} for i in range(6)])
+    cfg = DataConfig(source=str(path), eval_size=1, pass_rate={"enabled": True, "min_attempts": 2})
+    stream, _ = load_data(cfg, seed=0)
+    first = stream.take(5)
+    stream.record(first[:2], [[True, True], [False, False]])  # settled: always / never solved
+    stream.record(first[2:3], [[True, False]])  # still informative
+    later = [r["prompt"] for r in stream.take(9)]
+    assert first[2]["prompt"] in later
+    assert first[0]["prompt"] not in later and first[1]["prompt"] not in later
+    assert stream.metrics() == {"data/settled_problems": 2}
+
+
+def test_pass_rate_filtering_still_serves_when_every_problem_is_settled(tmp_path):
+    path = tmp_path / "d.jsonl"
+    _write_jsonl(path, [{"question": f"q{i}", "answer": i} for i in range(3)])
+    cfg = DataConfig(source=str(path), eval_size=1, pass_rate={"enabled": True, "min_attempts": 1})
+    stream, _ = load_data(cfg, seed=0)
+    rows = stream.take(2)
+    stream.record(rows, [[True], [True]])
+    assert len(stream.take(4)) == 4

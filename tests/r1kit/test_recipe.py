@@ -120,3 +120,16 @@ def test_rollout_async_without_workers_is_refused_naming_what_to_set():
 def test_unknown_rollout_key_suggests_async_by_its_yaml_name():
     with pytest.raises(RecipeError, match=r"did you mean 'async'"):
         validate({"rollout": {"asyn": True}})
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"arithmetic": {"digits": 2}, "curriculum": {"levels": 2}}, "arithmetic.digits > 2"),
+        ({"source": "countdown", "curriculum": {"levels": 2}}, "countdown.numbers >= 4"),
+        ({"source": "countdown", "pass_rate": {"enabled": True}}, "use curriculum"),
+    ],
+)
+def test_adaptive_sampling_that_does_not_fit_the_task_is_refused(data, message):
+    with pytest.raises(RecipeError, match=message):
+        validate({"data": data})

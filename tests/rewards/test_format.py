@@ -44,3 +44,60 @@ def test_chat_message_completions_are_accepted():
     assert format_reward(
         [[{"role": "user", "content": "q"}]], [[{"role": "assistant", "content": GOOD}]]
     ) == [1.0]
+
+
+R1_PROMPT = (
+    "The reasoning process and answer are enclosed within <think> </think> and <answer> "
+    "</answer> tags, respectively, i.e., <think> reasoning process here </think> <answer> "
+    "answer here </answer>.\nUser: What is 23 + 45?\nAssistant: <think>"
+)
+PLACEHOLDER_COPY = " reasoning process here </think> <answer> 25 </answer>"  # the issue-19 hack
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        PLACEHOLDER_COPY,
+        " Reasoning process here. </think> <answer> 25 </answer>",
+        "</think> <answer> 25 </answer>",
+        "   </think> <answer> 25 </answer>",
+        " What is 23 + 45? </think> <answer> 25 </answer>",
+        " 23 + 45 </think> <answer> 68 </answer>",
+    ],
+)
+def test_substantive_pays_nothing_for_hollow_reasoning(completion):
+    assert format_reward([R1_PROMPT], [completion], partial=True) == [1.0]  # the hack pays
+    assert format_reward([R1_PROMPT], [completion], partial=True, substantive=True) == [0.0]
+
+
+def test_substantive_pays_nothing_for_hollow_partial_form():
+    assert format_reward([R1_PROMPT], [" reasoning process here </think>"], partial=True) == [0.5]
+    hollow = [" reasoning process here </think>"]
+    assert format_reward([R1_PROMPT], hollow, partial=True, substantive=True) == [0.0]
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [" 23 + 45 = 68 </think> <answer> 68 </answer>", " add 3 and 5, carry </think> <answer> 6"],
+)
+def test_substantive_keeps_credit_for_real_reasoning(completion):
+    plain = format_reward([R1_PROMPT], [completion], partial=True)
+    assert format_reward([R1_PROMPT], [completion], partial=True, substantive=True) == plain
+    assert plain[0] > 0
+
+
+def test_with_answer_counts_format_only_with_the_right_tagged_answer():
+    completions = [
+        " 23 + 45 = 68 </think> <answer> 68 </answer>",
+        " 23 + 45 = 25 </think> <answer> 25 </answer>",
+        " 23 + 45 = 68 </think> 68",
+    ]
+    scores = format_reward(
+        [R1_PROMPT] * 3, completions, partial=True, with_answer=True, answer=["68"] * 3
+    )
+    assert scores == [1.0, 0.0, 0.0]
+
+
+def test_with_answer_without_an_answer_column_is_refused():
+    with pytest.raises(ValueError, match="answer"):
+        format_reward([R1_PROMPT], [PLACEHOLDER_COPY], with_answer=True)
