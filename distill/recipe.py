@@ -1,0 +1,109 @@
+"""The distill recipe: one typed schema, validated once at the front door like the GRPO one.
+
+It reuses the GRPO recipe's sections (model, data, template, output) and adds the teacher,
+where the traces come from, and the SFT settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from r1kit.choices import Schedule
+from r1kit.recipe import (
+    DATA_SUFFIXES,
+    DataConfig,
+    ModelConfig,
+    OutputConfig,
+    Section,
+    TemplateConfig,
+    load_recipe,
+)
+
+
+class StudentConfig(ModelConfig):
+    """The model that learns: a given model (`name`), or the teacher cut down in depth."""
+
+    from_: Literal["teacher"] | None = Field(None, alias="from")
+    keep_layers: list[int] | Literal["every_other"] | None = None  # with from: teacher
+
+    @model_validator(mode="after")
+    def _pruning_needs_teacher(self) -> StudentConfig:
+        if (self.from_ is None) != (self.keep_layers is None):
+            raise ValueError("student.from: teacher and student.keep_layers go together")
+        return self
+
+
+class TracesConfig(Section):
+    """An existing traces file: a `messages` column (OpenR1-Math style) or prompt/completion."""
+
+    source: str  # a .jsonl/.json/.parquet file
+    messages_column: str = "messages"
+    prompt_column: str = "prompt"
+    completion_column: str = "completion"
+
+    @model_validator(mode="after")
+    def _file_exists(self) -> TracesConfig:
+        path = Path(self.source)
+        if path.suffix not in DATA_SUFFIXES - {".csv"}:
+            raise ValueError(f"traces.source must be a .jsonl, .json or .parquet file: {path}")
+        if not path.is_file():
+            raise ValueError(f"traces file not found: {path}")
+        return self
+
+
+class SFTConfig(Section):
+    epochs: int = Field(1, gt=0)
+    lr: float = Field(1e-5, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Schedule = "cosine"
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    batch_size: int = Field(8, gt=0)  # examples per optimizer step
+    micro_batch_size: int = Field(4, gt=0)  # examples per forward/backward: bounds memory
+    max_length: int = Field(1024, gt=0)  # longer examples (prompt + target tokens) are left out
+    logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all
+    save_every: int = Field(10, ge=0)  # optimizer steps between checkpoints; 0: only at the end
+    keep_last: int = Field(2, ge=1)
+    merge_lora: bool = True  # final/: the LoRA merged into a plain model, else the adapter too
+
+
+class EvalConfig(Section):
+    """The student's greedy held-out evaluation (data.eval_size rows) before and after."""
+
+    before: bool = True
+    after: bool = True
+    max_new_tokens: int = Field(256, gt=0)
+    batch_size: int = Field(64, gt=0)  # sequences decoded at once
+
+
+class DistillRecipe(Section):
+    description: str = ""
+    seed: int = 0
+    mode: Literal["sft"] = "sft"
+    teacher: str | None = None  # run dir, checkpoint dir, built-in alias, HF dir or Hub id
+    student: StudentConfig = StudentConfig()
+    traces: TracesConfig
+    data: DataConfig = DataConfig()  # the problems, and the held-out split for evaluation
+    template: TemplateConfig = TemplateConfig(name="chat")  # the student's prompts
+    sft: SFTConfig = SFTConfig()
+    eval: EvalConfig = EvalConfig()
+    output: OutputConfig = OutputConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistillRecipe:
+        if self.student.from_ == "teacher" and self.teacher is None:
+            raise ValueError("student.from: teacher needs a teacher")
+        if self.template.name != "chat":
+            raise ValueError("template.name: the student learns in its chat template: use chat")
+        return self
+
+    def run_dir(self) -> Path:
+        return Path(self.output.dir) / (self.output.name or "run")
+
+
+def load_distill_recipe(path: str | Path, overrides: list[str] = ()) -> DistillRecipe:
+    """Read, override and validate a distill recipe; RecipeError naming the field on a mistake."""
+    return load_recipe(path, overrides, schema=DistillRecipe)
