@@ -115,7 +115,7 @@ class SFT:
         self.total = total_steps(cfg, len(examples))
 
     def fit(self, resume: bool = False, merge_lora: bool = True) -> None:
-        """Train to the last step (from the newest intact checkpoint when resuming); write final/."""
+        """Train to the last step (from the newest intact checkpoint on resume); write final/."""
         if resume:
             self.restore()
         position = self.parts.stream

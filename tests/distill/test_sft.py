@@ -1,3 +1,5 @@
+import contextlib
+
 import torch
 
 from distill.examples import Example
@@ -86,10 +88,8 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
         return real_step(*args)
 
     monkeypatch.setattr(distill.sft, "sft_step", dies_at_step_5)
-    try:
+    with contextlib.suppress(Killed):
         fit("killed")
-    except Killed:
-        pass
     monkeypatch.setattr(distill.sft, "sft_step", real_step)
     assert not (tmp_path / "killed" / "final").exists()
     resumed = fit("killed", resume=True)
