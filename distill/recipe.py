@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from r1kit.choices import Schedule
 from r1kit.recipe import (
@@ -25,6 +25,10 @@ from r1kit.recipe import (
 
 class StudentConfig(ModelConfig):
     """The model that learns: a given model (`name`), or the teacher cut down in depth."""
+
+    model_config = ConfigDict(
+        extra="forbid", protected_namespaces=(), serialize_by_alias=True, validate_by_name=True
+    )
 
     from_: Literal["teacher"] | None = Field(None, alias="from")
     keep_layers: list[int] | Literal["every_other"] | None = None  # with from: teacher

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from r1kit.cli import app
+from tests.distill.conftest import arithmetic_messages, write_jsonl
+
+runner = CliRunner()
+
+
+def recipe_file(tmp_path, **sections) -> str:
+    traces = write_jsonl(tmp_path / "traces.jsonl", arithmetic_messages(6))
+    recipe = {
+        "student": {"name": "tiny-llama"},
+        "traces": {"source": str(traces)},
+        "data": {"source": "arithmetic", "eval_size": 3},
+        "sft": {"epochs": 2, "lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "save_every": 1},
+        "eval": {"max_new_tokens": 6},
+        "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "tensorboard": False},
+    }
+    recipe.update(sections)
+    path = tmp_path / "distill.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)
+
+
+def test_a_messages_file_from_another_tool_trains_a_student_end_to_end(tmp_path):
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    model = AutoModelForCausalLM.from_pretrained(run / "final")
+    assert model.config.num_hidden_layers == 2
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # 6 traces in batches of 4, twice
+    for stage in ("before", "after"):
+        summary = json.loads((run / "eval" / stage / "summary.json").read_text())
+        assert summary["problems"] == 3
+    assert (run / "eval.png").is_file()
+    assert "after: held-out pass@1" in result.output
+
+
+def test_resume_of_a_finished_run_keeps_its_steps(tmp_path):
+    assert runner.invoke(app, ["distill", recipe_file(tmp_path)]).exit_code == 0
+    run = tmp_path / "runs" / "tiny"
+    result = runner.invoke(app, ["distill", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"sft": {"lrr": 1}}, "sft.lrr: unknown field (did you mean 'lr'?)"),
+        ({"traces": {"source": "missing.jsonl"}}, "traces file not found"),
+        ({"student": {"name": "smollm2-135m"}}, "student.name: unknown model"),
+        ({"student": {"from": "teacher", "keep_layers": "every_other"}}, "needs a teacher"),
+        ({"template": {"name": "r1_zero"}}, "chat template"),
+    ],
+)
+def test_a_bad_recipe_exits_2_naming_the_field(tmp_path, change, words):
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path, **change)])
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()
