@@ -8,8 +8,11 @@ import torch
 
 from distill.evaluate import evaluate_student, plot_before_after
 from distill.examples import make_examples
-from distill.recipe import DistillRecipe
+from distill.filter import select
+from distill.generate import generate_traces
+from distill.recipe import DistillRecipe, TracesConfig
 from distill.sft import SFT, Parts, sft_learner, total_steps
+from distill.store import write_traces
 from distill.student import load_student
 from distill.traces import TracesError, load_traces
 from r1kit import durable
@@ -22,8 +25,8 @@ def run_distill(recipe: DistillRecipe, run: RunDir, resume: bool = False) -> dic
     returns the before/after summaries."""
     torch.manual_seed(recipe.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    traces = load_traces(recipe.traces or traces_from_teacher(recipe, run, device))
     model, tokenizer = load_student(recipe, device)
-    traces = load_traces(recipe.traces)
     examples, too_long = make_examples(traces, tokenizer, recipe.template, recipe.sft.max_length)
     if not examples:
         raise TracesError(
@@ -51,3 +54,21 @@ def run_distill(recipe: DistillRecipe, run: RunDir, resume: bool = False) -> dic
     if (run.path / "eval").is_dir():
         plot_before_after(run.path)
     return results
+
+
+def traces_from_teacher(recipe: DistillRecipe, run: RunDir, device: str) -> TracesConfig:
+    """Generate (resuming what is on disk), filter, write traces/; report acceptance."""
+    records = generate_traces(recipe, run.path / "generated.jsonl", device)
+    kept, report = select(records, recipe.filter)
+    if not kept:
+        raise TracesError(
+            f"the filter accepted none of the teacher's {report['generated']} traces: loosen "
+            "filter.accept or the length bounds, or sample more (generate.samples)"
+        )
+    path = write_traces(run.path / "traces", kept, report, recipe.teacher, recipe.generate.template)
+    print(
+        f"traces: {report['accepted']}/{report['generated']} accepted "
+        f"({report['acceptance']:.1%}), {report['kept']} kept; "
+        f"{len(report['problems_without_accepted'])} of {report['problems']} problems with none"
+    )
+    return TracesConfig(source=str(path))

@@ -11,12 +11,13 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from r1kit.choices import Schedule
+from r1kit.choices import EngineName, Schedule
 from r1kit.recipe import (
     DATA_SUFFIXES,
     DataConfig,
     ModelConfig,
     OutputConfig,
+    RewardConfig,
     Section,
     TemplateConfig,
     load_recipe,
@@ -58,6 +59,47 @@ class TracesConfig(Section):
         return self
 
 
+class GenerateConfig(Section):
+    """Stage 1: K traces per problem from the teacher, in the prompt template it was trained on."""
+
+    problems: int = Field(64, gt=0)  # drawn from data (the held-out rows are never drawn)
+    samples: int = Field(4, gt=0)  # K traces per problem
+    template: TemplateConfig = TemplateConfig()  # the teacher's (r1_zero, as GRPO trains)
+    engine: EngineName = "hf"
+    workers: int = Field(0, ge=0)  # vLLM/HF engines in N Ray actors; 0: in-process
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, gt=0)
+    stop: list[str] = []
+    chunk: int = Field(16, gt=0)  # problems per engine call and per durable append
+
+
+class FilterConfig(Section):
+    """Stage 2, rejection sampling: keep traces every `accept` reward scores at or above."""
+
+    rewards: list[RewardConfig] = Field(default_factory=lambda: [RewardConfig(name="math")])
+    accept: dict[str, float] = {}  # reward name -> lowest accepted value; {}: each reward >= 1
+    max_per_problem: int | None = Field(1, gt=0)  # None: every accepted trace
+    shortest_first: bool = True  # with max_per_problem: keep the shortest accepted traces
+    deduplicate: bool = True  # the same text (whitespace aside) once per problem
+    min_tokens: int = Field(1, ge=0)
+    max_tokens: int | None = Field(None, gt=0)
+    require_think_close: bool = True  # the reasoning must end with </think>
+
+    @model_validator(mode="after")
+    def _accept_names_rewards(self) -> FilterConfig:
+        names = [r.name for r in self.rewards]
+        unknown = set(self.accept) - set(names)
+        if unknown:
+            raise ValueError(
+                f"filter.accept names {sorted(unknown)}, not in filter.rewards {names}"
+            )
+        return self
+
+    def thresholds(self) -> dict[str, float]:
+        return self.accept or {r.name: 1.0 for r in self.rewards}
+
+
 class SFTConfig(Section):
     epochs: int = Field(1, gt=0)
     lr: float = Field(1e-5, gt=0.0)
@@ -89,7 +131,9 @@ class DistillRecipe(Section):
     mode: Literal["sft"] = "sft"
     teacher: str | None = None  # run dir, checkpoint dir, built-in alias, HF dir or Hub id
     student: StudentConfig = StudentConfig()
-    traces: TracesConfig
+    traces: TracesConfig | None = None  # an existing traces file; None: generate + filter
+    generate: GenerateConfig = GenerateConfig()
+    filter: FilterConfig = FilterConfig()
     data: DataConfig = DataConfig()  # the problems, and the held-out split for evaluation
     template: TemplateConfig = TemplateConfig(name="chat")  # the student's prompts
     sft: SFTConfig = SFTConfig()
@@ -98,6 +142,8 @@ class DistillRecipe(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DistillRecipe:
+        if self.traces is None and self.teacher is None:
+            raise ValueError("traces: give a traces file (traces.source) or a teacher to generate")
         if self.student.from_ == "teacher" and self.teacher is None:
             raise ValueError("student.from: teacher needs a teacher")
         if self.template.name != "chat":

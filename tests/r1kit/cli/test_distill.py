@@ -65,3 +65,35 @@ def test_a_bad_recipe_exits_2_naming_the_field(tmp_path, change, words):
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
+
+
+def teacher_recipe(tmp_path, **filter_options) -> str:
+    reward = tmp_path / "anything.py"
+    reward.write_text(
+        "def anything(prompts, completions, **kw):\n    return [1.0] * len(completions)\n"
+    )
+    return recipe_file(
+        tmp_path,
+        traces=None,
+        teacher="tiny-llama",
+        generate={"problems": 3, "samples": 2, "max_new_tokens": 6},
+        filter={"rewards": [{"name": f"{reward}:anything"}], **filter_options},
+        eval={"before": False, "max_new_tokens": 4},
+    )
+
+
+def test_traces_generated_by_a_teacher_are_filtered_stored_and_learned(tmp_path):
+    result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, require_think_close=False)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    assert len((run / "generated.jsonl").read_text().splitlines()) == 6
+    assert len((run / "traces" / "traces.jsonl").read_text().splitlines()) == 3  # 1 per problem
+    assert "teacher: `tiny-llama`" in (run / "traces" / "README.md").read_text()
+    assert "6/6 accepted" in result.output
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_no_accepted_trace_exits_2_saying_what_to_loosen(tmp_path):
+    result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, min_tokens=100)])
+    assert result.exit_code == 2, result.output
+    assert "accepted none" in result.output
