@@ -29,7 +29,11 @@ def evaluate_student(
     """Greedy held-out evaluation of `model` in the student's template; summary.json and
     samples.jsonl under `out`; returns the summary."""
     sampling = SamplingParams(
-        n=1, temperature=0.0, max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.seed
+        n=1,
+        temperature=0.0,
+        max_new_tokens=recipe.eval.max_new_tokens,
+        stop=tuple(recipe.eval.stop),
+        seed=recipe.seed,
     )
     result = evaluate(
         HFEngine(model, tokenizer, batch_size=recipe.eval.batch_size),

@@ -122,6 +122,7 @@ class EvalConfig(Section):
     before: bool = True
     after: bool = True
     max_new_tokens: int = Field(256, gt=0)
+    stop: list[str] = []
     batch_size: int = Field(64, gt=0)  # sequences decoded at once
 
 

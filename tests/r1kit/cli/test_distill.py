@@ -5,7 +5,7 @@ import yaml
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from r1kit.cli import app
+from r1kit.cli import RECIPES_DIR, app
 from tests.distill.conftest import arithmetic_messages, write_jsonl
 
 runner = CliRunner()
@@ -97,3 +97,12 @@ def test_no_accepted_trace_exits_2_saying_what_to_loosen(tmp_path):
     result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, min_tokens=100)])
     assert result.exit_code == 2, result.output
     assert "accepted none" in result.output
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES_DIR.glob("distill_*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_distill_recipe_passes_dry_run(recipe, tmp_path):
+    result = runner.invoke(
+        app, ["distill", str(recipe), "--dry-run", "--set", f"output.dir={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert not any(tmp_path.iterdir())
