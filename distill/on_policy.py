@@ -8,8 +8,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from distill.recipe import DistillRecipe
 from grpo.batch import Batch
+from grpo.display import Display
 from grpo.learner import Learner
+from r1kit.data import PromptStream
+from r1kit.rundir import RunDir
+from r1kit.templates import encode
+from rollout.hf_engine import HFEngine
 from rollout.types import Engine, SamplingParams
 
 
@@ -47,3 +53,31 @@ def reverse_kl_step(
         kl_sum += gap.sum().item()
     grad_norm = learner.optimizer_step()
     return {"reverse_kl": kl_sum / tokens, "grad_norm": grad_norm, "tokens": float(tokens)}
+
+
+def fit_on_policy(
+    recipe: DistillRecipe,
+    run: RunDir,
+    learner: Learner,
+    teacher: nn.Module,
+    tokenizer,
+    stream: PromptStream,
+) -> None:
+    """`on_policy.steps` steps: sample from the student as it is now, step on the reverse KL."""
+    cfg = recipe.on_policy
+    engine = HFEngine(learner.model, tokenizer)  # the student itself: no weights to sync
+    with Display(cfg.steps, 0, label="on-policy") as display:
+        for step in range(1, cfg.steps + 1):
+            questions = [row["prompt"] for row in stream.take(cfg.prompts_per_step)]
+            sampling = SamplingParams(
+                n=cfg.samples,
+                temperature=cfg.temperature,
+                max_new_tokens=cfg.max_new_tokens,
+                stop=tuple(cfg.stop),
+                seed=recipe.seed + step,
+            )
+            learner.model.eval()
+            batch = sampled_batch(engine, encode(recipe.template, tokenizer, questions), sampling)
+            metrics = reverse_kl_step(learner, teacher, batch, recipe.sft.micro_batch_size)
+            run.log_metrics(step, metrics)
+            display.update(step, metrics)

@@ -126,10 +126,21 @@ class EvalConfig(Section):
     batch_size: int = Field(64, gt=0)  # sequences decoded at once
 
 
+class OnPolicyConfig(Section):
+    """mode on_policy: the student samples, the teacher scores its tokens (reverse KL)."""
+
+    steps: int = Field(20, gt=0)
+    prompts_per_step: int = Field(8, gt=0)
+    samples: int = Field(4, gt=0)  # student samples per prompt
+    temperature: float = Field(1.0, gt=0.0)
+    max_new_tokens: int = Field(128, gt=0)
+    stop: list[str] = []
+
+
 class DistillRecipe(Section):
     description: str = ""
     seed: int = 0
-    mode: Literal["sft"] = "sft"
+    mode: Literal["sft", "on_policy"] = "sft"
     teacher: str | None = None  # run dir, checkpoint dir, built-in alias, HF dir or Hub id
     student: StudentConfig = StudentConfig()
     traces: TracesConfig | None = None  # an existing traces file; None: generate + filter
@@ -137,12 +148,15 @@ class DistillRecipe(Section):
     filter: FilterConfig = FilterConfig()
     data: DataConfig = DataConfig()  # the problems, and the held-out split for evaluation
     template: TemplateConfig = TemplateConfig(name="chat")  # the student's prompts
-    sft: SFTConfig = SFTConfig()
+    sft: SFTConfig = SFTConfig()  # the optimizer settings of both modes
+    on_policy: OnPolicyConfig = OnPolicyConfig()
     eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> DistillRecipe:
+        if self.mode == "on_policy" and self.teacher is None:
+            raise ValueError("mode: on_policy needs a teacher to score the student's samples")
         if self.traces is None and self.teacher is None:
             raise ValueError("traces: give a traces file (traces.source) or a teacher to generate")
         if self.student.from_ == "teacher" and self.teacher is None:

@@ -44,7 +44,9 @@ class Parts:
     stream: Position = field(default_factory=Position)
 
 
-def sft_learner(model: nn.Module, cfg: SFTConfig, total_steps: int) -> Learner:
+def sft_learner(
+    model: nn.Module, cfg: SFTConfig, total_steps: int, temperature: float = 1.0
+) -> Learner:
     """The GRPO learner set up for SFT: same optimizer, schedule, clipping and log-probs."""
     settings = LearnerConfig(
         lr=cfg.lr,
@@ -57,7 +59,7 @@ def sft_learner(model: nn.Module, cfg: SFTConfig, total_steps: int) -> Learner:
         shared_prefix=False,  # every example has its own prompt
         skip_zero_advantage=False,  # SFT has no advantages
     )
-    return Learner(model, settings, total_steps, temperature=1.0)
+    return Learner(model, settings, total_steps, temperature)
 
 
 def as_batch(examples: list[Example]) -> Batch:

@@ -106,3 +106,35 @@ def test_every_shipped_distill_recipe_passes_dry_run(recipe, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert not any(tmp_path.iterdir())
+
+
+def on_policy_recipe(tmp_path, teacher: str = "tiny-llama") -> str:
+    return recipe_file(
+        tmp_path,
+        mode="on_policy",
+        traces=None,
+        teacher=teacher,
+        on_policy={"steps": 2, "prompts_per_step": 2, "samples": 2, "max_new_tokens": 4},
+        eval={"before": False, "max_new_tokens": 4},
+    )
+
+
+def test_on_policy_distillation_runs_and_logs_the_reverse_kl(tmp_path):
+    result = runner.invoke(app, ["distill", on_policy_recipe(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2] and all("reverse_kl" in m for m in metrics)
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_a_teacher_of_another_vocabulary_is_refused_with_exit_2(tmp_path):
+    from r1kit.models import tiny_model
+
+    model, tokenizer = tiny_model()
+    tokenizer.add_tokens(["<only-in-this-teacher>"])
+    model.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    result = runner.invoke(app, ["distill", on_policy_recipe(tmp_path, str(tmp_path / "teacher"))])
+    assert result.exit_code == 2, result.output
+    assert "different vocabularies" in " ".join(result.output.split())
