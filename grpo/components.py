@@ -11,7 +11,7 @@ from transformers import PreTrainedTokenizerBase
 from grpo.learner import Learner
 from r1kit.data import PromptStream, load_data
 from r1kit.models import load_model, model_dir
-from r1kit.recipe import Recipe
+from r1kit.recipe import LoraConfig, Recipe
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
@@ -45,7 +45,7 @@ class Components:
         if recipe.model.gradient_checkpointing:
             policy.gradient_checkpointing_enable()
         if recipe.model.lora is not None:
-            policy = _with_lora(policy, recipe)
+            policy = with_lora(policy, recipe.model.lora)
         engine = _engine(recipe, policy, tokenizer)
         learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
         if recipe.model.lora is not None:
@@ -96,11 +96,12 @@ def _engine(recipe: Recipe, policy: nn.Module, tokenizer: PreTrainedTokenizerBas
     )
 
 
-def _with_lora(model, recipe: Recipe):
-    from peft import LoraConfig, get_peft_model
+def with_lora(model, lora: LoraConfig):
+    """The model wrapped in trainable LoRA adapters (peft); its base weights frozen."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
 
-    lora = recipe.model.lora
-    config = LoraConfig(
+    config = PeftLoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,

@@ -15,6 +15,7 @@ SHOWN = {
     "truncated_frac": "truncated",
     "zero_variance_frac": "flat groups",
     "kl": "kl",
+    "nll": "target nll",
     "entropy": "entropy",
     "grad_norm": "grad norm",
     "tokens_per_s": "tokens/s",
@@ -26,9 +27,9 @@ class Display:
     """`with Display(total, start) as d: d.update(step, metrics)`. Where the output is not a
     terminal (a log file, CI) it prints a line per step instead of redrawing."""
 
-    def __init__(self, total: int, start: int):
+    def __init__(self, total: int, start: int, label: str = "GRPO"):
         self.progress = Progress(
-            TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+            TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
         )
         self.task = self.progress.add_task("train", total=total, completed=start)
         self.latest: dict[str, float] = {}

@@ -293,8 +293,9 @@ class Recipe(Section):
         return Path(self.output.dir) / (self.output.name or "run")
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read a YAML recipe, apply `key.sub=value` overrides, validate; RecipeError on any mistake."""
+def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Section] = Recipe):
+    """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
+    recipe unless told, e.g. distill's); RecipeError on any mistake."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
@@ -307,15 +308,15 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     for override in overrides:
         apply_override(raw, override)
     raw.setdefault("output", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path))
+    return validate(raw, source=str(path), schema=schema)
 
 
-def validate(raw: dict, source: str = "recipe") -> Recipe:
+def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
     """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
     try:
-        return Recipe.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as err:
-        raise RecipeError(f"{source}: invalid recipe\n" + _explain(err)) from None
+        raise RecipeError(f"{source}: invalid recipe\n" + _explain(err, schema)) from None
 
 
 def apply_override(raw: dict, override: str) -> None:
@@ -332,21 +333,21 @@ def apply_override(raw: dict, override: str) -> None:
     node[leaf] = yaml.safe_load(value)
 
 
-def _explain(err: ValidationError) -> str:
+def _explain(err: ValidationError, schema: type[Section]) -> str:
     lines = []
     for problem in err.errors():
         field = ".".join(str(part) for part in problem["loc"]) or "recipe"
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
-            message = "unknown field" + _did_you_mean(problem["loc"])
+            message = "unknown field" + _did_you_mean(problem["loc"], schema)
         elif problem["type"] == "literal_error":
             message = f"{message}, got {problem['input']!r}"
         lines.append(f"  {field}: {message}")
     return "\n".join(lines)
 
 
-def _did_you_mean(loc: tuple) -> str:
-    section: type[BaseModel] | None = Recipe
+def _did_you_mean(loc: tuple, schema: type[Section]) -> str:
+    section: type[BaseModel] | None = schema
     for part in loc[:-1]:
         if isinstance(part, int):  # an item of a list, e.g. rewards.0
             continue

@@ -1,4 +1,4 @@
-"""The import rule: commands (r1kit/cli) on top, then grpo/ and distill/, then the shared floor
+"""The import rule: commands (r1kit/cli) on top, then distill/, grpo/, then the shared floor
 (the rest of r1kit/), with rewards/ and rollout/ as leaves. A module may import its own
 package and the layers below it, never one above or beside it."""
 
@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Layer of each package folder, highest first; leaves import nothing of the project.
-LAYERS = {"r1kit/cli": 3, "grpo": 2, "distill": 2, "r1kit": 1, "rewards": 0, "rollout": 0}
+# distill builds on grpo's learner (SFT and on-policy distillation are its losses).
+LAYERS = {"r1kit/cli": 4, "distill": 3, "grpo": 2, "r1kit": 1, "rewards": 0, "rollout": 0}
 
 
 def layer_of(module: str) -> str | None:

@@ -1,0 +1,81 @@
+"""Stage 1: K traces per problem from the teacher, scored by the filter's rewards and appended
+to generated.jsonl a chunk of problems at a time (fsynced): a killed run resumes after the
+last whole chunk it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.recipe import DistillRecipe
+from distill.student import teacher_model_name
+from grpo.display import Display
+from r1kit import durable
+from r1kit.data import load_data
+from r1kit.groups import generate_groups, score_groups
+from r1kit.models import load_model, model_dir
+from rewards.registry import load_reward
+from rewards.scoring import WeightedReward
+from rollout.build import build_engine
+from rollout.hf_engine import HFEngine
+from rollout.types import Engine, SamplingParams
+
+
+def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> list[dict]:
+    """Every problem's K scored samples (one record each), generating only those not on disk."""
+    cfg = recipe.generate
+    stream, _ = load_data(recipe.data, recipe.seed)  # the held-out rows stay out of the stream
+    problems = stream.take(cfg.problems)
+    records = durable.read_jsonl(out)
+    done = len({r["problem"] for r in records})
+    if done == len(problems):
+        return records
+    rewards = [
+        WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
+        for r in recipe.filter.rewards
+    ]
+    engine, tokenizer = teacher_engine(recipe, device)
+    sampling = SamplingParams(
+        n=cfg.samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        stop=tuple(cfg.stop),
+        seed=recipe.seed,
+    )
+    try:
+        with Display(len(problems), done, label="generate") as display:
+            for start in range(done, len(problems), cfg.chunk):
+                rows = problems[start : start + cfg.chunk]
+                groups = generate_groups(engine, tokenizer, cfg.template, rows, sampling)
+                score_groups(groups, rewards)
+                chunk = [
+                    {
+                        "problem": start + p,
+                        "prompt": group.row["prompt"],
+                        "answer": group.row.get("answer"),
+                        "completion": c.text,
+                        "tokens": len(c.token_ids),
+                        "finish_reason": c.finish_reason,
+                        "rewards": {name: vals[k] for name, vals in group.per_reward.items()},
+                    }
+                    for p, group in enumerate(groups)
+                    for k, c in enumerate(group.completions)
+                ]
+                durable.append_jsonl(out, chunk)  # whole problems only: the resume point
+                records += chunk
+                display.update(start + len(rows), {})
+    finally:
+        engine.close()
+    return records
+
+
+def teacher_engine(recipe: DistillRecipe, device: str) -> tuple[Engine, object]:
+    """The teacher behind the rollout engine interface: in-process HF, or vLLM / Ray workers."""
+    cfg, name = recipe.generate, teacher_model_name(recipe.teacher)
+    if cfg.engine == "hf" and cfg.workers == 0:
+        model, tokenizer = load_model(name, device=device)
+        return HFEngine(model, tokenizer, batch_size=cfg.chunk * cfg.samples), tokenizer
+    from r1kit.models import load_tokenizer
+
+    engine = build_engine(cfg.engine, model_dir(name), workers=cfg.workers, seed=recipe.seed)
+    return engine, load_tokenizer(name)

@@ -1,0 +1,140 @@
+import json
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from r1kit.cli import RECIPES_DIR, app
+from tests.distill.conftest import arithmetic_messages, write_jsonl
+
+runner = CliRunner()
+
+
+def recipe_file(tmp_path, **sections) -> str:
+    traces = write_jsonl(tmp_path / "traces.jsonl", arithmetic_messages(6))
+    recipe = {
+        "student": {"name": "tiny-llama"},
+        "traces": {"source": str(traces)},
+        "data": {"source": "arithmetic", "eval_size": 3},
+        "sft": {"epochs": 2, "lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "save_every": 1},
+        "eval": {"max_new_tokens": 6},
+        "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "tensorboard": False},
+    }
+    recipe.update(sections)
+    path = tmp_path / "distill.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return str(path)
+
+
+def test_a_messages_file_from_another_tool_trains_a_student_end_to_end(tmp_path):
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    model = AutoModelForCausalLM.from_pretrained(run / "final")
+    assert model.config.num_hidden_layers == 2
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # 6 traces in batches of 4, twice
+    for stage in ("before", "after"):
+        summary = json.loads((run / "eval" / stage / "summary.json").read_text())
+        assert summary["problems"] == 3
+    assert (run / "eval.png").is_file()
+    assert "after: held-out pass@1" in result.output
+
+
+def test_resume_of_a_finished_run_keeps_its_steps(tmp_path):
+    assert runner.invoke(app, ["distill", recipe_file(tmp_path)]).exit_code == 0
+    run = tmp_path / "runs" / "tiny"
+    result = runner.invoke(app, ["distill", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"sft": {"lrr": 1}}, "sft.lrr: unknown field (did you mean 'lr'?)"),
+        ({"traces": {"source": "missing.jsonl"}}, "traces file not found"),
+        ({"student": {"name": "smollm2-135m"}}, "student.name: unknown model"),
+        ({"student": {"from": "teacher", "keep_layers": "every_other"}}, "needs a teacher"),
+        ({"template": {"name": "r1_zero"}}, "chat template"),
+    ],
+)
+def test_a_bad_recipe_exits_2_naming_the_field(tmp_path, change, words):
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path, **change)])
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()
+
+
+def teacher_recipe(tmp_path, **filter_options) -> str:
+    reward = tmp_path / "anything.py"
+    reward.write_text(
+        "def anything(prompts, completions, **kw):\n    return [1.0] * len(completions)\n"
+    )
+    return recipe_file(
+        tmp_path,
+        traces=None,
+        teacher="tiny-llama",
+        generate={"problems": 3, "samples": 2, "max_new_tokens": 6},
+        filter={"rewards": [{"name": f"{reward}:anything"}], **filter_options},
+        eval={"before": False, "max_new_tokens": 4},
+    )
+
+
+def test_traces_generated_by_a_teacher_are_filtered_stored_and_learned(tmp_path):
+    result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, require_think_close=False)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    assert len((run / "generated.jsonl").read_text().splitlines()) == 6
+    assert len((run / "traces" / "traces.jsonl").read_text().splitlines()) == 3  # 1 per problem
+    assert "teacher: `tiny-llama`" in (run / "traces" / "README.md").read_text()
+    assert "6/6 accepted" in result.output
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_no_accepted_trace_exits_2_saying_what_to_loosen(tmp_path):
+    result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, min_tokens=100)])
+    assert result.exit_code == 2, result.output
+    assert "accepted none" in result.output
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES_DIR.glob("distill_*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_distill_recipe_passes_dry_run(recipe, tmp_path):
+    result = runner.invoke(
+        app, ["distill", str(recipe), "--dry-run", "--set", f"output.dir={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    assert not any(tmp_path.iterdir())
+
+
+def on_policy_recipe(tmp_path, teacher: str = "tiny-llama") -> str:
+    return recipe_file(
+        tmp_path,
+        mode="on_policy",
+        traces=None,
+        teacher=teacher,
+        on_policy={"steps": 2, "prompts_per_step": 2, "samples": 2, "max_new_tokens": 4},
+        eval={"before": False, "max_new_tokens": 4},
+    )
+
+
+def test_on_policy_distillation_runs_and_logs_the_reverse_kl(tmp_path):
+    result = runner.invoke(app, ["distill", on_policy_recipe(tmp_path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2] and all("reverse_kl" in m for m in metrics)
+    assert (run / "final" / "config.json").is_file()
+
+
+def test_a_teacher_of_another_vocabulary_is_refused_with_exit_2(tmp_path):
+    from r1kit.models import tiny_model
+
+    model, tokenizer = tiny_model()
+    tokenizer.add_tokens(["<only-in-this-teacher>"])
+    model.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    result = runner.invoke(app, ["distill", on_policy_recipe(tmp_path, str(tmp_path / "teacher"))])
+    assert result.exit_code == 2, result.output
+    assert "different vocabularies" in " ".join(result.output.split())
