@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from grpo.learner import Learner
+from grpo.policy import load_policy
 from r1kit.data import PromptStream, load_data
-from r1kit.models import load_model, model_dir
+from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
@@ -18,11 +20,14 @@ from rollout.build import build_engine
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
+if TYPE_CHECKING:
+    from grpo.ranks import LearnerGroup
+
 
 @dataclass
 class Components:
     tokenizer: PreTrainedTokenizerBase
-    learner: Learner
+    learner: Learner | LearnerGroup
     engine: Engine
     rewards: list[WeightedReward]
     reward_pool: RewardPool  # worker processes that hold each reward call to its timeout
@@ -34,19 +39,23 @@ class Components:
         """Stop the processes a run holds: reward workers, engine processes or actors."""
         self.reward_pool.close()
         self.engine.close()
+        self.learner.close()
 
     @classmethod
     def build(cls, recipe: Recipe) -> Components:
         """Load model(s), engine, rewards and data."""
         torch.manual_seed(recipe.seed)
         name = recipe.model.name
-        policy, tokenizer = load_model(name, dtype=recipe.model.dtype, device=_device())
-        if recipe.model.gradient_checkpointing:
-            policy.gradient_checkpointing_enable()
-        if recipe.model.lora is not None:
-            policy = _with_lora(policy, recipe)
+        if recipe.learner.world_size > 1:
+            from grpo.ranks import LearnerGroup, start_ranks  # Ray: slow to import
+
+            learner, tokenizer = LearnerGroup(start_ranks(recipe), recipe), load_tokenizer(name)
+        else:
+            policy, tokenizer = load_policy(recipe, _device())
+            learner = Learner(
+                policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature
+            )
         engine = _engine(recipe)
-        learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
         if recipe.model.lora is not None:
             engine.update_weights(learner.named_weights())
         stream, eval_rows = load_data(recipe.data, recipe.seed)
@@ -89,20 +98,6 @@ def _engine(recipe: Recipe) -> Engine:
         gpus_per_worker=recipe.ray.gpus_per_worker,
         **options,
     )
-
-
-def _with_lora(model, recipe: Recipe):
-    from peft import LoraConfig, get_peft_model
-
-    lora = recipe.model.lora
-    config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
 
 
 def _device() -> str:

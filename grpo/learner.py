@@ -39,7 +39,7 @@ class Learner:
         # beta 0 needs no reference; with LoRA the reference is the base with adapters off.
         self.reference = None
         if cfg.beta > 0 and not self.is_lora:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+            self.reference = self.frozen_copy(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -86,6 +86,7 @@ class Learner:
                     old_store[i] = old[row, old.shape[1] - n :].detach().cpu()
         if store_old:
             batch.old_logprobs = old_store
+        self.last_stats = stats  # a rank's sums, which its group adds up across ranks
         grad_norm = self.optimizer_step()
         skipped = 1 - len(rows) / max(len(batch), 1)
         return stats.metrics(grad_norm, self.scheduler.get_last_lr()[0], skipped)
@@ -123,7 +124,7 @@ class Learner:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
-        return grad_norm.item()
+        return float(grad_norm)
 
     def rows_to_learn(self, batch: Batch) -> list[int]:
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
@@ -166,7 +167,8 @@ class Learner:
         )
         try:
             with _autocast(self.device):
-                out = model(
+                out = self.run_model(
+                    model,
                     input_ids=mb.input_ids,
                     attention_mask=attention_mask,
                     position_ids=mb.position_ids,
@@ -187,6 +189,14 @@ class Learner:
         entropy = entropy.masked_scatter(real, flat[1])
         aux = _router_loss(model, out, mb.attention_mask) if self.router_loss_on else None
         return logprobs, entropy, aux
+
+    def run_model(self, model: nn.Module, **inputs) -> object:
+        """`model(**inputs)`; a rank of a data-parallel group runs its policy through DDP."""
+        return model(**inputs)
+
+    def frozen_copy(self, model: nn.Module) -> nn.Module:
+        """The reference policy: a frozen copy of the initial model."""
+        return copy.deepcopy(model).eval().requires_grad_(False)
 
     def _shared_prefix_matches(self) -> bool:
         """Whether this model gives the same log-probs packed as plain on a tiny probe batch
@@ -259,6 +269,9 @@ class Learner:
         ):
             group["initial_lr"] = lr
             group["lr"] = lr * factor(self.scheduler.last_epoch)
+
+    def close(self) -> None:
+        """Nothing to release in-process (a LearnerGroup stops its rank actors)."""
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

@@ -19,6 +19,7 @@ from r1kit.choices import (
     EngineName,
     LossName,
     Schedule,
+    Strategy,
     TemplateName,
     TISLevel,
 )
@@ -118,11 +119,13 @@ class RolloutConfig(Section):
 
 
 class RayConfig(Section):
-    """Where rollout workers run (used when rollout.workers > 0)."""
+    """Where rollout workers (rollout.workers > 0) and learner ranks (world_size > 1) run."""
 
     address: str = "local"  # local: a new cluster on this machine; auto: the running one; host:port
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float = Field(0.0, ge=0.0)
+    cpus_per_rank: float = Field(1.0, gt=0.0)  # each learner rank's Ray actor
+    gpus_per_rank: float = Field(0.0, ge=0.0)  # 1 on GPUs: one rank per GPU (NCCL); 0: CPU (gloo)
 
 
 class RewardConfig(Section):
@@ -170,6 +173,8 @@ class LearnerConfig(Section):
     shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
     logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all at once
+    world_size: int = Field(1, ge=1)  # 1: in-process; N: N Ray actors, one torch.distributed group
+    strategy: Strategy = "fsdp"  # with world_size > 1: ddp (replicas) or fsdp (FSDP2 shards)
 
 
 class TrainConfig(Section):

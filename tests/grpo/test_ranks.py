@@ -1,0 +1,81 @@
+"""A learner of 2 ranks (Ray actors, gloo) takes the same step as one process, DDP and FSDP2."""
+
+import pytest
+import ray
+import torch
+
+from grpo.batch import Batch
+from grpo.learner import Learner
+from grpo.policy import load_policy
+from grpo.ranks import LearnerGroup, split_batch, start_ranks, subset
+from r1kit.recipe import validate
+from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
+
+# AdamW's first step is ~lr * sign(gradient): float noise in a near-zero gradient moves a
+# weight by up to lr, so the tolerance holds at this lr (1e-2 gives 2e-5 on both strategies).
+LR = 1e-3
+
+
+def _recipe(world_size: int = 2, lora: bool = False, **learner):
+    return validate(
+        {
+            "model": {"name": "tiny-llama", "lora": {"r": 4, "target_modules": ["q_proj"]}}
+            if lora
+            else {"name": "tiny-llama"},
+            "learner": {
+                "lr": LR,
+                "micro_batch_size": 3,
+                "logprob_chunk": 4,
+                "world_size": world_size,
+                **learner,
+            },
+            "rollout": {"temperature": TEMPERATURE},
+            "train": {"steps": 10},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ranks():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False)
+    started = start_ranks(_recipe())
+    yield started
+    started.stop()
+
+
+def _one_process(recipe, batch: Batch) -> dict[str, torch.Tensor]:
+    torch.manual_seed(recipe.seed)
+    policy, _ = load_policy(recipe, "cpu")
+    learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+    learner.step(batch, _norm(batch))
+    return dict(learner.named_weights())
+
+
+def _settings():
+    for strategy in ("ddp", "fsdp"):
+        for loss in AGGREGATIONS:
+            yield f"{strategy} {loss}", _recipe(strategy=strategy, loss=loss), _batch()
+        yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
+        yield f"{strategy} beta", _recipe(strategy=strategy, beta=0.1), _batch()
+        # One prompt group: the other rank has no sequence, yet takes part in every collective.
+        yield f"{strategy} idle rank", _recipe(strategy=strategy), subset(_batch(), [0, 1, 2, 3])
+
+
+def test_two_ranks_update_the_weights_as_one_process_does(ranks):
+    diffs = {}
+    for name, recipe, batch in _settings():
+        group = LearnerGroup(ranks, recipe)
+        group.step(batch, _norm(batch))
+        got = dict(group.named_weights())
+        want = _one_process(recipe.model_copy(deep=True), batch)
+        assert got.keys() == want.keys()
+        diffs[name] = max((got[n] - want[n]).abs().max().item() for n in want)
+    assert max(diffs.values()) < 1e-5, diffs
+
+
+def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
+    batch = _batch()  # prompts of 5 and 3 tokens, 4 completions each
+    shards = split_batch(batch, 2)
+    assert sorted(shards) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert split_batch(subset(batch, [0, 1, 2, 3]), 2) == [[0, 1, 2, 3], []]
