@@ -243,7 +243,23 @@ class Recipe(Section):
                 "learner.micro_batch_size is larger than a whole batch "
                 "(train.prompts_per_step x rollout.group_size)"
             )
+        self._ranks_fit()
         return self
+
+    def _ranks_fit(self) -> None:
+        """Settings a learner of several ranks cannot run with (docs/scale_out.md)."""
+        if self.learner.world_size == 1:
+            return
+        if 0 < self.ray.gpus_per_rank < 1:
+            raise ValueError(
+                f"ray.gpus_per_rank: {self.ray.gpus_per_rank} would put two ranks on one GPU, "
+                "which NCCL refuses; use 1 (one rank per GPU) or 0 (CPU ranks, gloo)"
+            )
+        if self.learner.strategy == "fsdp" and self.model.dtype == "float16":
+            raise ValueError(
+                "model.dtype: float16 with learner.strategy fsdp has no loss scaling here; use "
+                "bfloat16 or auto (FSDP2 computes in bf16 on CUDA, reduces in float32)"
+            )
 
     def run_dir(self) -> Path:
         return Path(self.output.dir) / (self.output.name or "run")

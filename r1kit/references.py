@@ -34,6 +34,32 @@ def check_references(recipe: Recipe) -> None:
         check_rollout(r.engine, r.workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
     except RolloutSetupError as err:
         raise RecipeError(str(err)) from None
+    check_ranks(recipe)
+
+
+def check_ranks(recipe: Recipe) -> None:
+    """With learner.world_size > 1, Ray must hold every rank beside the rollout workers."""
+    size, r, ray = recipe.learner.world_size, recipe.rollout, recipe.ray
+    if size == 1:
+        return
+    from rollout.ray_pool import PoolError, connect
+
+    try:
+        resources = connect(ray.address)
+    except PoolError as err:
+        raise RecipeError(str(err)) from None
+    for key, per_rank, per_worker in (
+        ("CPU", ray.cpus_per_rank, ray.cpus_per_worker),
+        ("GPU", ray.gpus_per_rank, ray.gpus_per_worker),
+    ):
+        needed = size * per_rank + r.workers * per_worker
+        available = resources.get(key, 0.0)
+        if needed > available:
+            raise RecipeError(
+                f"learner.world_size: {size} ranks x ray.{key.lower()}s_per_rank {per_rank:g}"
+                f" + {r.workers} rollout workers x ray.{key.lower()}s_per_worker {per_worker:g}"
+                f" need {needed:g} {key}s; Ray at {ray.address!r} has {available:g}"
+            )
 
 
 def check_model_name(name: str) -> None:
