@@ -14,6 +14,12 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
@@ -98,7 +104,58 @@ class RankLearner(Learner):
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """Full tensors, one at a time; sharded ones are gathered (every rank must iterate)."""
         for name, tensor in super().named_weights():
-            yield name, tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+            yield name, _full(tensor)
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        return {
+            n: _full(p).detach().cpu() for n, p in self.model.named_parameters() if p.requires_grad
+        }
+
+    def load_weights(self, weights: dict[str, torch.Tensor]):
+        """Full tensors by name, each rank keeping its shard (torch's distributed state dict)."""
+        options = StateDictOptions(full_state_dict=True, strict=False)
+        return set_model_state_dict(self.model, weights, options=options)
+
+    def state_dict(self) -> dict:
+        """The optimizer state gathered whole (on rank 0; {} elsewhere), keyed as one process
+        keys it (by parameter index): a checkpoint resumes at any world size."""
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        full = get_optimizer_state_dict(self.model, self.optimizer, options=options)
+        if not full:
+            return {}
+        index = {name: i for i, name in enumerate(self._trainable_names())}
+        return {
+            "optimizer": {
+                "state": {index[name]: value for name, value in full["state"].items()},
+                "param_groups": [
+                    {**group, "params": [index[name] for name in group["params"]]}
+                    for group in full["param_groups"]
+                ],
+            },
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        names = self._trainable_names()
+        optimizer = state["optimizer"]
+        by_name = {
+            "state": {names[i]: value for i, value in optimizer["state"].items()},
+            "param_groups": [
+                {**group, "params": [names[i] for i in group["params"]]}
+                for group in optimizer["param_groups"]
+            ],
+        }
+        options = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(self.model, self.optimizer, by_name, options=options)
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def _trainable_names(self) -> list[str]:
+        """Parameter names in the optimizer's order (the same on every rank and in one process)."""
+        return [n for n, p in self.model.named_parameters() if p.requires_grad]
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
 
 def _idle_micro_batch() -> MicroBatch:

@@ -270,6 +270,14 @@ class Learner:
             group["initial_lr"] = lr
             group["lr"] = lr * factor(self.scheduler.last_epoch)
 
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """The trainable parameters (a LoRA adapter), copied."""
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]):
+        """Load (some of) the model's parameters by name; returns missing and unexpected keys."""
+        return self.model.load_state_dict(weights, strict=False)
+
     def close(self) -> None:
         """Nothing to release in-process (a LearnerGroup stops its rank actors)."""
 

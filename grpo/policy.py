@@ -19,11 +19,11 @@ def load_policy(recipe: Recipe, device: str) -> tuple[nn.Module, PreTrainedToken
     if recipe.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()  # transformers' default: non-reentrant
     if recipe.model.lora is not None:
-        policy = _with_lora(policy, recipe)
+        policy = with_lora(policy, recipe)
     return policy, tokenizer
 
 
-def _with_lora(model: nn.Module, recipe: Recipe) -> nn.Module:
+def with_lora(model: nn.Module, recipe: Recipe) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     lora = recipe.model.lora

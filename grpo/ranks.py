@@ -21,8 +21,9 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from grpo.batch import Batch
 from grpo.distributed import RankLearner, init_group
 from grpo.loss import Normalisers
-from grpo.policy import load_policy
+from grpo.policy import load_policy, with_lora
 from grpo.stats import StepStats
+from r1kit.models import model_dir
 from r1kit.recipe import Recipe
 from rollout.ray_pool import balance, connect
 
@@ -79,8 +80,9 @@ class RankWorker:
             self._weights = None
         return bucket if self.rank == 0 else None
 
-    def set_lr(self, lr: float) -> None:
-        self.learner.set_lr(lr)
+    def call(self, method: str, *args):
+        """Any other Learner method, on this rank (the group calls it on every rank)."""
+        return getattr(self.learner, method)(*args)
 
 
 @dataclass
@@ -124,6 +126,7 @@ class LearnerGroup:
         self.cfg = recipe.learner
         self.is_lora = recipe.model.lora is not None
         ray.get([rank.build.remote(recipe) for rank in self.ranks])
+        self.model = _shell(recipe)
 
     def step(self, batch: Batch, norm: Normalisers, store_old: bool = False) -> dict[str, float]:
         """One optimizer step over `batch`, split across the ranks; metrics as one process's."""
@@ -150,10 +153,37 @@ class LearnerGroup:
             yield from buckets[0]
 
     def set_lr(self, lr: float) -> None:
-        ray.get([rank.set_lr.remote(lr) for rank in self.ranks])
+        self._on_every_rank("set_lr", lr)
+
+    def state_dict(self) -> dict:
+        """Optimizer and schedule, whole and keyed as one process keys them."""
+        return self._on_every_rank("state_dict")[0]
+
+    def load_state_dict(self, state: dict) -> None:
+        self._on_every_rank("load_state_dict", ray.put(state))
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        return self._on_every_rank("adapter_state")[0]
+
+    def load_weights(self, weights: dict[str, torch.Tensor]):
+        return self._on_every_rank("load_weights", ray.put(weights))[0]
+
+    def _on_every_rank(self, method: str, *args) -> list:
+        return ray.get([rank.call.remote(method, *args) for rank in self.ranks])
 
     def close(self) -> None:
         self.group.stop()
+
+
+def _shell(recipe: Recipe) -> torch.nn.Module:
+    """The policy's architecture without weights (on the meta device), for the config and
+    names that checkpoints write beside the weights the ranks stream."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir(recipe.model.name))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return with_lora(model, recipe) if recipe.model.lora is not None else model
 
 
 def split_batch(batch: Batch, world_size: int) -> list[list[int]]:

@@ -45,9 +45,7 @@ def ranks():
 
 
 def _one_process(recipe, batch: Batch) -> dict[str, torch.Tensor]:
-    torch.manual_seed(recipe.seed)
-    policy, _ = load_policy(recipe, "cpu")
-    learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+    learner = _learner(recipe)
     learner.step(batch, _norm(batch))
     return dict(learner.named_weights())
 
@@ -79,3 +77,35 @@ def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
     shards = split_batch(batch, 2)
     assert sorted(shards) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert split_batch(subset(batch, [0, 1, 2, 3]), 2) == [[0, 1, 2, 3], []]
+
+
+def _learner(recipe) -> Learner:
+    torch.manual_seed(recipe.seed)
+    policy, _ = load_policy(recipe, "cpu")
+    return Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+
+
+def _resumed(saved, resumed):
+    """Step `saved`, move its weights and optimizer state to `resumed`, step that again."""
+    batch = _batch()
+    saved.step(batch, _norm(batch))
+    resumed.load_weights(dict(saved.named_weights()))
+    resumed.load_state_dict(saved.state_dict())
+    resumed.step(batch, _norm(batch))
+    return dict(resumed.named_weights())
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_checkpoint_resumes_at_another_world_size_as_if_uninterrupted(ranks, strategy):
+    one = _recipe(world_size=1, strategy=strategy)
+    two = _recipe(strategy=strategy)
+    uninterrupted = _learner(one)
+    for _ in range(2):
+        uninterrupted.step(_batch(), _norm(_batch()))
+    want = dict(uninterrupted.named_weights())
+    for saved, resumed in (
+        (LearnerGroup(ranks, two), _learner(one)),
+        (_learner(one), LearnerGroup(ranks, two)),
+    ):
+        got = _resumed(saved, resumed)
+        assert max((got[n] - want[n]).abs().max().item() for n in want) < 1e-5
