@@ -214,6 +214,10 @@ RESUMABLE_FIELDS = (
     "train.samples_per_step",
     "train.threads",
     "learner.lr",
+    "learner.world_size",  # checkpoints hold whole tensors: resume on more or fewer ranks
+    "learner.strategy",
+    "ray.cpus_per_rank",
+    "ray.gpus_per_rank",
     "scoring.workers",
     "output.tensorboard",
 )
