@@ -52,6 +52,11 @@ class RankWorker:
 
     def build(self, recipe: Recipe) -> None:
         torch.manual_seed(recipe.seed)  # every rank (and world_size 1) starts from one model
+        if recipe.learner.strategy == "fsdp" and recipe.model.dtype == "auto":
+            # float32 master weights; FSDP2 computes in bf16 on CUDA (grpo/distributed.shard)
+            recipe = recipe.model_copy(
+                update={"model": recipe.model.model_copy(update={"dtype": "float32"})}
+            )
         policy, _ = load_policy(recipe, self.device)
         cfg = recipe.learner
         self.learner = RankLearner(

@@ -14,9 +14,10 @@ from rewards.sandbox import SandboxUnavailable, isolation_mode
 from rollout.build import RolloutSetupError, check_rollout
 
 
-def check_references(recipe: Recipe) -> None:
+def check_references(recipe: Recipe, cluster: bool = True) -> None:
     """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, the
-    model, or the rollout engine and its Ray workers cannot be had."""
+    model, or the rollout engine and its Ray workers cannot be had. Without `cluster` (a dry
+    run, maybe far from the cluster it plans for) Ray is neither started nor asked."""
     for i, reward in enumerate(recipe.rewards):
         try:
             load_reward(reward.name, reward.kwargs, reward.style)
@@ -30,11 +31,13 @@ def check_references(recipe: Recipe) -> None:
         raise RecipeError(f"train.correctness: {err}") from None
     check_model_name(recipe.model.name)
     r, ray = recipe.rollout, recipe.ray
+    workers = r.workers if cluster else 0
     try:
-        check_rollout(r.engine, r.workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
+        check_rollout(r.engine, workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
     except RolloutSetupError as err:
         raise RecipeError(str(err)) from None
-    check_ranks(recipe)
+    if cluster:
+        check_ranks(recipe)
 
 
 def check_ranks(recipe: Recipe) -> None:

@@ -107,6 +107,10 @@ ALLOWED = {
     "train.samples_per_step": 2,
     "train.threads": 1,
     "learner.lr": 3e-6,
+    "learner.world_size": 2,
+    "learner.strategy": "ddp",
+    "ray.cpus_per_rank": 2.0,
+    "ray.gpus_per_rank": 1.0,
     "scoring.workers": 1,
     "output.tensorboard": False,
 }
