@@ -1,5 +1,7 @@
 """A learner of 2 ranks (Ray actors, gloo) takes the same step as one process, DDP and FSDP2."""
 
+import copy
+
 import pytest
 import ray
 import torch
@@ -16,12 +18,13 @@ from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
 LR = 1e-3
 
 
-def _recipe(world_size: int = 2, lora: bool = False, **learner):
+def _recipe(world_size: int = 2, lora: bool = False, checkpointing: bool = False, **learner):
+    model = {"name": "tiny-llama", "gradient_checkpointing": checkpointing}
+    if lora:
+        model["lora"] = {"r": 4, "target_modules": ["q_proj"]}
     return validate(
         {
-            "model": {"name": "tiny-llama", "lora": {"r": 4, "target_modules": ["q_proj"]}}
-            if lora
-            else {"name": "tiny-llama"},
+            "model": model,
             "learner": {
                 "lr": LR,
                 "micro_batch_size": 3,
@@ -44,10 +47,11 @@ def ranks():
     started.stop()
 
 
-def _one_process(recipe, batch: Batch) -> dict[str, torch.Tensor]:
-    learner = _learner(recipe)
-    learner.step(batch, _norm(batch))
-    return dict(learner.named_weights())
+def _two_passes(learner, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """num_iterations 2 over `batch`: the second pass uses the first's old log-probs."""
+    learner.step(batch, _norm(batch), store_old=True)
+    metrics = learner.step(batch, _norm(batch))
+    return metrics, dict(learner.named_weights())
 
 
 def _settings():
@@ -55,21 +59,24 @@ def _settings():
         for loss in AGGREGATIONS:
             yield f"{strategy} {loss}", _recipe(strategy=strategy, loss=loss), _batch()
         yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
+        yield f"{strategy} checkpointing", _recipe(checkpointing=True, strategy=strategy), _batch()
         yield f"{strategy} beta", _recipe(strategy=strategy, beta=0.1), _batch()
         # One prompt group: the other rank has no sequence, yet takes part in every collective.
         yield f"{strategy} idle rank", _recipe(strategy=strategy), subset(_batch(), [0, 1, 2, 3])
 
 
 def test_two_ranks_update_the_weights_as_one_process_does(ranks):
-    diffs = {}
+    diffs, metrics = {}, {}
+    keys = ("loss", "grad_norm", "entropy", "ratio", "skipped_frac")
     for name, recipe, batch in _settings():
-        group = LearnerGroup(ranks, recipe)
-        group.step(batch, _norm(batch))
-        got = dict(group.named_weights())
-        want = _one_process(recipe.model_copy(deep=True), batch)
+        got_metrics, got = _two_passes(LearnerGroup(ranks, recipe), copy.deepcopy(batch))
+        want_metrics, want = _two_passes(_learner(recipe), batch)
         assert got.keys() == want.keys()
         diffs[name] = max((got[n] - want[n]).abs().max().item() for n in want)
-    assert max(diffs.values()) < 1e-5, diffs
+        metrics[name] = ({k: got_metrics[k] for k in keys}, {k: want_metrics[k] for k in keys})
+    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda item: -item[1])[:3]
+    for name, (got_metrics, want_metrics) in metrics.items():
+        assert got_metrics == pytest.approx(want_metrics, rel=1e-5, abs=1e-6), name
 
 
 def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
