@@ -67,8 +67,9 @@ class RankWorker:
         self, batch: Batch, norm: Normalisers, store_old: bool
     ) -> tuple[dict[str, float], dict[str, float], list[torch.Tensor | None] | None]:
         """This rank's metrics, its summed statistics, and (with store_old) its old log-probs."""
+        self._weights = None  # a weight stream left unfinished is stale now
         metrics = self.learner.step(batch, norm, store_old)
-        return metrics, self.learner.last_stats.totals, batch.old_logprobs
+        return metrics, self.learner.last_stats.totals, batch.old_logprobs if store_old else None
 
     def next_bucket(self, max_bytes: int) -> list[tuple[str, torch.Tensor]] | None:
         """The next tensors of the weight stream (rank 0; other ranks take part in the
