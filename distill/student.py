@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from distill.recipe import DistillRecipe
-from grpo.components import with_lora
+from grpo.policy import with_lora
 from r1kit.errors import UserError
 from r1kit.models import load_model
 

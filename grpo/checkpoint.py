@@ -29,11 +29,10 @@ def save_model(path: Path, parts: Components) -> None:
 def save_checkpoint(path: Path, parts: Components, step: int, data: dict | None = None) -> None:
     """The model plus trainer state; saving a step that exists replaces it safely. `data`:
     the data position to resume from, when not the stream's own (rows drawn ahead)."""
-    model = parts.learner.model
     state = {
         "step": step,
         "learner": parts.learner.state_dict(),
-        "adapter": _adapter_state(model) if parts.learner.is_lora else None,
+        "adapter": parts.learner.adapter_state() if parts.learner.is_lora else None,
         "data": data if data is not None else parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
@@ -57,11 +56,11 @@ def load_checkpoint(path: Path, parts: Components) -> int:
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     model = parts.learner.model
     if state["adapter"] is not None:
-        model.load_state_dict(state["adapter"], strict=False)
+        parts.learner.load_weights(state["adapter"])
     else:
         weights = load_file(path / "model.safetensors")
         try:
-            missing, unexpected = model.load_state_dict(weights, strict=False)
+            missing, unexpected = parts.learner.load_weights(weights)
         except RuntimeError as err:  # shapes differ: a checkpoint of another model
             raise UserError(f"checkpoint {path} does not match the model: {err}") from None
         tied = set(getattr(model, "_tied_weights_keys", None) or [])
@@ -75,7 +74,3 @@ def load_checkpoint(path: Path, parts: Components) -> int:
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
     return state["step"]
-
-
-def _adapter_state(model) -> dict[str, torch.Tensor]:
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from grpo.learner import Learner
+from grpo.policy import load_policy
 from r1kit.data import PromptStream, load_data
-from r1kit.models import load_model, model_dir
-from r1kit.recipe import LoraConfig, Recipe
+from r1kit.models import load_model, load_tokenizer, model_dir
+from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
@@ -19,11 +20,14 @@ from rollout.build import build_engine
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
+if TYPE_CHECKING:
+    from grpo.ranks import LearnerGroup
+
 
 @dataclass
 class Components:
     tokenizer: PreTrainedTokenizerBase
-    learner: Learner
+    learner: Learner | LearnerGroup
     engine: Engine
     rewards: list[WeightedReward]
     reward_pool: RewardPool  # worker processes that hold each reward call to its timeout
@@ -35,19 +39,23 @@ class Components:
         """Stop the processes a run holds: reward workers, engine processes or actors."""
         self.reward_pool.close()
         self.engine.close()
+        self.learner.close()
 
     @classmethod
     def build(cls, recipe: Recipe) -> Components:
         """Load model(s), engine, rewards and data."""
         torch.manual_seed(recipe.seed)
         name = recipe.model.name
-        policy, tokenizer = load_model(name, dtype=recipe.model.dtype, device=_device())
-        if recipe.model.gradient_checkpointing:
-            policy.gradient_checkpointing_enable()
-        if recipe.model.lora is not None:
-            policy = with_lora(policy, recipe.model.lora)
-        engine = _engine(recipe, policy, tokenizer)
-        learner = Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+        if recipe.learner.world_size > 1:
+            from grpo.ranks import LearnerGroup, start_ranks  # Ray: slow to import
+
+            learner, tokenizer = LearnerGroup(start_ranks(recipe), recipe), load_tokenizer(name)
+        else:
+            policy, tokenizer = load_policy(recipe, _device())
+            learner = Learner(
+                policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature
+            )
+        engine = _engine(recipe, learner, tokenizer)
         if recipe.model.lora is not None:
             engine.update_weights(learner.named_weights())
         stream, eval_rows = load_data(recipe.data, recipe.seed)
@@ -66,15 +74,17 @@ class Components:
         return cls(tokenizer, learner, engine, rewards, pool, correctness, stream, eval_rows)
 
 
-def _engine(recipe: Recipe, policy: nn.Module, tokenizer: PreTrainedTokenizerBase) -> Engine:
-    """The rollout engine. In this process without LoRA it samples from the policy module
-    itself (no second copy of the weights: 513 MiB for the built-in model); otherwise from its
-    own copy, which weights reach only through `update_weights` (merged LoRA weights, or other
-    processes: vLLM, Ray workers)."""
+def _engine(
+    recipe: Recipe, learner: Learner | LearnerGroup, tokenizer: PreTrainedTokenizerBase
+) -> Engine:
+    """The rollout engine. In this process, with a one-rank learner and no LoRA, it samples
+    from the policy module itself (no second copy of the weights: 513 MiB for the built-in
+    model); otherwise from its own copy, which weights reach only through `update_weights`
+    (merged LoRA weights, learner ranks, or other processes: vLLM, Ray workers)."""
     r = recipe.rollout
     if r.engine == "hf" and r.workers == 0:
-        if recipe.model.lora is None:
-            return HFEngine(policy, tokenizer, batch_size=r.batch_size)
+        if recipe.model.lora is None and isinstance(learner, Learner):
+            return HFEngine(learner.model, tokenizer, batch_size=r.batch_size)
         sampler, tokenizer = load_model(recipe.model.name, recipe.model.dtype, _device())
         return HFEngine(sampler, tokenizer, batch_size=r.batch_size)
     options = (
@@ -94,21 +104,6 @@ def _engine(recipe: Recipe, policy: nn.Module, tokenizer: PreTrainedTokenizerBas
         gpus_per_worker=recipe.ray.gpus_per_worker,
         **options,
     )
-
-
-def with_lora(model, lora: LoraConfig):
-    """The model wrapped in trainable LoRA adapters (peft); its base weights frozen."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
-
-    config = PeftLoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
 
 
 def _device() -> str:

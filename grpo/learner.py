@@ -39,7 +39,7 @@ class Learner:
         # beta 0 needs no reference; with LoRA the reference is the base with adapters off.
         self.reference = None
         if cfg.beta > 0 and not self.is_lora:
-            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+            self.reference = self.frozen_copy(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -86,6 +86,7 @@ class Learner:
                     old_store[i] = old[row, old.shape[1] - n :].detach().cpu()
         if store_old:
             batch.old_logprobs = old_store
+        self.last_stats = stats  # a rank's sums, which its group adds up across ranks
         grad_norm = self.optimizer_step()
         skipped = 1 - len(rows) / max(len(batch), 1)
         return stats.metrics(grad_norm, self.scheduler.get_last_lr()[0], skipped)
@@ -126,7 +127,7 @@ class Learner:
         # Free the gradients now, not at the next step: they would sit through generation,
         # evaluation and checkpoints (one float32 copy of the trainable weights).
         self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm.item()
+        return float(grad_norm)
 
     def rows_to_learn(self, batch: Batch) -> list[int]:
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
@@ -169,7 +170,8 @@ class Learner:
         )
         try:
             with _autocast(self.device):
-                out = model(
+                out = self.run_model(
+                    model,
                     input_ids=mb.input_ids,
                     attention_mask=attention_mask,
                     position_ids=mb.position_ids,
@@ -190,6 +192,14 @@ class Learner:
         entropy = entropy.masked_scatter(real, flat[1])
         aux = _router_loss(model, out, mb.attention_mask) if self.router_loss_on else None
         return logprobs, entropy, aux
+
+    def run_model(self, model: nn.Module, **inputs) -> object:
+        """`model(**inputs)`; a rank of a data-parallel group runs its policy through DDP."""
+        return model(**inputs)
+
+    def frozen_copy(self, model: nn.Module) -> nn.Module:
+        """The reference policy: a frozen copy of the initial model."""
+        return copy.deepcopy(model).eval().requires_grad_(False)
 
     def _shared_prefix_matches(self) -> bool:
         """Whether this model gives the same log-probs packed as plain on a tiny probe batch
@@ -262,6 +272,17 @@ class Learner:
         ):
             group["initial_lr"] = lr
             group["lr"] = lr * factor(self.scheduler.last_epoch)
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """The trainable parameters (a LoRA adapter), copied."""
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]):
+        """Load (some of) the model's parameters by name; returns missing and unexpected keys."""
+        return self.model.load_state_dict(weights, strict=False)
+
+    def close(self) -> None:
+        """Nothing to release in-process (a LearnerGroup stops its rank actors)."""
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}

@@ -13,3 +13,4 @@ TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Schedule = Literal["constant", "cosine"]
 TISLevel = Literal["none", "token", "sequence"]
+Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)

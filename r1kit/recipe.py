@@ -19,6 +19,7 @@ from r1kit.choices import (
     EngineName,
     LossName,
     Schedule,
+    Strategy,
     TemplateName,
     TISLevel,
 )
@@ -166,11 +167,13 @@ class RolloutConfig(Section):
 
 
 class RayConfig(Section):
-    """Where rollout workers run (used when rollout.workers > 0)."""
+    """Where rollout workers (rollout.workers > 0) and learner ranks (world_size > 1) run."""
 
     address: str = "local"  # local: a new cluster on this machine; auto: the running one; host:port
     cpus_per_worker: float = Field(1.0, gt=0.0)
     gpus_per_worker: float = Field(0.0, ge=0.0)
+    cpus_per_rank: float = Field(1.0, gt=0.0)  # each learner rank's Ray actor
+    gpus_per_rank: float = Field(0.0, ge=0.0)  # 1 on GPUs: one rank per GPU (NCCL); 0: CPU (gloo)
 
 
 class RewardConfig(Section):
@@ -219,6 +222,8 @@ class LearnerConfig(Section):
     shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
     logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all at once
+    world_size: int = Field(1, ge=1)  # 1: in-process; N: N Ray actors, one torch.distributed group
+    strategy: Strategy = "fsdp"  # with world_size > 1: ddp (replicas) or fsdp (FSDP2 shards)
 
 
 class TrainConfig(Section):
@@ -258,6 +263,10 @@ RESUMABLE_FIELDS = (
     "train.samples_per_step",
     "train.threads",
     "learner.lr",
+    "learner.world_size",  # checkpoints hold whole tensors: resume on more or fewer ranks
+    "learner.strategy",
+    "ray.cpus_per_rank",
+    "ray.gpus_per_rank",
     "scoring.workers",
     "output.tensorboard",
 )
@@ -287,7 +296,23 @@ class Recipe(Section):
                 "learner.micro_batch_size is larger than a whole batch "
                 "(train.prompts_per_step x rollout.group_size)"
             )
+        self._ranks_fit()
         return self
+
+    def _ranks_fit(self) -> None:
+        """Settings a learner of several ranks cannot run with (docs/scale_out.md)."""
+        if self.learner.world_size == 1:
+            return
+        if 0 < self.ray.gpus_per_rank < 1:
+            raise ValueError(
+                f"ray.gpus_per_rank: {self.ray.gpus_per_rank} would put two ranks on one GPU, "
+                "which NCCL refuses; use 1 (one rank per GPU) or 0 (CPU ranks, gloo)"
+            )
+        if self.learner.strategy == "fsdp" and self.model.dtype == "float16":
+            raise ValueError(
+                "model.dtype: float16 with learner.strategy fsdp has no loss scaling here; use "
+                "bfloat16 or auto (FSDP2 computes in bf16 on CUDA, reduces in float32)"
+            )
 
     def run_dir(self) -> Path:
         return Path(self.output.dir) / (self.output.name or "run")

@@ -14,9 +14,10 @@ from rewards.sandbox import SandboxUnavailable, isolation_mode
 from rollout.build import RolloutSetupError, check_rollout
 
 
-def check_references(recipe: Recipe) -> None:
+def check_references(recipe: Recipe, cluster: bool = True) -> None:
     """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, the
-    model, or the rollout engine and its Ray workers cannot be had."""
+    model, or the rollout engine and its Ray workers cannot be had. Without `cluster` (a dry
+    run, maybe far from the cluster it plans for) Ray is neither started nor asked."""
     for i, reward in enumerate(recipe.rewards):
         try:
             load_reward(reward.name, reward.kwargs, reward.style)
@@ -30,10 +31,38 @@ def check_references(recipe: Recipe) -> None:
         raise RecipeError(f"train.correctness: {err}") from None
     check_model_name(recipe.model.name)
     r, ray = recipe.rollout, recipe.ray
+    workers = r.workers if cluster else 0
     try:
-        check_rollout(r.engine, r.workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
+        check_rollout(r.engine, workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
     except RolloutSetupError as err:
         raise RecipeError(str(err)) from None
+    if cluster:
+        check_ranks(recipe)
+
+
+def check_ranks(recipe: Recipe) -> None:
+    """With learner.world_size > 1, Ray must hold every rank beside the rollout workers."""
+    size, r, ray = recipe.learner.world_size, recipe.rollout, recipe.ray
+    if size == 1:
+        return
+    from rollout.ray_pool import PoolError, connect
+
+    try:
+        resources = connect(ray.address)
+    except PoolError as err:
+        raise RecipeError(str(err)) from None
+    for key, per_rank, per_worker in (
+        ("CPU", ray.cpus_per_rank, ray.cpus_per_worker),
+        ("GPU", ray.gpus_per_rank, ray.gpus_per_worker),
+    ):
+        needed = size * per_rank + r.workers * per_worker
+        available = resources.get(key, 0.0)
+        if needed > available:
+            raise RecipeError(
+                f"learner.world_size: {size} ranks x ray.{key.lower()}s_per_rank {per_rank:g}"
+                f" + {r.workers} rollout workers x ray.{key.lower()}s_per_worker {per_worker:g}"
+                f" need {needed:g} {key}s; Ray at {ray.address!r} has {available:g}"
+            )
 
 
 def check_model_name(name: str) -> None:

@@ -42,7 +42,7 @@ def train(
 ) -> None:
     """Train a model with GRPO as the recipe says."""
     resolved = _resolve_recipe(recipe, set_, resume)
-    check_references(resolved)
+    check_references(resolved, cluster=not dry_run)
     run = RunDir(resume or resolved.run_dir())
     if dry_run:
         _print_plan(resolved, run)
@@ -138,6 +138,17 @@ def _check_same_run(given: Recipe, saved: Recipe, path: Path, resume: Path) -> N
         )
 
 
+def _ranks(recipe: Recipe) -> str:
+    size, ray = recipe.learner.world_size, recipe.ray
+    if size == 1:
+        return "in-process"
+    device = f"{ray.gpus_per_rank:g} GPU" if ray.gpus_per_rank else f"{ray.cpus_per_rank:g} CPU"
+    return (
+        f"{size} ranks ({recipe.learner.strategy}) x {device} on Ray at {ray.address!r} "
+        "(its resources are checked when training starts)"
+    )
+
+
 def _print_plan(recipe: Recipe, run: RunDir) -> None:
     batch = recipe.train.prompts_per_step * recipe.rollout.group_size
     console.print(
@@ -151,6 +162,7 @@ def _print_plan(recipe: Recipe, run: RunDir) -> None:
         f"{recipe.rollout.group_size} completions = {batch} sequences/step, "
         f"micro-batch {recipe.learner.micro_batch_size}\n"
         f"  loss       {recipe.learner.loss}, lr {recipe.learner.lr}, beta {recipe.learner.beta}\n"
+        f"  learner    {_ranks(recipe)}\n"
         f"  run dir    {run.path}",
         highlight=False,
     )

@@ -28,6 +28,17 @@ def _run_recipe(tmp_path, recipe: dict, *extra: str):
         ({"rewards": [{"name": "nowhere.py:fn"}]}, "rewards.0.name", "nowhere.py"),
         ({"model": {"name": "smollm2-135m"}}, "model.name", "did you mean 'smollm2-135m-instruct'"),
         ({"model": {"name": "missing/model.gguf"}}, "model.name", "not found"),
+        ({"learner": {"strategy": "zero3"}}, "learner.strategy", "'ddp' or 'fsdp'"),
+        (
+            {"learner": {"world_size": 2}, "model": {"dtype": "float16"}},
+            "model.dtype",
+            "strategy fsdp",
+        ),
+        (
+            {"learner": {"world_size": 2}, "ray": {"gpus_per_rank": 0.5}},
+            "ray.gpus_per_rank",
+            "NCCL",
+        ),
     ],
 )
 def test_bad_recipe_exits_2_naming_the_field_and_writes_nothing(tmp_path, recipe, field, words):
@@ -99,6 +110,10 @@ ALLOWED = {
     "train.samples_per_step": 2,
     "train.threads": 1,
     "learner.lr": 3e-6,
+    "learner.world_size": 2,
+    "learner.strategy": "ddp",
+    "ray.cpus_per_rank": 2.0,
+    "ray.gpus_per_rank": 1.0,
     "scoring.workers": 1,
     "output.tensorboard": False,
 }

@@ -1,0 +1,38 @@
+"""The trainable policy as the recipe describes it: loaded, checkpointed, LoRA-wrapped.
+
+One function for the in-process learner and for every learner rank, so that all of them
+start from the same weights (the same seed gives the same LoRA initialisation).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from r1kit.models import load_model
+from r1kit.recipe import LoraConfig, Recipe
+
+
+def load_policy(recipe: Recipe, device: str) -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    """The policy model (gradient checkpointing and LoRA as the recipe says) and tokenizer."""
+    policy, tokenizer = load_model(recipe.model.name, dtype=recipe.model.dtype, device=device)
+    if recipe.model.gradient_checkpointing:
+        policy.gradient_checkpointing_enable()  # transformers' default: non-reentrant
+    if recipe.model.lora is not None:
+        policy = with_lora(policy, recipe.model.lora)
+    return policy, tokenizer
+
+
+def with_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
+    """The model wrapped in trainable LoRA adapters (peft); its base weights frozen."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    config = PeftLoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

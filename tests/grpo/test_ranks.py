@@ -1,0 +1,118 @@
+"""A learner of 2 ranks (Ray actors, gloo) takes the same step as one process, DDP and FSDP2."""
+
+import copy
+
+import pytest
+import ray
+import torch
+
+from grpo.batch import Batch
+from grpo.learner import Learner
+from grpo.policy import load_policy
+from grpo.ranks import LearnerGroup, split_batch, start_ranks, subset
+from r1kit.recipe import validate
+from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
+
+# AdamW's first step is ~lr * sign(gradient): float noise in a near-zero gradient moves a
+# weight by up to lr, so the tolerance holds at this lr (1e-2 gives 2e-5 on both strategies).
+LR = 1e-3
+
+
+def _recipe(world_size: int = 2, lora: bool = False, checkpointing: bool = False, **learner):
+    model = {"name": "tiny-llama", "gradient_checkpointing": checkpointing}
+    if lora:
+        model["lora"] = {"r": 4, "target_modules": ["q_proj"]}
+    return validate(
+        {
+            "model": model,
+            "learner": {
+                "lr": LR,
+                "micro_batch_size": 3,
+                "logprob_chunk": 4,
+                "world_size": world_size,
+                **learner,
+            },
+            "rollout": {"temperature": TEMPERATURE},
+            "train": {"steps": 10},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ranks():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False)
+    started = start_ranks(_recipe())
+    yield started
+    started.stop()
+
+
+def _two_passes(learner, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """num_iterations 2 over `batch`: the second pass uses the first's old log-probs."""
+    learner.step(batch, _norm(batch), store_old=True)
+    metrics = learner.step(batch, _norm(batch))
+    return metrics, dict(learner.named_weights())
+
+
+def _settings():
+    for strategy in ("ddp", "fsdp"):
+        for loss in AGGREGATIONS:
+            yield f"{strategy} {loss}", _recipe(strategy=strategy, loss=loss), _batch()
+        yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
+        yield f"{strategy} checkpointing", _recipe(checkpointing=True, strategy=strategy), _batch()
+        yield f"{strategy} beta", _recipe(strategy=strategy, beta=0.1), _batch()
+        # One prompt group: the other rank has no sequence, yet takes part in every collective.
+        yield f"{strategy} idle rank", _recipe(strategy=strategy), subset(_batch(), [0, 1, 2, 3])
+
+
+def test_two_ranks_update_the_weights_as_one_process_does(ranks):
+    diffs, metrics = {}, {}
+    keys = ("loss", "grad_norm", "entropy", "ratio", "skipped_frac")
+    for name, recipe, batch in _settings():
+        got_metrics, got = _two_passes(LearnerGroup(ranks, recipe), copy.deepcopy(batch))
+        want_metrics, want = _two_passes(_learner(recipe), batch)
+        assert got.keys() == want.keys()
+        diffs[name] = max((got[n] - want[n]).abs().max().item() for n in want)
+        metrics[name] = ({k: got_metrics[k] for k in keys}, {k: want_metrics[k] for k in keys})
+    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda item: -item[1])[:3]
+    for name, (got_metrics, want_metrics) in metrics.items():
+        assert got_metrics == pytest.approx(want_metrics, rel=1e-5, abs=1e-6), name
+
+
+def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
+    batch = _batch()  # prompts of 5 and 3 tokens, 4 completions each
+    shards = split_batch(batch, 2)
+    assert sorted(shards) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert split_batch(subset(batch, [0, 1, 2, 3]), 2) == [[0, 1, 2, 3], []]
+
+
+def _learner(recipe) -> Learner:
+    torch.manual_seed(recipe.seed)
+    policy, _ = load_policy(recipe, "cpu")
+    return Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+
+
+def _resumed(saved, resumed):
+    """Step `saved`, move its weights and optimizer state to `resumed`, step that again."""
+    batch = _batch()
+    saved.step(batch, _norm(batch))
+    resumed.load_weights(dict(saved.named_weights()))
+    resumed.load_state_dict(saved.state_dict())
+    resumed.step(batch, _norm(batch))
+    return dict(resumed.named_weights())
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_a_checkpoint_resumes_at_another_world_size_as_if_uninterrupted(ranks, strategy):
+    one = _recipe(world_size=1, strategy=strategy)
+    two = _recipe(strategy=strategy)
+    uninterrupted = _learner(one)
+    for _ in range(2):
+        uninterrupted.step(_batch(), _norm(_batch()))
+    want = dict(uninterrupted.named_weights())
+    for saved, resumed in (
+        (LearnerGroup(ranks, two), _learner(one)),
+        (_learner(one), LearnerGroup(ranks, two)),
+    ):
+        got = _resumed(saved, resumed)
+        assert max((got[n] - want[n]).abs().max().item() for n in want) < 1e-5

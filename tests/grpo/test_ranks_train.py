@@ -1,0 +1,31 @@
+"""`r1kit train` with a learner of 2 ranks, end to end, and its resumption on one."""
+
+import json
+
+import yaml
+from transformers import AutoModelForCausalLM
+from typer.testing import CliRunner
+
+from r1kit.cli import app
+
+
+def test_train_on_two_ranks_then_resume_on_one(tiny_recipe, tmp_path):
+    recipe = tiny_recipe(
+        learner={"world_size": 2, "strategy": "fsdp"},
+        train={"steps": 2, "save_every": 1},
+        scoring={"workers": 0},
+    )
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(path)])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "tiny"
+    AutoModelForCausalLM.from_pretrained(run / "final")  # one consolidated HF directory
+    resumed = runner.invoke(
+        app,
+        ["train", "--resume", str(run), "--set", "train.steps=3", "--set", "learner.world_size=1"],
+    )
+    assert resumed.exit_code == 0, resumed.output
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [0, 1, 2, 3]
