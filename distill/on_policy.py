@@ -1,42 +1,71 @@
 """On-policy distillation: the student samples, the teacher scores the student's own tokens,
 and the student follows the per-token advantage -(log p_student - log p_teacher), i.e. it
 minimises the reverse KL to the teacher on its own samples (Agarwal et al. 2024, GKD; Thinking
-Machines' on-policy distillation). The teacher's log-prob of each sampled token is all it needs."""
+Machines' on-policy distillation). The teacher's log-prob of each sampled token is all it needs.
+Optionally a task reward is mixed in: each completion's group-relative advantage (GRPO's) is
+added to every one of its tokens. Checkpointed like SFT and resumable exactly."""
 
 from __future__ import annotations
+
+import time
 
 import torch
 from torch import nn
 
 from distill.recipe import DistillRecipe
+from distill.sft import Parts, restore, save
+from grpo.advantages import group_advantages
 from grpo.batch import Batch
 from grpo.display import Display
 from grpo.learner import Learner
-from r1kit.data import PromptStream
+from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.rundir import RunDir
-from r1kit.templates import encode
+from r1kit.templates import tokenize
+from rewards.registry import load_reward
+from rewards.scoring import WeightedReward
 from rollout.hf_engine import HFEngine
-from rollout.types import Engine, SamplingParams
+from rollout.types import Completion, Engine, SamplingParams
 
 
-def sampled_batch(engine: Engine, prompts: list[list[int]], sampling: SamplingParams) -> Batch:
-    """The student's samples of every prompt, as a learner batch."""
-    groups = engine.generate(prompts, sampling)
+def as_batch(
+    prompts: list[list[int]], groups: list[list[Completion]], advantages: torch.Tensor
+) -> Batch:
+    """Every prompt's samples as learner rows; `advantages`: one task advantage per sample."""
     flat = [(p, c) for p, group in zip(prompts, groups, strict=True) for c in group]
     return Batch(
         prompt_ids=[p for p, _ in flat],
         completion_ids=[c.token_ids for _, c in flat],
         rollout_logprobs=[c.logprobs for _, c in flat],
-        advantages=torch.zeros(len(flat)),
+        advantages=advantages,
         loss_mask=[True] * len(flat),
     )
+
+
+def sampled_batch(engine: Engine, prompts: list[list[int]], sampling: SamplingParams) -> Batch:
+    """The student's samples of every prompt, as a learner batch with no task advantage."""
+    groups = engine.generate(prompts, sampling)
+    return as_batch(prompts, groups, torch.zeros(sampling.n * len(prompts)))
+
+
+def task_advantages(
+    groups: list[Group], rewards: list[WeightedReward], weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """`weight` x the group-relative advantage of the rewards' weighted sum, per completion,
+    and the reward statistics; zeros and nothing without rewards."""
+    size = sum(len(g.completions) for g in groups)
+    if not rewards:
+        return torch.zeros(size), {}
+    scores = score_groups(groups, rewards)
+    total = torch.tensor(scores.total, dtype=torch.float)
+    return weight * group_advantages(total, len(groups[0].completions)), scores.stats()
 
 
 def reverse_kl_step(
     learner: Learner, teacher: nn.Module, batch: Batch, micro_batch_size: int
 ) -> dict[str, float]:
-    """One optimizer step of the per-token reverse-KL policy gradient over `batch`; returns the
-    sampled reverse KL (mean over tokens of log p_s - log p_t) before the step."""
+    """One optimizer step of the per-token policy gradient with advantage
+    A_task - (log p_s - log p_t) over `batch`; returns the sampled reverse KL (mean over
+    tokens of log p_s - log p_t) before the step."""
     learner.model.train()
     learner.optimizer.zero_grad(set_to_none=True)
     tokens = max(batch.num_tokens(), 1)  # batch-wide normaliser
@@ -48,7 +77,8 @@ def reverse_kl_step(
         student_logprobs = learner.forward(learner.model, mb)[0]
         gap = (student_logprobs.detach() - teacher_logprobs) * mb.mask
         # REINFORCE with advantage -gap per token: its gradient is that of the reverse KL.
-        loss = (gap * student_logprobs * mb.mask).sum() / tokens
+        advantage = mb.advantages[:, None] - gap
+        loss = -(advantage * student_logprobs * mb.mask).sum() / tokens
         loss.backward()
         kl_sum += gap.sum().item()
     grad_norm = learner.optimizer_step()
@@ -56,19 +86,19 @@ def reverse_kl_step(
 
 
 def fit_on_policy(
-    recipe: DistillRecipe,
-    run: RunDir,
-    learner: Learner,
-    teacher: nn.Module,
-    tokenizer,
-    stream: PromptStream,
+    recipe: DistillRecipe, run: RunDir, parts: Parts, teacher: nn.Module, resume: bool = False
 ) -> None:
-    """`on_policy.steps` steps: sample from the student as it is now, step on the reverse KL."""
-    cfg = recipe.on_policy
+    """`on_policy.steps` steps (from the newest intact checkpoint on resume): sample from the
+    student as it is now, score with the teacher (and the task rewards), step."""
+    cfg, learner, tokenizer, stream = recipe.on_policy, parts.learner, parts.tokenizer, parts.stream
+    rewards = [
+        WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
+        for r in cfg.rewards
+    ]
     engine = HFEngine(learner.model, tokenizer)  # the student itself: no weights to sync
-    with Display(cfg.steps, 0, label="on-policy") as display:
-        for step in range(1, cfg.steps + 1):
-            questions = [row["prompt"] for row in stream.take(cfg.prompts_per_step)]
+    start = restore(run, parts) if resume else 0
+    with Display(cfg.steps, start, label="on-policy") as display:
+        for step in range(start + 1, cfg.steps + 1):
             sampling = SamplingParams(
                 n=cfg.samples,
                 temperature=cfg.temperature,
@@ -76,8 +106,16 @@ def fit_on_policy(
                 stop=tuple(cfg.stop),
                 seed=recipe.seed + step,
             )
+            started = time.perf_counter()
             learner.model.eval()
-            batch = sampled_batch(engine, encode(recipe.template, tokenizer, questions), sampling)
-            metrics = reverse_kl_step(learner, teacher, batch, recipe.sft.micro_batch_size)
+            rows = stream.take(cfg.prompts_per_step)
+            groups = generate_groups(engine, tokenizer, recipe.template, rows, sampling)
+            advantages, metrics = task_advantages(groups, rewards, cfg.reward_weight)
+            prompts = [tokenize(tokenizer, g.prompt) for g in groups]
+            batch = as_batch(prompts, [g.completions for g in groups], advantages)
+            metrics |= reverse_kl_step(learner, teacher, batch, recipe.sft.micro_batch_size)
+            metrics["time/step"] = time.perf_counter() - started
             run.log_metrics(step, metrics)
             display.update(step, metrics)
+            if recipe.sft.save_every and step % recipe.sft.save_every == 0:
+                save(run, parts, step, recipe.sft.keep_last)

@@ -29,7 +29,7 @@ def run_distill(recipe: DistillRecipe, run: RunDir, resume: bool = False) -> dic
     torch.manual_seed(recipe.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if recipe.mode == "on_policy":
-        return on_policy(recipe, run, device)
+        return on_policy(recipe, run, device, resume)
     traces = load_traces(recipe.traces or traces_from_teacher(recipe, run, device))
     model, tokenizer = load_student(recipe, device)
     examples, too_long = make_examples(traces, tokenizer, recipe.template, recipe.sft.max_length)
@@ -51,7 +51,7 @@ def run_distill(recipe: DistillRecipe, run: RunDir, resume: bool = False) -> dic
     return results | evaluate_after(recipe, run, learner.model, tokenizer, eval_rows)
 
 
-def on_policy(recipe: DistillRecipe, run: RunDir, device: str) -> dict:
+def on_policy(recipe: DistillRecipe, run: RunDir, device: str, resume: bool) -> dict:
     """Evaluate, distill on the student's own samples scored by the teacher, evaluate."""
     teacher_name = teacher_model_name(recipe.teacher)
     teacher, teacher_tokenizer = load_model(teacher_name, recipe.student.dtype, device)
@@ -62,8 +62,9 @@ def on_policy(recipe: DistillRecipe, run: RunDir, device: str) -> dict:
     results = evaluate_before(recipe, run, model, tokenizer, eval_rows)
     cfg = recipe.on_policy
     learner = sft_learner(model, recipe.sft, cfg.steps, cfg.temperature)
-    fit_on_policy(recipe, run, learner, teacher, tokenizer, stream)
-    save_model(run.final, Parts(learner, tokenizer))
+    parts = Parts(learner, tokenizer, stream)
+    fit_on_policy(recipe, run, parts, teacher, resume)
+    save_model(run.final, parts)
     return results | evaluate_after(recipe, run, model, tokenizer, eval_rows)
 
 

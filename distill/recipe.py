@@ -135,6 +135,10 @@ class OnPolicyConfig(Section):
     temperature: float = Field(1.0, gt=0.0)
     max_new_tokens: int = Field(128, gt=0)
     stop: list[str] = []
+    # A task reward mixed in: reward_weight x each sample's group-relative advantage of these
+    # rewards (GRPO's) is added to every one of its tokens' advantages. []: the KL alone.
+    rewards: list[RewardConfig] = []
+    reward_weight: float = Field(1.0, ge=0.0)
 
 
 class DistillRecipe(Section):

@@ -18,6 +18,7 @@ from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.display import Display
 from grpo.learner import Learner
 from r1kit import durable
+from r1kit.data import PromptStream
 from r1kit.recipe import LearnerConfig
 from r1kit.rundir import RunDir
 
@@ -37,11 +38,12 @@ class Position:
 
 @dataclass
 class Parts:
-    """What a checkpoint holds (the fields `grpo.checkpoint` reads)."""
+    """What a checkpoint holds (the fields `grpo.checkpoint` reads); `stream`: SFT's position,
+    or on-policy's prompt stream."""
 
     learner: Learner
     tokenizer: PreTrainedTokenizerBase
-    stream: Position = field(default_factory=Position)
+    stream: Position | PromptStream = field(default_factory=Position)
 
 
 def sft_learner(
@@ -106,6 +108,23 @@ def total_steps(cfg: SFTConfig, examples: int) -> int:
     return cfg.epochs * math.ceil(examples / cfg.batch_size)
 
 
+def save(run: RunDir, parts, step: int, keep_last: int) -> None:
+    """Checkpoint `step` atomically, keeping the newest `keep_last`."""
+    save_checkpoint(run.checkpoint_dir(step), parts, step)
+    run.prune_checkpoints(keep_last)
+
+
+def restore(run: RunDir, parts) -> int:
+    """Load the newest intact checkpoint into `parts` (none: start at 0), drop the metrics
+    logged after it; return its step."""
+    checkpoint, problems = run.recover_checkpoint()
+    for problem in problems:
+        print(problem)
+    step = load_checkpoint(checkpoint, parts) if checkpoint is not None else 0
+    run.discard_logs_from(step + 1)
+    return step
+
+
 class SFT:
     """`fit` runs every epoch of the traces through the learner, checkpointing on the way."""
 
@@ -143,17 +162,10 @@ class SFT:
         return [self.examples[i] for i in rows]
 
     def save(self) -> None:
-        step = self.parts.stream.step
-        save_checkpoint(self.run.checkpoint_dir(step), self.parts, step)
-        self.run.prune_checkpoints(self.cfg.keep_last)
+        save(self.run, self.parts, self.parts.stream.step, self.cfg.keep_last)
 
     def restore(self) -> None:
-        checkpoint, problems = self.run.recover_checkpoint()
-        for problem in problems:
-            print(problem)
-        if checkpoint is not None:
-            load_checkpoint(checkpoint, self.parts)
-        self.run.discard_logs_from(self.parts.stream.step + 1)
+        restore(self.run, self.parts)
 
     def save_final(self, merge_lora: bool) -> None:
         """final/: a plain HF model (LoRA merged), or with merge_lora off the peft adapter."""

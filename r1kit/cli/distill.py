@@ -8,8 +8,15 @@ from typing import Annotated
 import typer
 import yaml
 
-from r1kit import durable
 from r1kit.cli.app import command, console
+from r1kit.cli.runs import (
+    DryRunOption,
+    OverwriteOption,
+    ResumeOption,
+    SetOption,
+    clear_for_new_run,
+    saved_config,
+)
 from r1kit.recipe import RecipeError, validate
 from r1kit.references import check_model_name
 from r1kit.rundir import RunDir
@@ -18,16 +25,10 @@ from r1kit.rundir import RunDir
 @command("distill")
 def distill(
     recipe: Annotated[Path | None, typer.Argument(help="Distill recipe YAML.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a field: key.sub=value.")] = [],  # noqa: B006
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue a run from its last checkpoint.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and print the plan only.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Start afresh: delete what the run directory holds.")
-    ] = False,
+    set_: SetOption = [],  # noqa: B006
+    resume: ResumeOption = None,
+    dry_run: DryRunOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Distill reasoning traces into a student model as the recipe says."""
     from distill.recipe import DistillRecipe, load_distill_recipe
@@ -35,10 +36,8 @@ def distill(
     if resume is not None:
         if set_ or recipe is not None:
             raise RecipeError(f"resume with `r1kit distill --resume {resume}` alone")
-        saved = resume / "config.yaml"
-        if not saved.is_file():
-            raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
-        resolved = validate(yaml.safe_load(saved.read_text()), str(saved), DistillRecipe)
+        raw, saved = saved_config(resume)
+        resolved = validate(raw, str(saved), DistillRecipe)
     elif recipe is None:
         raise RecipeError("give a distill recipe file or --resume RUN_DIR")
     else:
@@ -53,13 +52,8 @@ def distill(
     if dry_run:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json", by_alias=True)))
         return
-    if resume is None and run.path.exists():
-        if not overwrite:
-            raise RecipeError(
-                f"{run.path} already holds a run: continue it with --resume {run.path}, start it "
-                "afresh with --overwrite, or pick another name with --set output.name=NAME"
-            )
-        durable.remove_dir(run.path)
+    if resume is None:
+        clear_for_new_run(run, overwrite)
     from distill.pipeline import run_distill  # torch and transformers: slow to import
 
     if resume is None:

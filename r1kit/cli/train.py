@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 import yaml
 
-from r1kit import durable
 from r1kit.cli.app import command, console
+from r1kit.cli.runs import (
+    DryRunOption,
+    OverwriteOption,
+    ResumeOption,
+    SetOption,
+    clear_for_new_run,
+    saved_config,
+)
 from r1kit.recipe import (
     RESUMABLE_FIELDS,
     Change,
@@ -29,16 +36,10 @@ def train(
     recipe: Annotated[
         Path | None, typer.Argument(help="Recipe YAML (see `r1kit recipes`).")
     ] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a field: key.sub=value.")] = [],  # noqa: B006
-    resume: Annotated[
-        Path | None, typer.Option(help="Continue a run from its last checkpoint.")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Validate and print the plan only.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Start afresh: delete what the run directory holds.")
-    ] = False,
+    set_: SetOption = [],  # noqa: B006
+    resume: ResumeOption = None,
+    dry_run: DryRunOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Train a model with GRPO as the recipe says."""
     resolved = _resolve_recipe(recipe, set_, resume)
@@ -47,13 +48,8 @@ def train(
     if dry_run:
         _print_plan(resolved, run)
         return
-    if resume is None and run.path.exists():
-        if not overwrite:
-            raise RecipeError(
-                f"{run.path} already holds a run: continue it with --resume {run.path}, start it "
-                "afresh with --overwrite, or pick another name with --set output.name=NAME"
-            )
-        durable.remove_dir(run.path)
+    if resume is None:
+        clear_for_new_run(run, overwrite)
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.stopping import StopNow, exit_code
     from grpo.trainer import Trainer
@@ -94,10 +90,7 @@ def _resolve_recipe(recipe: Path | None, overrides: list[str], resume: Path | No
         if recipe is None:
             raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
         return load_recipe(recipe, overrides)
-    saved_path = resume / "config.yaml"
-    if not saved_path.is_file():
-        raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
-    raw = yaml.safe_load(saved_path.read_text())
+    raw, saved_path = saved_config(resume)
     saved = validate(raw, source=str(saved_path))
     if recipe is not None:
         _check_same_run(load_recipe(recipe), saved, recipe, resume)

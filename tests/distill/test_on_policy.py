@@ -1,37 +1,18 @@
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig
 
-from distill.on_policy import reverse_kl_step, sampled_batch
+from distill.on_policy import reverse_kl_step, sampled_batch, task_advantages
 from distill.recipe import SFTConfig
 from distill.sft import sft_learner
 from r1kit.models import load_tokenizer
 from rollout.hf_engine import HFEngine
 from rollout.types import SamplingParams
+from tests.distill.conftest import random_model
 
 PROMPTS = [[1, 20, 30], [1, 14, 15, 16], [1, 7], [1, 8, 9]]
 
 
-def small_model(seed: int):
-    """A random model of 32 tokens: few enough that a few steps of sampled tokens cover them."""
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=None,
-        pad_token_id=0,
-    )
-    return AutoModelForCausalLM.from_config(config).eval()
-
-
 def test_reverse_kl_to_a_fixed_teacher_falls_over_a_few_steps():
-    student, teacher = small_model(0), small_model(1)
+    student, teacher = random_model(32, 2, seed=0), random_model(32, 2, seed=1)
     with torch.no_grad():  # a random model is near uniform: make the teacher opinionated
         teacher.model.norm.weight.mul_(4.0)
     teacher.requires_grad_(False)
@@ -47,7 +28,7 @@ def test_reverse_kl_to_a_fixed_teacher_falls_over_a_few_steps():
 
 
 def test_the_sampled_reverse_kl_is_zero_against_itself():
-    student, twin = small_model(0), small_model(0)
+    student, twin = random_model(32, 2, seed=0), random_model(32, 2, seed=0)
     learner = sft_learner(student, SFTConfig(), total_steps=1)
     engine = HFEngine(student, load_tokenizer("smollm2-135m-instruct"))
     batch = sampled_batch(engine, PROMPTS, SamplingParams(n=2, max_new_tokens=4, seed=0))
@@ -55,8 +36,36 @@ def test_the_sampled_reverse_kl_is_zero_against_itself():
 
 
 def test_samples_become_one_batch_row_each():
-    engine = HFEngine(small_model(0), load_tokenizer("smollm2-135m-instruct"))
+    engine = HFEngine(random_model(32, 2, seed=0), load_tokenizer("smollm2-135m-instruct"))
     batch = sampled_batch(engine, PROMPTS[:2], SamplingParams(n=3, max_new_tokens=4, seed=0))
     assert len(batch) == 6 and batch.prompt_ids[3] == PROMPTS[1]
     pairs = zip(batch.rollout_logprobs, batch.completion_ids, strict=True)
     assert all(len(logprobs) == len(ids) for logprobs, ids in pairs)
+
+
+def test_a_task_reward_adds_weight_times_its_group_advantage_per_sample():
+    from r1kit.groups import Group
+    from rewards.scoring import WeightedReward
+    from rollout.types import Completion
+
+    def group(texts):
+        completions = [Completion([1], [0.0], t, "stop") for t in texts]
+        return Group({"prompt": "q"}, "q", completions)
+
+    def right(prompts, completions, **kw):
+        return [float(c == "right") for c in completions]
+
+    groups = [group(["right", "wrong"]), group(["wrong", "wrong"])]
+    advantages, metrics = task_advantages(groups, [WeightedReward("right", right)], weight=0.5)
+    torch.testing.assert_close(advantages[2:], torch.zeros(2))  # a flat group: no signal
+    assert advantages[0] > 0 > advantages[1] and abs(advantages[0] - 0.5 * 0.7071) < 1e-3
+    assert metrics["reward/right/mean"] == 0.25
+
+
+def test_without_rewards_the_task_advantage_is_zero():
+    from r1kit.groups import Group
+    from rollout.types import Completion
+
+    completions = [Completion([1], [0.0], "x", "stop")] * 3
+    advantages, metrics = task_advantages([Group({}, "q", completions)], [], weight=1.0)
+    assert advantages.tolist() == [0.0] * 3 and metrics == {}

@@ -5,21 +5,11 @@ from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 from distill.student import check_same_vocabulary, kept_layers, prune_depth
 from r1kit.errors import UserError
 from r1kit.models import load_tokenizer
+from tests.distill.conftest import random_model
 
 
 def four_layer_model(kind=LlamaConfig):
-    torch.manual_seed(0)
-    config = kind(
-        vocab_size=300,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        tie_word_embeddings=True,
-    )
-    return AutoModelForCausalLM.from_config(config).eval()
+    return random_model(300, 4, kind=kind)
 
 
 def test_per_layer_config_lists_follow_the_kept_layers():

@@ -105,11 +105,16 @@ def test_curriculum_level_resumes_with_the_stream():
     assert resumed.metrics() == {"curriculum/level": 1} and resumed.take(3) == stream.take(3)
 
 
-def test_pass_rate_filtering_skips_settled_problems(tmp_path):
+def _pass_rate_stream(tmp_path, problems: int, min_attempts: int):
+    """A stream over `problems` dataset rows (one held out) with pass-rate filtering on."""
     path = tmp_path / "d.jsonl"
-    _write_jsonl(path, [{"question": f"q{i}", "answer": i} for i in range(6)])
-    cfg = DataConfig(source=str(path), eval_size=1, pass_rate={"enabled": True, "min_attempts": 2})
-    stream, _ = load_data(cfg, seed=0)
+    _write_jsonl(path, [{"question": f"q{i}", "answer": i} for i in range(problems)])
+    pass_rate = {"enabled": True, "min_attempts": min_attempts}
+    return load_data(DataConfig(source=str(path), eval_size=1, pass_rate=pass_rate), seed=0)[0]
+
+
+def test_pass_rate_filtering_skips_settled_problems(tmp_path):
+    stream = _pass_rate_stream(tmp_path, problems=6, min_attempts=2)
     first = stream.take(5)
     stream.record(first[:2], [[True, True], [False, False]])  # settled: always / never solved
     stream.record(first[2:3], [[True, False]])  # still informative
@@ -120,10 +125,7 @@ def test_pass_rate_filtering_skips_settled_problems(tmp_path):
 
 
 def test_pass_rate_filtering_still_serves_when_every_problem_is_settled(tmp_path):
-    path = tmp_path / "d.jsonl"
-    _write_jsonl(path, [{"question": f"q{i}", "answer": i} for i in range(3)])
-    cfg = DataConfig(source=str(path), eval_size=1, pass_rate={"enabled": True, "min_attempts": 1})
-    stream, _ = load_data(cfg, seed=0)
+    stream = _pass_rate_stream(tmp_path, problems=3, min_attempts=1)
     rows = stream.take(2)
     stream.record(rows, [[True], [True]])
     assert len(stream.take(4)) == 4

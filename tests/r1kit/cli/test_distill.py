@@ -1,7 +1,9 @@
 import json
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
@@ -138,3 +140,46 @@ def test_a_teacher_of_another_vocabulary_is_refused_with_exit_2(tmp_path):
     result = runner.invoke(app, ["distill", on_policy_recipe(tmp_path, str(tmp_path / "teacher"))])
     assert result.exit_code == 2, result.output
     assert "different vocabularies" in " ".join(result.output.split())
+
+
+def test_a_killed_on_policy_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
+    import distill.on_policy
+    from r1kit.models import tiny_model
+
+    model, tokenizer = tiny_model(seed=1)  # a teacher unlike the student: the KL is not 0
+    model.save_pretrained(tmp_path / "teacher")
+    tokenizer.save_pretrained(tmp_path / "teacher")
+    recipe = recipe_file(
+        tmp_path,
+        mode="on_policy",
+        traces=None,
+        teacher=str(tmp_path / "teacher"),
+        on_policy={"steps": 4, "prompts_per_step": 2, "samples": 2, "max_new_tokens": 4},
+        sft={"lr": 1e-2, "save_every": 2},
+        eval={"before": False, "after": False},
+    )
+    assert runner.invoke(app, ["distill", recipe, "--set", "output.name=straight"]).exit_code == 0
+    real_step, calls = distill.on_policy.reverse_kl_step, []
+
+    def dies_at_step_3(*args):
+        calls.append(1)
+        if len(calls) == 3:  # after the step-2 checkpoint
+            raise RuntimeError("killed")
+        return real_step(*args)
+
+    monkeypatch.setattr(distill.on_policy, "reverse_kl_step", dies_at_step_3)
+    runner.invoke(app, ["distill", recipe, "--set", "output.name=killed"])
+    monkeypatch.setattr(distill.on_policy, "reverse_kl_step", real_step)
+    killed = tmp_path / "runs" / "killed"
+    assert not (killed / "final").exists()
+    result = runner.invoke(app, ["distill", "--resume", str(killed)])
+    assert result.exit_code == 0, result.output
+    steps = [
+        json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4]
+    straight = load_file(tmp_path / "runs" / "straight" / "final" / "model.safetensors")
+    resumed = load_file(killed / "final" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
