@@ -24,7 +24,7 @@ from r1kit.templates import tokenize
 from rewards.registry import load_reward
 from rewards.scoring import WeightedReward
 from rollout.hf_engine import HFEngine
-from rollout.types import Completion, Engine, SamplingParams
+from rollout.types import Completion, SamplingParams
 
 
 def as_batch(
@@ -39,12 +39,6 @@ def as_batch(
         advantages=advantages,
         loss_mask=[True] * len(flat),
     )
-
-
-def sampled_batch(engine: Engine, prompts: list[list[int]], sampling: SamplingParams) -> Batch:
-    """The student's samples of every prompt, as a learner batch with no task advantage."""
-    groups = engine.generate(prompts, sampling)
-    return as_batch(prompts, groups, torch.zeros(sampling.n * len(prompts)))
 
 
 def task_advantages(

@@ -1,6 +1,6 @@
 import torch
 
-from distill.on_policy import reverse_kl_step, sampled_batch, task_advantages
+from distill.on_policy import as_batch, reverse_kl_step, task_advantages
 from distill.recipe import SFTConfig
 from distill.sft import sft_learner
 from r1kit.models import load_tokenizer
@@ -9,6 +9,12 @@ from rollout.types import SamplingParams
 from tests.distill.conftest import random_model
 
 PROMPTS = [[1, 20, 30], [1, 14, 15, 16], [1, 7], [1, 8, 9]]
+
+
+def sampled_batch(engine, prompts, sampling):
+    """The engine's samples of every prompt as a learner batch with no task advantage."""
+    groups = engine.generate(prompts, sampling)
+    return as_batch(prompts, groups, torch.zeros(sampling.n * len(prompts)))
 
 
 def test_reverse_kl_to_a_fixed_teacher_falls_over_a_few_steps():
