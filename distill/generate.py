@@ -13,8 +13,7 @@ from r1kit import durable
 from r1kit.data import load_data
 from r1kit.groups import generate_groups, score_groups
 from r1kit.models import load_model, model_dir
-from rewards.registry import load_reward
-from rewards.scoring import WeightedReward
+from r1kit.tasks import recipe_rewards
 from rollout.build import build_engine
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine, SamplingParams
@@ -29,10 +28,7 @@ def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> li
     done = len({r["problem"] for r in records})
     if done == len(problems):
         return records
-    rewards = [
-        WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
-        for r in recipe.filter.rewards
-    ]
+    rewards = recipe_rewards(recipe.filter.rewards)
     engine, tokenizer = teacher_engine(recipe, device)
     sampling = SamplingParams(
         n=cfg.samples,

@@ -20,8 +20,8 @@ from grpo.display import Display
 from grpo.learner import Learner
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.rundir import RunDir
+from r1kit.tasks import recipe_rewards
 from r1kit.templates import tokenize
-from rewards.registry import load_reward
 from rewards.scoring import WeightedReward
 from rollout.hf_engine import HFEngine
 from rollout.types import Completion, SamplingParams
@@ -85,10 +85,7 @@ def fit_on_policy(
     """`on_policy.steps` steps (from the newest intact checkpoint on resume): sample from the
     student as it is now, score with the teacher (and the task rewards), step."""
     cfg, learner, tokenizer, stream = recipe.on_policy, parts.learner, parts.tokenizer, parts.stream
-    rewards = [
-        WeightedReward(r.name, load_reward(r.name, r.kwargs, r.style), r.weight)
-        for r in cfg.rewards
-    ]
+    rewards = recipe_rewards(cfg.rewards)
     engine = HFEngine(learner.model, tokenizer)  # the student itself: no weights to sync
     start = restore(run, parts) if resume else 0
     with Display(cfg.steps, start, label="on-policy") as display:

@@ -13,7 +13,7 @@ from grpo.policy import load_policy
 from r1kit.data import PromptStream, load_data
 from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.recipe import Recipe
-from r1kit.tasks import recipe_correctness
+from r1kit.tasks import recipe_correctness, recipe_rewards
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
 from rollout.build import build_engine
@@ -59,16 +59,7 @@ class Components:
         if recipe.model.lora is not None:
             engine.update_weights(learner.named_weights())
         stream, eval_rows = load_data(recipe.data, recipe.seed)
-        rewards = [
-            WeightedReward(
-                r.name,
-                load_reward(r.name, r.kwargs, r.style),
-                r.weight,
-                r.timeout_s,
-                r.max_failure_frac,
-            )
-            for r in recipe.rewards
-        ]
+        rewards = recipe_rewards(recipe.rewards)
         pool = RewardPool(recipe.scoring.workers, warm=[r.fn for r in rewards])
         correctness = load_reward(*recipe_correctness(recipe))
         return cls(tokenizer, learner, engine, rewards, pool, correctness, stream, eval_rows)

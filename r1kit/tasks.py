@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from r1kit.data import DataError
-from r1kit.recipe import DataConfig, Recipe
+from r1kit.recipe import DataConfig, Recipe, RewardConfig
 from r1kit.synthetic import BUILTIN_TASKS, builtin_task
+from rewards.registry import load_reward
+from rewards.scoring import WeightedReward
 
 # Benchmark name -> (file in the data directory, the field that holds the question).
 DATA_FILES = {"gsm8k": ("gsm8k_test.jsonl", "question"), "math500": ("math500.jsonl", "problem")}
@@ -30,6 +32,21 @@ def recipe_correctness(recipe: Recipe) -> tuple[str, dict]:
     if recipe.train.correctness is not None:
         return recipe.train.correctness, {}
     return correctness_reward(recipe.data.source)
+
+
+def recipe_rewards(configs: list[RewardConfig]) -> list[WeightedReward]:
+    """A recipe's `rewards` list, loaded: each function with its weight, its deadline per call
+    and the share of a batch it may fail on."""
+    return [
+        WeightedReward(
+            r.name,
+            load_reward(r.name, r.kwargs, r.style),
+            r.weight,
+            r.timeout_s,
+            r.max_failure_frac,
+        )
+        for r in configs
+    ]
 
 
 @dataclass

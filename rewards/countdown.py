@@ -8,6 +8,7 @@ import re
 from fractions import Fraction
 
 from rewards.math import extract_answer
+from rewards.text import continued
 
 OPERATORS = {
     ast.Add: operator.add,
@@ -18,30 +19,48 @@ OPERATORS = {
 
 
 def countdown_reward(
-    prompts: list, completions: list, nums: list, target: list, **_
+    prompts: list,
+    completions: list,
+    nums: list,
+    target: list,
+    answer_tag: bool = True,
+    valid_score: float = 0.0,
+    **_,
 ) -> list[float]:
-    """1.0 when the answer uses each number exactly once with + - * / and equals the target."""
-    return [
-        float(_solves(extract_answer(c), n, t))
-        for c, n, t in zip(completions, nums, target, strict=True)
-    ]
+    """1.0 when the answer uses each number exactly once with + - * / and equals the target.
+    The answer is the equation inside <answer></answer> after the reasoning (TinyZero's rule);
+    `answer_tag: false` also reads an untagged final answer. Reasoning is never the answer: a
+    list of candidates inside an unclosed <think> earns nothing. `valid_score` (TinyZero's
+    format score, 0.1 there) pays a legal equation of the numbers that misses the target: a
+    gradient toward playing the game that, below 1, never outbids a solution."""
+    if not 0.0 <= valid_score < 1.0:
+        raise ValueError(f"countdown valid_score must be in [0, 1), got {valid_score}")
+    scores = []
+    for p, c, n, t in zip(prompts, completions, nums, target, strict=True):
+        verdict = _judge(extract_answer(continued(p, c), answer_tag), n, t)
+        scores.append({"solved": 1.0, "legal": valid_score, None: 0.0}[verdict])
+    return scores
 
 
-def _solves(answer: str | None, numbers: list[int], target: int) -> bool:
+def _judge(answer: str | None, numbers: list[int], target: int) -> str | None:
+    """The verdict on an answer: `solved`; `legal` (each number once, + - * / only, but it
+    misses the target or claims a value `expr = 31` that is not it); None (no such equation)."""
     if answer is None or len(answer) > 200:
-        return False
-    expression = (
-        answer.split("=")[0].replace("\\times", "*").replace("\\div", "/").replace("×", "*")
-    )
+        return None
+    answer = answer.replace("\\times", "*").replace("\\div", "/").replace("×", "*")
+    expression, *claims = answer.split("=")  # `expr` or `expr = target`
     if not re.fullmatch(r"[\d+\-*/().\s]+", expression):
-        return False
+        return None
     try:
         tree = ast.parse(expression.strip(), mode="eval")
         used: list[int] = []
         value = _evaluate(tree.body, used)
     except (SyntaxError, ValueError, ZeroDivisionError):
-        return False
-    return sorted(used) == sorted(numbers) and value == target
+        return None
+    if sorted(used) != sorted(numbers):
+        return None
+    hits = value == target and all(claim.strip() == str(target) for claim in claims)
+    return "solved" if hits else "legal"
 
 
 def _evaluate(node: ast.AST, used: list[int]) -> Fraction:

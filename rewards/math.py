@@ -38,7 +38,7 @@ from rewards.math_normalise import (
     strip_braces,
 )
 from rewards.sympy_worker import sympy_equal
-from rewards.text import as_text, prefilled_think
+from rewards.text import continued
 
 __all__ = ["Outcome", "OUTCOMES", "check", "equivalent", "extract_answer", "math_reward", "verify"]
 
@@ -141,16 +141,10 @@ def math_reward(
     problems that ask for them); `percent_fraction` lets 50% equal 0.5."""
     return [
         float(
-            verify(gold, _continued(prompt, completion), answer_tag, approximate, percent_fraction)
+            verify(gold, continued(prompt, completion), answer_tag, approximate, percent_fraction)
         )
         for prompt, gold, completion in zip(prompts, answer, completions, strict=True)
     ]
-
-
-def _continued(prompt: str | list | dict, completion: str | list | dict) -> str | list | dict:
-    """A prompt that ends in <think> opened the reasoning the completion continues: until it
-    closes, nothing in the completion is an answer."""
-    return "<think>" + as_text(completion) if prefilled_think(prompt) else completion
 
 
 def equivalent(gold: str, pred: str, policy: Policy = Policy()) -> bool:

