@@ -184,3 +184,10 @@ def test_a_killed_on_policy_run_resumes_to_the_same_final_weights(tmp_path, monk
     assert straight.keys() == resumed.keys()
     for name, tensor in straight.items():
         assert torch.equal(tensor, resumed[name]), name
+
+
+def test_a_teacher_run_not_trained_yet_exits_2_saying_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/ here: `make train` has not run
+    result = runner.invoke(app, ["distill", str(RECIPES_DIR / "distill_arithmetic_smollm2.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "runs/r1_zero_arithmetic_smollm2 not found" in result.output
