@@ -21,21 +21,18 @@ from grpo.learner import Learner
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.rundir import RunDir
 from r1kit.tasks import recipe_rewards
-from r1kit.templates import tokenize
 from rewards.scoring import WeightedReward
 from rollout.hf_engine import HFEngine
 from rollout.types import Completion, SamplingParams
 
 
-def as_batch(
-    prompts: list[list[int]], groups: list[list[Completion]], advantages: torch.Tensor
-) -> Batch:
+def as_batch(groups: list[list[Completion]], advantages: torch.Tensor) -> Batch:
     """Every prompt's samples as learner rows; `advantages`: one task advantage per sample."""
-    flat = [(p, c) for p, group in zip(prompts, groups, strict=True) for c in group]
+    flat = [c for group in groups for c in group]
     return Batch(
-        prompt_ids=[p for p, _ in flat],
-        completion_ids=[c.token_ids for _, c in flat],
-        rollout_logprobs=[c.logprobs for _, c in flat],
+        prompt_ids=[c.prompt_token_ids for c in flat],
+        completion_ids=[c.token_ids for c in flat],
+        rollout_logprobs=[c.logprobs for c in flat],
         advantages=advantages,
         loss_mask=[True] * len(flat),
     )
@@ -102,8 +99,7 @@ def fit_on_policy(
             rows = stream.take(cfg.prompts_per_step)
             groups = generate_groups(engine, tokenizer, recipe.template, rows, sampling)
             advantages, metrics = task_advantages(groups, rewards, cfg.reward_weight)
-            prompts = [tokenize(tokenizer, g.prompt) for g in groups]
-            batch = as_batch(prompts, [g.completions for g in groups], advantages)
+            batch = as_batch([g.completions for g in groups], advantages)
             metrics |= reverse_kl_step(learner, teacher, batch, recipe.sft.micro_batch_size)
             metrics["time/step"] = time.perf_counter() - started
             run.log_metrics(step, metrics)

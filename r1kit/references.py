@@ -29,7 +29,7 @@ def check_references(recipe: Recipe, cluster: bool = True) -> None:
         load_reward(*recipe_correctness(recipe))
     except RewardError as err:
         raise RecipeError(f"train.correctness: {err}") from None
-    check_model_name(recipe.model.name)
+    check_model_name(recipe.model.name, recipe.output.dir)
     r, ray = recipe.rollout, recipe.ray
     workers = r.workers if cluster else 0
     try:
@@ -65,10 +65,18 @@ def check_ranks(recipe: Recipe) -> None:
             )
 
 
-def check_model_name(name: str) -> None:
-    """A built-in alias, an existing directory or .gguf file, or something shaped like a Hub id."""
+def check_model_name(name: str, runs_dir: str = "runs") -> None:
+    """A built-in alias, an existing directory or .gguf file, or something shaped like a Hub id.
+    A name under `runs_dir` is a run that must exist: else `runs/NAME` would pass for a Hub id
+    and fail later, far from its cause."""
     if name in MODEL_ALIASES or Path(name).is_dir():
         return
+    runs = Path(runs_dir).parts
+    if Path(name).parts[: len(runs)] == runs:
+        raise RecipeError(
+            f"model.name: run directory {name} not found; train it first "
+            f"(`r1kit train RECIPE` writes {runs_dir}/NAME)"
+        )
     if name.endswith(".gguf"):
         if not Path(name).is_file():
             raise RecipeError(f"model.name: GGUF file not found: {name}")

@@ -42,11 +42,10 @@ def distill(
         raise RecipeError("give a distill recipe file or --resume RUN_DIR")
     else:
         resolved = load_distill_recipe(recipe, set_)
-    _check_teacher_run(resolved.teacher, resolved.output.dir)
     for field, name in (("student.name", resolved.student.name), ("teacher", resolved.teacher)):
         if name is not None:
             try:
-                check_model_name(name)
+                check_model_name(name, resolved.output.dir)
             except RecipeError as err:
                 raise RecipeError(str(err).replace("model.name", field, 1)) from None
     run = RunDir(resume or resolved.run_dir())
@@ -72,15 +71,3 @@ def distill(
             f"format {summary['format_rate']:.3f}"
         )
     console.print(f"done: {run.path}  (final model: {run.final})")
-
-
-def _check_teacher_run(teacher: str | None, runs_dir: str) -> None:
-    """A teacher under the runs folder is a GRPO run that must exist: without this, a missing
-    `runs/NAME` would look like a Hub id and fail later, far from its cause."""
-    if teacher is None or Path(teacher).exists():
-        return
-    if Path(teacher).parts[0] == Path(runs_dir).parts[0]:
-        raise RecipeError(
-            f"teacher: run directory {teacher} not found; train it first "
-            f"(`r1kit train RECIPE` writes {runs_dir}/NAME; the shipped teacher is `make train`'s)"
-        )

@@ -14,7 +14,7 @@ PROMPTS = [[1, 20, 30], [1, 14, 15, 16], [1, 7], [1, 8, 9]]
 def sampled_batch(engine, prompts, sampling):
     """The engine's samples of every prompt as a learner batch with no task advantage."""
     groups = engine.generate(prompts, sampling)
-    return as_batch(prompts, groups, torch.zeros(sampling.n * len(prompts)))
+    return as_batch(groups, torch.zeros(sampling.n * len(prompts)))
 
 
 def test_reverse_kl_to_a_fixed_teacher_falls_over_a_few_steps():
