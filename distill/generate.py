@@ -8,9 +8,9 @@ from pathlib import Path
 
 from distill.recipe import DistillRecipe
 from distill.student import teacher_model_name
-from grpo.display import Display
 from r1kit import durable
 from r1kit.data import load_data
+from r1kit.display import Display
 from r1kit.groups import generate_groups, score_groups
 from r1kit.models import load_model, model_dir
 from r1kit.tasks import recipe_rewards

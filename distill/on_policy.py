@@ -15,10 +15,10 @@ from torch import nn
 from distill.recipe import DistillRecipe
 from distill.sft import Parts, restore, save
 from grpo.advantages import group_advantages
-from grpo.batch import Batch
-from grpo.display import Display
-from grpo.learner import Learner
+from r1kit.display import Display
 from r1kit.groups import Group, generate_groups, score_groups
+from r1kit.learner.batch import Batch
+from r1kit.learner.core import Learner
 from r1kit.rundir import RunDir
 from r1kit.tasks import recipe_rewards
 from rewards.scoring import WeightedReward

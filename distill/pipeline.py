@@ -16,9 +16,9 @@ from distill.sft import SFT, Parts, sft_learner, total_steps
 from distill.store import write_traces
 from distill.student import check_same_vocabulary, load_student, teacher_model_name
 from distill.traces import TracesError, load_traces
-from grpo.checkpoint import save_model
 from r1kit import durable
 from r1kit.data import load_data
+from r1kit.learner.checkpoint import save_model
 from r1kit.models import load_model
 from r1kit.rundir import RunDir
 

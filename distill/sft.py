@@ -13,12 +13,12 @@ from transformers import PreTrainedTokenizerBase
 
 from distill.examples import Example
 from distill.recipe import SFTConfig
-from grpo.batch import Batch
-from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
-from grpo.display import Display
-from grpo.learner import Learner
 from r1kit import durable
 from r1kit.data import PromptStream
+from r1kit.display import Display
+from r1kit.learner.batch import Batch
+from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
+from r1kit.learner.core import Learner
 from r1kit.recipe import LearnerConfig
 from r1kit.rundir import RunDir
 
@@ -38,8 +38,8 @@ class Position:
 
 @dataclass
 class Parts:
-    """What a checkpoint holds (the fields `grpo.checkpoint` reads); `stream`: SFT's position,
-    or on-policy's prompt stream."""
+    """What a checkpoint holds (the fields `r1kit.learner.checkpoint` reads); `stream`: SFT's
+    position, or on-policy's prompt stream."""
 
     learner: Learner
     tokenizer: PreTrainedTokenizerBase

@@ -10,8 +10,8 @@ from pathlib import Path
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from distill.recipe import DistillRecipe
-from grpo.policy import with_lora
 from r1kit.errors import UserError
+from r1kit.learner.policy import with_lora
 from r1kit.models import load_model
 
 LAYER_KEY = re.compile(r"^(.*\.layers\.)(\d+)(\..*)$")

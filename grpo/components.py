@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from grpo.learner import Learner
-from grpo.policy import load_policy
 from r1kit.data import PromptStream, load_data
+from r1kit.learner.core import Learner
+from r1kit.learner.policy import load_policy
 from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness, recipe_rewards
@@ -21,7 +21,7 @@ from rollout.hf_engine import HFEngine
 from rollout.types import Engine
 
 if TYPE_CHECKING:
-    from grpo.ranks import LearnerGroup
+    from r1kit.learner.ranks import LearnerGroup
 
 
 @dataclass
@@ -47,7 +47,7 @@ class Components:
         torch.manual_seed(recipe.seed)
         name = recipe.model.name
         if recipe.learner.world_size > 1:
-            from grpo.ranks import LearnerGroup, start_ranks  # Ray: slow to import
+            from r1kit.learner.ranks import LearnerGroup, start_ranks  # Ray: slow to import
 
             learner, tokenizer = LearnerGroup(start_ranks(recipe), recipe), load_tokenizer(name)
         else:

@@ -8,39 +8,13 @@ Formulas and sources: docs/grpo_losses.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import get_args
 
 import torch
 
 from r1kit.choices import LossName, TISLevel
-
-
-class LossInputError(ValueError):
-    """Tensors of the wrong shape, or a setting outside its range."""
-
-
-@dataclass(frozen=True)
-class Normalisers:
-    """Computed over the whole batch (all micro-batches, all ranks)."""
-
-    num_tokens: float  # completion tokens with mask 1
-    num_sequences: int
-    max_completion_len: int  # Dr. GRPO's constant: max_new_tokens
-
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
-            if value <= 0:
-                raise LossInputError(f"Normalisers.{name} must be positive, got {value}")
-
-
-def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
-    """Schulman's k3 estimator of KL(pi || ref) per token: exp(d) - d - 1 with d = ref - logp.
-
-    Unbiased, always >= 0, and 0 exactly where the two log-probs agree.
-    """
-    d = ref_logprobs - logprobs
-    return torch.exp(d) - d - 1
+from r1kit.learner.kl import kl_k3
+from r1kit.learner.normalisers import LossInputError, Normalisers
 
 
 def policy_loss(
@@ -192,22 +166,3 @@ def tis_weights(
     if level == "sequence":
         log_w = log_w.sum(-1)
     return torch.exp(log_w).clamp(max=cap)
-
-
-def mismatch_stats(
-    old_logprobs: torch.Tensor, rollout_logprobs: torch.Tensor, mask: torch.Tensor
-) -> dict[str, float]:
-    """How far the rollout engine's log-probs are from the learner's on the same tokens:
-    means over this micro-batch's masked tokens, and their count to weight them by."""
-    valid = mask.bool()
-    old = torch.where(valid, old_logprobs.detach(), 0.0)
-    rollout = torch.where(valid, rollout_logprobs, 0.0)
-    diff = (old - rollout).abs()
-    kl = kl_k3(old, rollout)  # 0 at masked positions, where both are 0
-    tokens = valid.sum().item()
-    return {
-        "kl": kl.sum().item() / max(tokens, 1),
-        "mean_abs_diff": diff.sum().item() / max(tokens, 1),
-        "max_abs_diff": diff.max().item() if diff.numel() else 0.0,
-        "token_count": tokens,
-    }

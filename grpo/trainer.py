@@ -21,19 +21,19 @@ from collections.abc import Iterator
 import torch
 
 from grpo.advantages import group_advantages
-from grpo.batch import Batch
-from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
-from grpo.display import Display
 from grpo.health import Monitor
-from grpo.loss import Normalisers
 from grpo.prefetch import Prefetch, staleness
-from grpo.stopping import Stopper, StopRequested
+from r1kit.display import Display
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
+from r1kit.learner.batch import Batch
+from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
+from r1kit.learner.normalisers import Normalisers
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
+from r1kit.stopping import Stopper, StopRequested
 from rollout.types import Completion, SamplingParams
 
 

@@ -51,8 +51,8 @@ def train(
     if resume is None:
         clear_for_new_run(run, overwrite)
     from grpo.components import Components  # torch and transformers: slow to import
-    from grpo.stopping import StopNow, exit_code
     from grpo.trainer import Trainer
+    from r1kit.stopping import StopNow, exit_code
 
     if any(reward.name == "code" for reward in resolved.rewards):
         from rewards.sandbox import isolation_mode

@@ -8,11 +8,10 @@ import torch
 from grpo.loss import (
     LossInputError,
     Normalisers,
-    kl_k3,
-    mismatch_stats,
     policy_loss,
     tis_weights,
 )
+from r1kit.learner.kl import kl_k3, mismatch_stats
 
 # Two sequences: the first has 2 completion tokens, the second 1 (then padding).
 MASK = torch.tensor([[1.0, 1.0], [1.0, 0.0]])

@@ -9,7 +9,7 @@ from r1kit.rundir import CHECKPOINT_NAME, RunDir
 
 
 def _save(run: RunDir, step: int) -> None:
-    """A stand-in checkpoint, written the way grpo/checkpoint.py writes one."""
+    """A stand-in checkpoint, written the way r1kit/learner/checkpoint.py writes one."""
     with durable.replace_dir(run.checkpoint_dir(step), step=step) as scratch:
         (scratch / "model.safetensors").write_bytes(bytes([step]) * 64)
         (scratch / "trainer_state.pt").write_bytes(b"state" * step)

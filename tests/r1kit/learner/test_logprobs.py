@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grpo.logprobs import token_logprobs
+from r1kit.learner.logprobs import token_logprobs
 
 
 def _inputs(n=10, hidden=6, vocab=50):

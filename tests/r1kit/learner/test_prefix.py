@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from grpo.batch import Batch
-from grpo.prefix import additive_mask, packed_micro_batches
+from r1kit.learner.batch import Batch
+from r1kit.learner.prefix import additive_mask, packed_micro_batches
 
 PROMPT_A, PROMPT_B = [1, 2, 3], [4, 5]
 

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from grpo.batch import Batch, MicroBatch
-from grpo.logprobs import token_logprobs
-from grpo.loss import Normalisers, mismatch_stats, policy_loss, tis_weights
-from grpo.prefix import additive_mask, packed_micro_batches
-from grpo.router_loss import balance_loss
-from grpo.stats import StepStats
+from grpo.loss import policy_loss, tis_weights
+from r1kit.learner.batch import Batch, MicroBatch
+from r1kit.learner.kl import mismatch_stats
+from r1kit.learner.logprobs import token_logprobs
+from r1kit.learner.normalisers import Normalisers
+from r1kit.learner.prefix import additive_mask, packed_micro_batches
+from r1kit.learner.router_loss import balance_loss
+from r1kit.learner.stats import StepStats
 from r1kit.recipe import LearnerConfig
 
 

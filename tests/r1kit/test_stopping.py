@@ -3,7 +3,7 @@ import signal
 
 import pytest
 
-from grpo.stopping import StopNow, Stopper, StopRequested, exit_code
+from r1kit.stopping import StopNow, Stopper, StopRequested, exit_code
 
 
 @pytest.fixture

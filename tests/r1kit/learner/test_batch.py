@@ -1,6 +1,6 @@
 import torch
 
-from grpo.batch import Batch
+from r1kit.learner.batch import Batch
 
 
 def _batch() -> Batch:

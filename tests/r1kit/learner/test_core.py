@@ -7,9 +7,9 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from grpo.batch import Batch
-from grpo.learner import Learner
-from grpo.loss import Normalisers
+from r1kit.learner.batch import Batch
+from r1kit.learner.core import Learner
+from r1kit.learner.normalisers import Normalisers
 from r1kit.models import tiny_model
 from r1kit.recipe import LearnerConfig
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from grpo.batch import Batch, MicroBatch
+from r1kit.learner.batch import Batch, MicroBatch
 
 
 def packed_micro_batches(

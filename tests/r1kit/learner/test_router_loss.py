@@ -1,6 +1,6 @@
 import torch
 
-from grpo.router_loss import balance_loss
+from r1kit.learner.router_loss import balance_loss
 
 
 def test_perfectly_balanced_routing_scores_one():

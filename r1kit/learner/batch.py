@@ -1,8 +1,8 @@
 """A batch of scored rollouts, and its micro-batches as padded tensors.
 
 Two layouts, one `MicroBatch` type. Plain: one left-padded row per sequence (prompt +
-completion). Shared prefix (grpo/prefix.py): one row per group of completions of one prompt,
-the prompt encoded once. Either way the per-completion tensors ([B, C]) are right-aligned
+completion). Shared prefix (r1kit/learner/prefix.py): one row per group of completions of one
+prompt, the prompt encoded once. Either way the per-completion tensors ([B, C]) are right-aligned
 in a window of C = the longest completion, and `source` says which hidden state predicts
 each of their tokens, so the learner only ever computes logits for completion tokens.
 """

@@ -25,9 +25,9 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
-from grpo.batch import Batch, MicroBatch
-from grpo.learner import Learner
 from r1kit.choices import Strategy
+from r1kit.learner.batch import Batch, MicroBatch
+from r1kit.learner.core import Learner
 from r1kit.recipe import LearnerConfig
 
 

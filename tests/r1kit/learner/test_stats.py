@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from grpo.stats import SUMMED_STATS, StepStats
+from r1kit.learner.stats import SUMMED_STATS, StepStats
 
 
 def _loss_stats(tokens: float) -> dict[str, float]:

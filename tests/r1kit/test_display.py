@@ -1,4 +1,4 @@
-from grpo.display import SHOWN, Display
+from r1kit.display import SHOWN, Display
 
 
 def test_a_log_file_gets_one_whole_line_per_step(capsys):

@@ -11,22 +11,31 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file
 
-from grpo.components import Components
 from r1kit import durable
 from r1kit.errors import UserError
 
 
-def save_model(path: Path, parts: Components) -> None:
+class Parts(Protocol):
+    """What a checkpoint holds: a learner, the tokenizer saved beside the weights, and the
+    data position (a stream with `state_dict`/`load_state_dict`)."""
+
+    learner: Any
+    tokenizer: Any
+    stream: Any
+
+
+def save_model(path: Path, parts: Parts) -> None:
     """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load."""
     with durable.replace_dir(path) as tmp:
         _write_model(tmp, parts)
 
 
-def save_checkpoint(path: Path, parts: Components, step: int, data: dict | None = None) -> None:
+def save_checkpoint(path: Path, parts: Parts, step: int, data: dict | None = None) -> None:
     """The model plus trainer state; saving a step that exists replaces it safely. `data`:
     the data position to resume from, when not the stream's own (rows drawn ahead)."""
     state = {
@@ -41,7 +50,7 @@ def save_checkpoint(path: Path, parts: Components, step: int, data: dict | None 
         torch.save(state, tmp / "trainer_state.pt")
 
 
-def _write_model(path: Path, parts: Components) -> None:
+def _write_model(path: Path, parts: Parts) -> None:
     model = parts.learner.model
     # The live tensors (merged ones with LoRA), not clones: a clone is a whole second copy of
     # the model held while the file is written.
@@ -51,7 +60,7 @@ def _write_model(path: Path, parts: Components) -> None:
     parts.tokenizer.save_pretrained(path)
 
 
-def load_checkpoint(path: Path, parts: Components) -> int:
+def load_checkpoint(path: Path, parts: Parts) -> int:
     """Restore weights, optimizer, schedule, data position and RNG; return the step."""
     state = torch.load(path / "trainer_state.pt", weights_only=False)
     model = parts.learner.model

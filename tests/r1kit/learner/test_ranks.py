@@ -6,10 +6,10 @@ import pytest
 import ray
 import torch
 
-from grpo.batch import Batch
-from grpo.learner import Learner
-from grpo.policy import load_policy
-from grpo.ranks import LearnerGroup, split_batch, start_ranks, subset
+from r1kit.learner.batch import Batch
+from r1kit.learner.core import Learner
+from r1kit.learner.policy import load_policy
+from r1kit.learner.ranks import LearnerGroup, split_batch, start_ranks, subset
 from r1kit.recipe import validate
 from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
 

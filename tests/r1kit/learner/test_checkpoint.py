@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from grpo.checkpoint import load_checkpoint, save_checkpoint, save_model
 from grpo.components import Components
 from grpo.trainer import Trainer
 from r1kit import durable
+from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
 

@@ -1,4 +1,4 @@
-"""A tiny GRPO recipe on a tiny random model, with a reward it can learn in seconds."""
+"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns in seconds."""
 
 import pytest
 

@@ -18,11 +18,11 @@ import torch
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from grpo.batch import Batch
-from grpo.distributed import RankLearner, init_group
-from grpo.loss import Normalisers
-from grpo.policy import load_policy, with_lora
-from grpo.stats import StepStats
+from r1kit.learner.batch import Batch
+from r1kit.learner.distributed import RankLearner, init_group
+from r1kit.learner.normalisers import Normalisers
+from r1kit.learner.policy import load_policy, with_lora
+from r1kit.learner.stats import StepStats
 from r1kit.models import model_dir
 from r1kit.recipe import Recipe
 from rollout.ray_pool import balance, connect
