@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns in seconds."""
+"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns fast."""
 
 import pytest
 
