@@ -15,7 +15,9 @@ from r1kit.choices import EngineName, Schedule
 from r1kit.recipe import (
     DATA_SUFFIXES,
     DataConfig,
+    MicroBatchConfig,
     ModelConfig,
+    OptimizerConfig,
     OutputConfig,
     RewardConfig,
     Section,
@@ -100,17 +102,15 @@ class FilterConfig(Section):
         return self.accept or {r.name: 1.0 for r in self.rewards}
 
 
-class SFTConfig(Section):
-    epochs: int = Field(1, gt=0)
+class SFTConfig(MicroBatchConfig, OptimizerConfig):
+    """The student's optimizer and micro-batching, for both modes; SFT's data settings."""
+
     lr: float = Field(1e-5, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    warmup_steps: int = Field(0, ge=0)
     schedule: Schedule = "cosine"
-    max_grad_norm: float = Field(1.0, gt=0.0)
-    batch_size: int = Field(8, gt=0)  # examples per optimizer step
     micro_batch_size: int = Field(4, gt=0)  # examples per forward/backward: bounds memory
+    epochs: int = Field(1, gt=0)
+    batch_size: int = Field(8, gt=0)  # examples per optimizer step
     max_length: int = Field(1024, gt=0)  # longer examples (prompt + target tokens) are left out
-    logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all
     save_every: int = Field(10, ge=0)  # optimizer steps between checkpoints; 0: only at the end
     keep_last: int = Field(2, ge=1)
     merge_lora: bool = True  # final/: the LoRA merged into a plain model, else the adapter too

@@ -1,6 +1,7 @@
-"""SFT of the student on traces, with the GRPO learner's machinery: its optimizer and
-schedule, micro-batches (left-padded, one example per row: no attention across examples),
-chunked log-probs, atomic checkpoints and progress display. Resumable exactly."""
+"""SFT of the student on traces: the loop over epochs and checkpoints. Each step is the
+learner core's (r1kit/learner/core.py) with the next-token objective (distill/objectives.py):
+its optimizer and schedule, micro-batches (one example per row: no attention across
+examples), chunked log-probs, the MoE aux loss. Resumable exactly."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from distill.examples import Example
+from distill.objectives import NextTokenNLL
 from distill.recipe import SFTConfig
 from r1kit import durable
 from r1kit.data import PromptStream
 from r1kit.display import Display
-from r1kit.learner.batch import Batch
+from r1kit.learner.batch import Batch, to_batch
 from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
 from r1kit.learner.core import Learner
-from r1kit.recipe import LearnerConfig
 from r1kit.rundir import RunDir
+from rollout.types import Completion
 
 
 @dataclass
@@ -49,58 +51,19 @@ class Parts:
 def sft_learner(
     model: nn.Module, cfg: SFTConfig, total_steps: int, temperature: float = 1.0
 ) -> Learner:
-    """The GRPO learner set up for SFT: same optimizer, schedule, clipping and log-probs."""
-    settings = LearnerConfig(
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        schedule=cfg.schedule,
-        max_grad_norm=cfg.max_grad_norm,
-        micro_batch_size=cfg.micro_batch_size,
-        logprob_chunk=cfg.logprob_chunk,
-        shared_prefix=False,  # every example has its own prompt
-        skip_zero_advantage=False,  # SFT has no advantages
-    )
-    return Learner(model, settings, total_steps, temperature)
+    """The learner core with the `sft` section's optimizer and micro-batching settings (it
+    holds both), for both modes."""
+    return Learner(model, cfg, cfg, total_steps, temperature)
 
 
 def as_batch(examples: list[Example]) -> Batch:
-    """Examples as a learner batch: the targets are the 'completions', every one counted."""
-    return Batch(
-        prompt_ids=[e.prompt_ids for e in examples],
-        completion_ids=[e.target_ids for e in examples],
-        rollout_logprobs=[[0.0] * len(e.target_ids) for e in examples],
-        advantages=torch.zeros(len(examples)),
-        loss_mask=[True] * len(examples),
+    """Examples as a learner batch: each target is the 'completion', every one counted."""
+    return to_batch(
+        [
+            Completion(e.target_ids, [0.0] * len(e.target_ids), "", "stop", e.prompt_ids)
+            for e in examples
+        ]
     )
-
-
-def target_logprobs(learner: Learner, batch: Batch, size: int):
-    """(micro-batch, log-prob of each target token [B, C]) over `batch`, `size` rows at a time;
-    prompt tokens and padding have no log-prob (mask 0)."""
-    for mb in batch.micro_batches(size):
-        mb = mb.to(learner.device)
-        yield mb, learner.forward(learner.model, mb)[0]
-
-
-def sft_step(learner: Learner, examples: list[Example], micro_batch_size: int) -> dict:
-    """One optimizer step of mean per-token negative log-likelihood over the targets."""
-    learner.model.train()
-    learner.optimizer.zero_grad(set_to_none=True)
-    batch = as_batch(examples)
-    tokens = batch.num_tokens()  # batch-wide normaliser: micro-batches add up to the mean
-    total = 0.0
-    for mb, logprobs in target_logprobs(learner, batch, micro_batch_size):
-        loss = -(logprobs * mb.mask).sum() / tokens
-        loss.backward()
-        total += loss.item()
-    grad_norm = learner.optimizer_step()
-    return {
-        "nll": total,
-        "tokens": float(tokens),
-        "grad_norm": grad_norm,
-        "lr": learner.scheduler.get_last_lr()[0],
-    }
 
 
 def total_steps(cfg: SFTConfig, examples: int) -> int:
@@ -142,9 +105,9 @@ class SFT:
         position = self.parts.stream
         with Display(self.total, position.step, label="SFT") as display:
             while position.step < self.total:
-                metrics = sft_step(
-                    self.parts.learner, self.batch_at(position.step), self.cfg.micro_batch_size
-                )
+                batch = as_batch(self.batch_at(position.step))
+                norm = batch.normalisers(self.cfg.max_length)
+                metrics = self.parts.learner.step(batch, NextTokenNLL(), norm)
                 position.step += 1
                 metrics["epoch"] = position.step / self.steps_per_epoch
                 self.run.log_metrics(position.step, metrics)

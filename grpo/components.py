@@ -52,8 +52,9 @@ class Components:
             learner, tokenizer = LearnerGroup(start_ranks(recipe), recipe), load_tokenizer(name)
         else:
             policy, tokenizer = load_policy(recipe, _device())
+            cfg = recipe.learner  # both the optimizer and the micro-batching settings
             learner = Learner(
-                policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature
+                policy, cfg, cfg, recipe.train.steps, recipe.rollout.temperature, cfg.beta > 0
             )
         engine = _engine(recipe, learner, tokenizer)
         if recipe.model.lora is not None:

@@ -23,14 +23,14 @@ import torch
 from grpo.advantages import group_advantages
 from grpo.components import Components
 from grpo.health import Monitor
+from grpo.objective import PolicyGradient
 from grpo.prefetch import Prefetch, staleness
 from r1kit.display import Display
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
-from r1kit.learner.batch import Batch
+from r1kit.learner.batch import to_batch
 from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
-from r1kit.learner.normalisers import Normalisers
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
@@ -119,11 +119,12 @@ class Trainer:
             # Async, TIS off: the ratio's old policy is the engine that sampled (a version
             # behind). TIS on: the learner's own, weighted by learner / engine (TIS).
             engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
-            batch = to_batch(groups, advantages, cfg.learner.mask_truncated, engine_old)
-            norm = Normalisers(max(batch.num_tokens(), 1), len(batch), cfg.rollout.max_new_tokens)
+            batch = to_batch(_completions(groups), advantages, cfg.train.mask_truncated, engine_old)
+            norm = batch.normalisers(cfg.rollout.max_new_tokens)
             for iteration in range(cfg.learner.num_iterations):
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
-                learn_metrics = self.parts.learner.step(batch, norm, store_old=store_old)
+                objective = PolicyGradient(cfg.learner, store_old)
+                learn_metrics = self.parts.learner.step(batch, objective, norm)
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
         self.run.log_samples(step, self._examples(groups))
@@ -148,7 +149,7 @@ class Trainer:
         `max_sampling_rounds` times, as many as the keep rate so far says fill the batch."""
         cfg, parts = self.recipe, self.parts
         wanted = cfg.train.prompts_per_step
-        rounds = cfg.learner.max_sampling_rounds if cfg.learner.dynamic_sampling else 1
+        rounds = cfg.train.max_sampling_rounds if cfg.train.dynamic_sampling else 1
         kept: list[Group] = []
         metrics: dict[str, float] = {}
         drawn = 0
@@ -157,7 +158,7 @@ class Trainer:
                 groups = self.prefetch.take(step) if attempt == 0 else None
                 if groups is None:
                     count = prompts_to_draw(
-                        wanted - len(kept), drawn, len(kept), cfg.learner.max_oversample
+                        wanted - len(kept), drawn, len(kept), cfg.train.max_oversample
                     )
                     rows = parts.stream.take(count)
                     sampling = self._sampling_params(seed=self._seed(step, attempt))
@@ -170,7 +171,7 @@ class Trainer:
             if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
                 parts.stream.record([g.row for g in groups], solved(groups, parts.correctness))
             metrics["sampling_rounds"] = attempt + 1
-            kept += [g for g in groups if not (cfg.learner.dynamic_sampling and g.is_flat())]
+            kept += [g for g in groups if not (cfg.train.dynamic_sampling and g.is_flat())]
             if len(kept) >= wanted:
                 kept = kept[:wanted]
                 break
@@ -273,23 +274,6 @@ def prompts_to_draw(missing: int, drawn: int, kept: int, max_oversample: float) 
         return missing
     most = math.ceil(missing * max_oversample)
     return min(most, math.ceil(missing * drawn / kept)) if kept else most
-
-
-def to_batch(
-    groups: list[Group], advantages: torch.Tensor, mask_truncated: bool, engine_old: bool = False
-) -> Batch:
-    """The learner's batch: every completion of every group, in order, with its advantage;
-    with `engine_old`, the engine's log-probs as the old policy of the importance ratio."""
-    completions = _completions(groups)
-    return Batch(
-        prompt_ids=[c.prompt_token_ids for c in completions],
-        completion_ids=[c.token_ids for c in completions],
-        rollout_logprobs=[c.logprobs for c in completions],
-        advantages=advantages,
-        # DAPO overlong filtering: a truncated answer says nothing about its reward.
-        loss_mask=[not (mask_truncated and c.finish_reason == "length") for c in completions],
-        old_logprobs=[torch.tensor(c.logprobs) for c in completions] if engine_old else None,
-    )
 
 
 def _completions(groups: list[Group]) -> list[Completion]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -198,15 +198,31 @@ class TISConfig(Section):
     cap: float = Field(2.0, gt=0.0)
 
 
-class LearnerConfig(Section):
+class OptimizerConfig(Section):
+    """AdamW and its learning-rate schedule, for every objective (GRPO's `learner`, `sft`)."""
+
     lr: float = Field(1e-6, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.99)
     warmup_steps: int = Field(0, ge=0)
     schedule: Schedule = "constant"
     max_grad_norm: float = Field(1.0, gt=0.0)
+
+
+class MicroBatchConfig(Section):
+    """How the learner core runs a batch: micro-batches, prefix packing, log-prob chunks, and
+    the weight of the MoE router's load-balancing loss it adds to every objective."""
+
     micro_batch_size: int = Field(8, gt=0)  # sequences per forward/backward: bounds memory
     micro_batch_tokens: int = Field(0, ge=0)  # with shared_prefix: positions per forward; 0: any
+    shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can
+    logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all at once
+    aux_loss_coef: float = Field(0.001, ge=0.0)  # MoE router load-balancing loss weight
+
+
+class LearnerConfig(MicroBatchConfig, OptimizerConfig):
+    """GRPO's learner: the optimizer, micro-batching, the policy loss and rank placement."""
+
     loss: LossName = "dapo"
     advantage_scale: AdvantageScale = "group"
     epsilon_low: float = Field(0.2, ge=0.0)
@@ -214,14 +230,7 @@ class LearnerConfig(Section):
     beta: float = Field(0.0, ge=0.0)  # KL penalty (k3); 0 loads no reference model
     num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
     tis: TISConfig = TISConfig()
-    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups, draw more prompts
-    max_sampling_rounds: int = Field(3, ge=1)  # bound on the extra draws of dynamic sampling
-    max_oversample: float = Field(4.0, ge=1.0)  # a later round draws at most this x the missing
-    mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
-    aux_loss_coef: float = Field(0.001, ge=0.0)  # MoE router load-balancing loss weight
-    shared_prefix: bool = True  # encode each prompt once for all its completions, if the model can
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
-    logprob_chunk: int = Field(512, ge=0)  # tokens per full-vocabulary logits chunk; 0: all at once
     world_size: int = Field(1, ge=1)  # 1: in-process; N: N Ray actors, one torch.distributed group
     strategy: Strategy = "fsdp"  # with world_size > 1: ddp (replicas) or fsdp (FSDP2 shards)
 
@@ -238,6 +247,11 @@ class TrainConfig(Section):
     keep_last: int = Field(2, ge=1)
     samples_per_step: int = Field(4, ge=0)  # completions written to samples.jsonl per step
     threads: int | None = None  # torch CPU threads; None: torch's default
+    # The batch policy: which sampled groups and completions reach the learner.
+    dynamic_sampling: bool = False  # DAPO: drop zero-variance groups, draw more prompts
+    max_sampling_rounds: int = Field(3, ge=1)  # bound on the extra draws of dynamic sampling
+    max_oversample: float = Field(4.0, ge=1.0)  # a later round draws at most this x the missing
+    mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
 
 
 class OutputConfig(Section):
@@ -286,6 +300,12 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     output: OutputConfig = OutputConfig()
     changes: list[Change] = []  # written by `--resume --set`: what changed mid-run, and when
+
+    # Fields an earlier release had elsewhere: naming the old place fails, naming the new one.
+    moved_fields: ClassVar[dict[str, str]] = {
+        f"learner.{key}": f"train.{key}"
+        for key in ("dynamic_sampling", "max_sampling_rounds", "max_oversample", "mask_truncated")
+    }
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -338,6 +358,10 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
 
 def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
     """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
+    for old, new in getattr(schema, "moved_fields", {}).items():
+        section, key = old.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raise RecipeError(f"{source}: {old}: moved to {new}")
     try:
         return schema.model_validate(raw)
     except ValidationError as err:

@@ -9,10 +9,13 @@ each of their tokens, so the learner only ever computes logits for completion to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from r1kit.learner.normalisers import Normalisers
+from rollout.types import Completion
 
 
 @dataclass
@@ -34,6 +37,14 @@ class Batch:
         return sum(
             len(ids) for ids, keep in zip(self.completion_ids, self.loss_mask, strict=True) if keep
         )
+
+    def shares_prompts(self) -> bool:
+        """Whether some sequences have one prompt (a group of samples): what packing saves."""
+        return len({tuple(ids) for ids in self.prompt_ids}) < len(self)
+
+    def normalisers(self, max_completion_len: int) -> Normalisers:
+        """The batch-wide normalisers of its loss (ranks and micro-batches hold parts of it)."""
+        return Normalisers(max(self.num_tokens(), 1), len(self), max_completion_len)
 
     def micro_batches(self, size: int, rows: list[int] | None = None) -> Iterator[MicroBatch]:
         """Plain micro-batches of `size` sequences over `rows` (default: all), of similar length
@@ -79,6 +90,27 @@ class Batch:
             if old is not None and self.old_logprobs[i] is not None:
                 old[row, width - n :] = self.old_logprobs[i]
         return Window(targets, mask, rollout, old, self.advantages[rows])
+
+
+def to_batch(
+    completions: Sequence[Completion],
+    advantages: torch.Tensor | None = None,
+    mask_truncated: bool = False,
+    engine_old: bool = False,
+) -> Batch:
+    """The learner's batch: one sequence per completion, in order (GRPO's groups, on-policy
+    samples, SFT examples as completions), with its advantage (None: 0 for every one). With
+    `mask_truncated`, completions cut at the token limit are left out of the loss (DAPO's
+    overlong filtering); with `engine_old`, the engine's log-probs are the ratio's old policy."""
+    return Batch(
+        prompt_ids=[c.prompt_token_ids for c in completions],
+        completion_ids=[c.token_ids for c in completions],
+        rollout_logprobs=[c.logprobs for c in completions],
+        advantages=torch.zeros(len(completions)) if advantages is None else advantages,
+        # A truncated answer says nothing about its reward.
+        loss_mask=[not (mask_truncated and c.finish_reason == "length") for c in completions],
+        old_logprobs=[torch.tensor(c.logprobs) for c in completions] if engine_old else None,
+    )
 
 
 @dataclass

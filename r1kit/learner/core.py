@@ -1,4 +1,5 @@
-"""The Learner: the policy model, its optimizer and schedule, and one GRPO optimizer step.
+"""The Learner: the policy model, its optimizer and schedule, and the one optimizer-step
+loop every objective trains through (GRPO's policy loss, SFT, on-policy distillation).
 
 It computes its loss as one rank of N would: every normaliser comes from the caller
 (`Normalisers`, batch-wide), so micro-batches and ranks just add up their gradients.
@@ -15,106 +16,79 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from grpo.loss import policy_loss, tis_weights
 from r1kit.learner.batch import Batch, MicroBatch
-from r1kit.learner.kl import mismatch_stats
 from r1kit.learner.logprobs import token_logprobs
 from r1kit.learner.normalisers import Normalisers
+from r1kit.learner.objective import Objective
 from r1kit.learner.prefix import additive_mask, packed_micro_batches
 from r1kit.learner.router_loss import balance_loss
 from r1kit.learner.stats import StepStats
-from r1kit.recipe import LearnerConfig
+from r1kit.recipe import MicroBatchConfig, OptimizerConfig
 
 
 class Learner:
-    """Holds the trainable policy; `step` is one optimizer step over a whole batch."""
+    """Holds the trainable policy; `step` is one optimizer step of an objective over a batch.
 
-    def __init__(self, model: nn.Module, cfg: LearnerConfig, total_steps: int, temperature: float):
+    `reference`: keep the initial policy for objectives that compare with it (GRPO's KL
+    penalty); with LoRA it is the model with its adapters off, never a second copy.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerConfig,
+        batching: MicroBatchConfig,
+        total_steps: int,
+        temperature: float,
+        reference: bool = False,
+    ):
         self.model = model
-        self.cfg = cfg
+        self.batching = batching
         self.temperature = temperature
         self.device = next(model.parameters()).device
         self.is_lora = hasattr(model, "disable_adapter")
         # The router's aux loss counts every token of every forward: it is never zero, and a
         # packed row would count a prompt once instead of once per completion.
-        self.router_loss_on = _is_moe(model) and cfg.aux_loss_coef > 0
-        # beta 0 needs no reference; with LoRA the reference is the base with adapters off.
+        self.router_loss_on = _is_moe(model) and batching.aux_loss_coef > 0
         self.reference = None
-        if cfg.beta > 0 and not self.is_lora:
+        if reference and not self.is_lora:
             self.reference = self.frozen_copy(model)
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.max_grad_norm = optimizer.max_grad_norm
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            self.params, lr=optimizer.lr, betas=optimizer.betas, weight_decay=optimizer.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(cfg.warmup_steps, total_steps, cfg.schedule)
+            self.optimizer, _lr_lambda(optimizer.warmup_steps, total_steps, optimizer.schedule)
         )
         self.shared_prefix = (
-            cfg.shared_prefix and not self.router_loss_on and self._shared_prefix_matches()
+            batching.shared_prefix and not self.router_loss_on and self._shared_prefix_matches()
         )
 
-    def step(self, batch: Batch, norm: Normalisers, store_old: bool = False) -> dict[str, float]:
-        """Accumulate gradients over micro-batches, clip, take one AdamW step; return metrics.
-
-        With `store_old`, this pass's (pre-update) log-probs are kept in `batch.old_logprobs`
-        so later passes over the same batch (num_iterations > 1) have their ratio's denominator.
-        """
+    def step(self, batch: Batch, objective: Objective, norm: Normalisers) -> dict[str, float]:
+        """Accumulate `objective`'s gradient over micro-batches, clip, take one AdamW step;
+        return the step's metrics."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         stats = StepStats()
-        rows = self.rows_to_learn(batch)
-        old_store: list[torch.Tensor | None] = [None] * len(batch)
+        rows = list(range(len(batch))) if self.router_loss_on else objective.rows(batch)
         for mb in self.micro_batches(batch, rows):
             mb = mb.to(self.device)
             logprobs, entropy, aux_loss = self.forward(self.model, mb)
-            # Before the first update the learner's own log-probs ARE the old policy's:
-            # detached, they give ratio 1 and need no extra forward pass.
-            old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
-            loss, loss_stats = self.policy_loss(mb, logprobs, old, norm)
+            loss, loss_stats = objective.loss(self, mb, logprobs, entropy, norm)
             if aux_loss is not None:
                 # The router's load-balancing loss is a per-forward mean: weight it by this
                 # micro-batch's share of the batch so micro-batches add up to the batch mean.
                 share = len(mb.rows) / norm.num_sequences
-                loss = loss + self.cfg.aux_loss_coef * aux_loss * share
-                stats.add_aux_loss(aux_loss.item() * share)
+                loss = loss + self.batching.aux_loss_coef * aux_loss * share
+                stats.add({"aux_loss": aux_loss.item() * share})
             loss.backward()
-            stats.add_loss(loss, loss_stats)
-            stats.add_tokens(
-                entropy, mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"], mb.mask
-            )
-            if store_old:
-                for row, i in enumerate(mb.rows):
-                    n = len(batch.completion_ids[i])
-                    old_store[i] = old[row, old.shape[1] - n :].detach().cpu()
-        if store_old:
-            batch.old_logprobs = old_store
+            stats.add({"loss": loss.item(), **loss_stats})
+        objective.end(batch)
         self.last_stats = stats  # a rank's sums, which its group adds up across ranks
         grad_norm = self.optimizer_step()
         skipped = 1 - len(rows) / max(len(batch), 1)
-        return stats.metrics(grad_norm, self.scheduler.get_last_lr()[0], skipped)
-
-    def policy_loss(
-        self, mb: MicroBatch, logprobs: torch.Tensor, old: torch.Tensor, norm: Normalisers
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """This micro-batch's share of the batch loss, with the recipe's loss settings."""
-        weights = None
-        if self.cfg.tis.level != "none":
-            weights = tis_weights(
-                old, mb.rollout_logprobs, mb.mask, self.cfg.tis.level, self.cfg.tis.cap
-            )
-        return policy_loss(
-            logprobs,
-            old,
-            mb.advantages,
-            mb.mask,
-            norm,
-            aggregation=self.cfg.loss,
-            epsilon_low=self.cfg.epsilon_low,
-            epsilon_high=self.cfg.epsilon_high,
-            beta=self.cfg.beta,
-            ref_logprobs=self.reference_logprobs(mb) if self.cfg.beta > 0 else None,
-            tis_weights=weights,
-        )
+        return stats.metrics(objective, grad_norm, self.scheduler.get_last_lr()[0], skipped)
 
     def optimizer_step(self) -> float:
         """Clip and apply the accumulated gradient; returns its norm before clipping."""
@@ -123,7 +97,7 @@ class Learner:
         for p in self.params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         # Free the gradients now, not at the next step: they would sit through generation,
@@ -131,36 +105,20 @@ class Learner:
         self.optimizer.zero_grad(set_to_none=True)
         return float(grad_norm)
 
-    def rows_to_learn(self, batch: Batch) -> list[int]:
-        """The sequences whose loss gradient is not exactly zero (all with the skip off).
-
-        A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
-        of advantage 0 is -min(r 0, clip(r) 0) = 0 in every aggregation (GSPO's ratio is per
-        sequence, TIS only scales it); its tokens still count in the batch-wide normalisers,
-        which the caller computed over the whole batch.
-        """
-        if not self.cfg.skip_zero_advantage or self.router_loss_on:
-            return list(range(len(batch)))
-        return [
-            i
-            for i in range(len(batch))
-            if batch.loss_mask[i]
-            and batch.completion_ids[i]
-            and (self.cfg.beta > 0 or batch.advantages[i].item() != 0)
-        ]
-
     def micro_batches(self, batch: Batch, rows: list[int]) -> Iterator[MicroBatch]:
-        if self.shared_prefix:
-            return packed_micro_batches(
-                batch, rows, self.cfg.micro_batch_size, self.cfg.micro_batch_tokens
-            )
-        return batch.micro_batches(self.cfg.micro_batch_size, rows)
+        """Packed where the batch has prompts in common and the model passed the probe."""
+        size = self.batching.micro_batch_size
+        if self.shared_prefix and batch.shares_prompts():
+            return packed_micro_batches(batch, rows, size, self.batching.micro_batch_tokens)
+        return batch.micro_batches(size, rows)
 
     def forward(
         self, model: nn.Module, mb: MicroBatch
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Per completion token ([B, C], 0 where none): log-prob of the sampled token at the
-        sampling temperature, and the entropy of that distribution; the MoE aux loss if any."""
+        sampling temperature, and the entropy of that distribution; the policy's MoE aux loss
+        if any (a reference's or a teacher's is not asked for)."""
+        router = self.router_loss_on and model is self.model
         attention_mask = mb.attention_mask
         if attention_mask.dim() == 4:
             attention_mask = additive_mask(attention_mask, next(model.parameters()).dtype)
@@ -179,7 +137,7 @@ class Learner:
                     position_ids=mb.position_ids,
                     logits_to_keep=1,
                     use_cache=False,
-                    **({"output_router_logits": True} if self.router_loss_on else {}),
+                    **({"output_router_logits": True} if router else {}),
                 )
         finally:
             hook.remove()
@@ -187,12 +145,12 @@ class Learner:
         states = hidden[0].reshape(-1, hidden[0].shape[-1])[mb.source[real]]
         head = model.get_output_embeddings()
         flat = token_logprobs(
-            states, mb.targets[real], head, self.temperature, self.cfg.logprob_chunk
+            states, mb.targets[real], head, self.temperature, self.batching.logprob_chunk
         )
         logprobs, entropy = (torch.zeros(mb.targets.shape, device=self.device) for _ in range(2))
         logprobs = logprobs.masked_scatter(real, flat[0])
         entropy = entropy.masked_scatter(real, flat[1])
-        aux = _router_loss(model, out, mb.attention_mask) if self.router_loss_on else None
+        aux = _router_loss(model, out, mb.attention_mask) if router else None
         return logprobs, entropy, aux
 
     def run_model(self, model: nn.Module, **inputs) -> object:

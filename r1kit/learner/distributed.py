@@ -72,7 +72,8 @@ class RankLearner(Learner):
         self.strategy, self.world_size = strategy, mesh.size()
         self.ddp: DistributedDataParallel | None = None
         self._reference: nn.Module | None = None
-        if cfg.beta > 0 and not hasattr(model, "disable_adapter"):
+        reference = cfg.beta > 0
+        if reference and not hasattr(model, "disable_adapter"):
             self._reference = super().frozen_copy(model)
         if strategy == "fsdp":
             shard(model, mesh)
@@ -80,7 +81,7 @@ class RankLearner(Learner):
                 shard(self._reference, mesh)
         else:
             self.ddp = DistributedDataParallel(model, process_group=mesh.get_group())
-        super().__init__(model, cfg, total_steps, temperature)
+        super().__init__(model, cfg, cfg, total_steps, temperature, reference)
 
     def frozen_copy(self, model: nn.Module) -> nn.Module:
         return self._reference  # copied before wrapping, sharded like the policy

@@ -21,6 +21,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from r1kit.learner.batch import Batch
 from r1kit.learner.distributed import RankLearner, init_group
 from r1kit.learner.normalisers import Normalisers
+from r1kit.learner.objective import Objective
 from r1kit.learner.policy import load_policy, with_lora
 from r1kit.learner.stats import StepStats
 from r1kit.models import model_dir
@@ -64,12 +65,13 @@ class RankWorker:
         )
 
     def step(
-        self, batch: Batch, norm: Normalisers, store_old: bool
+        self, batch: Batch, objective: Objective, norm: Normalisers
     ) -> tuple[dict[str, float], dict[str, float], list[torch.Tensor | None] | None]:
-        """This rank's metrics, its summed statistics, and (with store_old) its old log-probs."""
+        """This rank's metrics, its summed statistics, and its batch's old log-probs after the
+        step (what GRPO's first pass of several stores there; None if none)."""
         self._weights = None  # a weight stream left unfinished is stale now
-        metrics = self.learner.step(batch, norm, store_old)
-        return metrics, self.learner.last_stats.totals, batch.old_logprobs if store_old else None
+        metrics = self.learner.step(batch, objective, norm)
+        return metrics, self.learner.last_stats.totals, batch.old_logprobs
 
     def next_bucket(self, max_bytes: int) -> list[tuple[str, torch.Tensor]] | None:
         """The next tensors of the weight stream (rank 0; other ranks take part in the
@@ -134,21 +136,22 @@ class LearnerGroup:
         ray.get([rank.build.remote(recipe) for rank in self.ranks])
         self.model = _shell(recipe)
 
-    def step(self, batch: Batch, norm: Normalisers, store_old: bool = False) -> dict[str, float]:
-        """One optimizer step over `batch`, split across the ranks; metrics as one process's."""
+    def step(self, batch: Batch, objective: Objective, norm: Normalisers) -> dict[str, float]:
+        """One optimizer step of `objective` over `batch`, split across the ranks (each gets a
+        copy of the objective); metrics as one process's."""
         shards = split_batch(batch, len(self.ranks))
         results = ray.get(
             [
-                rank.step.remote(subset(batch, rows), norm, store_old)
+                rank.step.remote(subset(batch, rows), objective, norm)
                 for rank, rows in zip(self.ranks, shards, strict=True)
             ]
         )
-        if store_old:
+        if any(old is not None for _, _, old in results):  # the ranks' batches, gathered
             batch.old_logprobs = [None] * len(batch)
             for rows, (_, _, old) in zip(shards, results, strict=True):
                 for i, logprobs in zip(rows, old or [], strict=True):
                     batch.old_logprobs[i] = logprobs
-        return merge_metrics(results, [len(rows) for rows in shards])
+        return merge_metrics(results, [len(rows) for rows in shards], objective)
 
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """The full weights, streamed from rank 0 bucket by bucket (every rank gathers)."""
@@ -224,14 +227,15 @@ def subset(batch: Batch, rows: list[int]) -> Batch:
 
 
 def merge_metrics(
-    results: list[tuple[dict[str, float], dict[str, float], object]], sizes: list[int]
+    results: list[tuple[dict[str, float], dict[str, float], object]],
+    sizes: list[int],
+    objective: Objective,
 ) -> dict[str, float]:
     """One step's metrics from the ranks' summed statistics; the gradient norm and the
     learning rate are the same on every rank."""
     first = results[0][0]
     stats = StepStats()
     for _, totals, _ in results:
-        for key, value in totals.items():
-            stats.totals[key] += value
+        stats.add(totals)
     skipped = sum(m["skipped_frac"] * n for (m, _, _), n in zip(results, sizes, strict=True))
-    return stats.metrics(first["grad_norm"], first["lr"], skipped / max(sum(sizes), 1))
+    return stats.metrics(objective, first["grad_norm"], first["lr"], skipped / max(sum(sizes), 1))

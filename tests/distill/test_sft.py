@@ -1,10 +1,13 @@
 import contextlib
 
+import pytest
 import torch
 
 from distill.examples import Example
+from distill.objectives import NextTokenNLL
 from distill.recipe import SFTConfig
-from distill.sft import SFT, Parts, as_batch, sft_learner, sft_step, target_logprobs
+from distill.sft import SFT, Parts, as_batch, sft_learner
+from r1kit.learner.core import Learner
 from r1kit.models import tiny_model
 from r1kit.rundir import RunDir
 
@@ -21,6 +24,17 @@ def examples(count: int = 6) -> list[Example]:
 def learner(cfg: SFTConfig, steps: int = 10, seed: int = 0):
     model, tokenizer = tiny_model(seed=seed)
     return sft_learner(model, cfg, steps), tokenizer
+
+
+def target_logprobs(learner: Learner, batch, size: int):
+    """(micro-batch, the learner's log-prob of each target token [B, C]) over `batch`."""
+    for mb in batch.micro_batches(size):
+        yield mb, learner.forward(learner.model, mb)[0]
+
+
+def sft_step(learner: Learner, data: list[Example]) -> dict[str, float]:
+    batch = as_batch(data)
+    return learner.step(batch, NextTokenNLL(), batch.normalisers(16))
 
 
 def test_loss_is_the_cross_entropy_of_target_tokens_only():
@@ -48,13 +62,13 @@ def test_no_attention_crosses_examples_in_a_batch():
 def test_sft_steps_lower_the_target_nll():
     sft, _ = learner(SFTConfig(lr=1e-2, micro_batch_size=2, schedule="constant"))
     data = examples(4)
-    nll = [sft_step(sft, data, 2)["nll"] for _ in range(8)]
+    nll = [sft_step(sft, data)["nll"] for _ in range(8)]
     assert nll[-1] < 0.5 * nll[0]
 
 
 def test_micro_batching_does_not_change_the_loss_or_gradient():
-    whole = sft_step(learner(SFTConfig())[0], examples(4), 4)
-    split = sft_step(learner(SFTConfig())[0], examples(4), 1)
+    whole = sft_step(learner(SFTConfig(micro_batch_size=4))[0], examples(4))
+    split = sft_step(learner(SFTConfig(micro_batch_size=1))[0], examples(4))
     assert abs(whole["nll"] - split["nll"]) < 1e-5
     assert abs(whole["grad_norm"] - split["grad_norm"]) < 1e-4 * whole["grad_norm"]
 
@@ -76,9 +90,7 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
         return trainer
 
     straight = fit("straight")
-    import distill.sft
-
-    real_step = distill.sft.sft_step
+    real_step = Learner.step
     calls = []
 
     def dies_at_step_5(*args):
@@ -87,10 +99,10 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
             raise Killed
         return real_step(*args)
 
-    monkeypatch.setattr(distill.sft, "sft_step", dies_at_step_5)
+    monkeypatch.setattr(Learner, "step", dies_at_step_5)
     with contextlib.suppress(Killed):
         fit("killed")
-    monkeypatch.setattr(distill.sft, "sft_step", real_step)
+    monkeypatch.setattr(Learner, "step", real_step)
     assert not (tmp_path / "killed" / "final").exists()
     resumed = fit("killed", resume=True)
     assert [m["step"] for m in resumed.run.metrics()] == [1, 2, 3, 4, 5, 6]
@@ -100,3 +112,13 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
         strict=True,
     ):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_an_moe_student_learns_with_its_router_s_load_balancing_loss():
+    # Equal lengths: transformers 5.19's DeepSeek-V3 fails on any padding mask.
+    data = [Example(e.prompt_ids[:3], e.target_ids[:4]) for e in examples(4)]
+    model, _ = tiny_model("deepseek_v3")
+    cfg = SFTConfig(micro_batch_size=2, aux_loss_coef=0.01)
+    metrics = sft_step(sft_learner(model, cfg, 10), data)
+    assert metrics["aux_loss"] > 0
+    assert metrics["loss"] == pytest.approx(metrics["nll"] + 0.01 * metrics["aux_loss"])

@@ -96,13 +96,12 @@ def test_dynamic_sampling_and_tis_run(tiny_recipe):
     run = _train(
         tiny_recipe(
             learner={
-                "dynamic_sampling": True,
                 "tis": {"level": "token", "cap": 2.0},
                 "num_iterations": 2,
                 "micro_batch_size": 8,
                 "lr": 3e-3,
             },
-            train={"steps": 2, "save_every": 0},
+            train={"steps": 2, "save_every": 0, "dynamic_sampling": True},
         )
     )
     step = run.metrics()[1]
@@ -421,8 +420,8 @@ def _train_against_stub(raw: dict) -> RunDir:
     parts.engine = engine = FormatOrAnswerEngine(parts.tokenizer)
     learner_step = parts.learner.step
 
-    def step(batch, norm, store_old=False):
-        metrics = learner_step(batch, norm, store_old=store_old)
+    def step(batch, objective, norm):
+        metrics = learner_step(batch, objective, norm)
         engine.learn(batch)
         return metrics
 

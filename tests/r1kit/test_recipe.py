@@ -29,6 +29,17 @@ def test_wrong_choice_lists_what_is_allowed():
         validate({"learner": {"loss": "ppo"}})
 
 
+@pytest.mark.parametrize(
+    "key", ["dynamic_sampling", "max_sampling_rounds", "max_oversample", "mask_truncated"]
+)
+def test_the_batch_policy_moved_to_train_and_its_old_place_says_so(key, tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("learner: {lr: 1.0e-5}\n")
+    with pytest.raises(RecipeError, match=rf"learner\.{key}: moved to train\.{key}"):
+        load_recipe(path, [f"learner.{key}=1"])
+    assert load_recipe(path, [f"train.{key}=1"]).train.model_dump()[key] == 1
+
+
 def test_missing_data_file_is_reported():
     with pytest.raises(RecipeError, match=r"data\.source: .*not found: nowhere\.jsonl"):
         validate({"data": {"source": "nowhere.jsonl"}})

@@ -144,7 +144,7 @@ def test_a_teacher_of_another_vocabulary_is_refused_with_exit_2(tmp_path):
 
 
 def test_a_killed_on_policy_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
-    import distill.on_policy
+    from r1kit.learner.core import Learner
     from r1kit.models import tiny_model
 
     model, tokenizer = tiny_model(seed=1)  # a teacher unlike the student: the KL is not 0
@@ -160,7 +160,7 @@ def test_a_killed_on_policy_run_resumes_to_the_same_final_weights(tmp_path, monk
         eval={"before": False, "after": False},
     )
     assert runner.invoke(app, ["distill", recipe, "--set", "output.name=straight"]).exit_code == 0
-    real_step, calls = distill.on_policy.reverse_kl_step, []
+    real_step, calls = Learner.step, []
 
     def dies_at_step_3(*args):
         calls.append(1)
@@ -168,9 +168,9 @@ def test_a_killed_on_policy_run_resumes_to_the_same_final_weights(tmp_path, monk
             raise RuntimeError("killed")
         return real_step(*args)
 
-    monkeypatch.setattr(distill.on_policy, "reverse_kl_step", dies_at_step_3)
+    monkeypatch.setattr(Learner, "step", dies_at_step_3)
     runner.invoke(app, ["distill", recipe, "--set", "output.name=killed"])
-    monkeypatch.setattr(distill.on_policy, "reverse_kl_step", real_step)
+    monkeypatch.setattr(Learner, "step", real_step)
     killed = tmp_path / "runs" / "killed"
     assert not (killed / "final").exists()
     result = runner.invoke(app, ["distill", "--resume", str(killed)])

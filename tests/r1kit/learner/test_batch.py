@@ -1,6 +1,8 @@
+import pytest
 import torch
 
-from r1kit.learner.batch import Batch
+from r1kit.learner.batch import Batch, to_batch
+from rollout.types import Completion
 
 
 def _batch() -> Batch:
@@ -62,3 +64,32 @@ def test_positions_without_a_completion_token_have_no_source():
 def test_only_the_given_rows_are_collated():
     rows = [r for mb in _batch().micro_batches(size=2, rows=[0, 2]) for r in mb.rows]
     assert sorted(rows) == [0, 2]
+
+
+def _completions() -> list[Completion]:
+    return [
+        Completion([7, 8], [-0.1, -0.2], "a", "stop", [1, 2]),
+        Completion([9], [-0.3], "b", "length", [1, 2]),
+    ]
+
+
+def test_completions_become_one_sequence_each_with_zero_advantage_unless_given():
+    batch = to_batch(_completions())
+    assert batch.prompt_ids == [[1, 2], [1, 2]] and batch.completion_ids == [[7, 8], [9]]
+    assert batch.rollout_logprobs == [[-0.1, -0.2], [-0.3]]
+    assert batch.advantages.tolist() == [0.0, 0.0] and batch.loss_mask == [True, True]
+    assert batch.old_logprobs is None and batch.shares_prompts()
+
+
+def test_truncated_completions_are_masked_out_when_asked():
+    assert to_batch(_completions(), mask_truncated=True).loss_mask == [True, False]
+
+
+def test_the_engine_s_logprobs_can_be_the_old_policy():
+    old = to_batch(_completions(), torch.tensor([1.0, -1.0]), engine_old=True).old_logprobs
+    assert [t.tolist() for t in old] == [pytest.approx([-0.1, -0.2]), pytest.approx([-0.3])]
+
+
+def test_normalisers_count_the_tokens_in_the_loss_over_the_whole_batch():
+    norm = _batch().normalisers(max_completion_len=16)
+    assert (norm.num_tokens, norm.num_sequences, norm.max_completion_len) == (5, 3, 16)

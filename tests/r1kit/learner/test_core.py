@@ -1,4 +1,5 @@
-"""The learner's optimisations change no gradient: shared prefix, skipped zero-gradient rows."""
+"""The learner core's optimisations change no gradient: shared prefix, skipped zero-gradient
+rows (GRPO's objective drives these, the one every aggregation exercises)."""
 
 import copy
 import warnings
@@ -7,6 +8,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+from grpo.objective import PolicyGradient
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.normalisers import Normalisers
@@ -37,17 +39,29 @@ def _norm(batch: Batch) -> Normalisers:
     return Normalisers(batch.num_tokens(), len(batch), 8)
 
 
+def _cfg(**options) -> LearnerConfig:
+    return LearnerConfig(micro_batch_size=3, logprob_chunk=4, lr=1e-2, **options)
+
+
 def _learner(model=None, **options) -> Learner:
+    """A learner and, as `learner.objective`, GRPO's objective with the same settings."""
     model = model if model is not None else tiny_model("llama")[0]
-    cfg = LearnerConfig(micro_batch_size=3, logprob_chunk=4, lr=1e-2, **options)
-    return Learner(model, cfg, total_steps=10, temperature=TEMPERATURE)
+    cfg = _cfg(**options)
+    learner = Learner(model, cfg, cfg, 10, TEMPERATURE, reference=cfg.beta > 0)
+    learner.objective = PolicyGradient(cfg)
+    return learner
+
+
+def _step(learner: Learner, batch: Batch, store_old: bool = False) -> dict[str, float]:
+    objective = PolicyGradient(learner.objective.cfg, store_old)
+    return learner.step(batch, objective, _norm(batch))
 
 
 def _gradients(learner: Learner, batch: Batch) -> list[torch.Tensor]:
     """One step's clipped gradient, without the optimizer step."""
     grads: list[torch.Tensor] = []
     learner.optimizer_step = lambda: grads.extend(p.grad.clone() for p in learner.params) or 0.0
-    learner.step(batch, _norm(batch))
+    _step(learner, batch)
     return grads
 
 
@@ -116,12 +130,17 @@ def test_a_model_without_custom_mask_support_falls_back_to_the_plain_path(effect
     assert not learner.shared_prefix
 
 
-def test_tiny_deepseek_v3_gives_the_plain_gradient_packed_or_fallen_back():
-    # transformers 5.19's DeepSeek-V3 fails on any padding mask: equal lengths, no padding.
+def _unpadded_batch() -> Batch:
+    """`_batch` in equal lengths: transformers 5.19's DeepSeek-V3 fails on any padding mask."""
     batch = _batch()
     batch.prompt_ids = [batch.prompt_ids[0]] * 4 + [batch.prompt_ids[0][::-1]] * 4
     batch.completion_ids = [ids[:1] * 3 for ids in batch.completion_ids]
     batch.rollout_logprobs = [[-7.0] * 3] * 8
+    return batch
+
+
+def test_tiny_deepseek_v3_gives_the_plain_gradient_packed_or_fallen_back():
+    batch = _unpadded_batch()
     grads = []
     for shared_prefix in (True, False):
         with warnings.catch_warnings():
@@ -147,21 +166,16 @@ def test_skipping_zero_advantage_rows_changes_no_gradient(loss):
     assert _max_diff(_gradients(skipping, _batch()), _gradients(full, _batch())) < 1e-6
 
 
-def test_skipped_rows_are_the_zero_advantage_and_masked_ones():
-    assert _learner().rows_to_learn(_batch()) == [0, 1, 3, 6]
-
-
-def test_nothing_is_skipped_with_a_kl_penalty_except_masked_rows():
-    assert _learner(beta=0.1).rows_to_learn(_batch()) == [0, 1, 2, 3, 4, 5, 6]
-
-
 def test_nothing_is_skipped_when_the_moe_router_loss_counts_every_token():
     learner = _learner(tiny_model("deepseek_v3")[0], aux_loss_coef=0.01, shared_prefix=False)
-    assert learner.rows_to_learn(_batch()) == list(range(8))
+    batch = _unpadded_batch()
+    assert len(learner.objective.rows(batch)) < len(batch)  # what GRPO alone would skip
+    metrics = _step(learner, batch)
+    assert metrics["skipped_frac"] == 0 and metrics["aux_loss"] > 0
 
 
 def test_the_skipped_share_is_reported():
-    metrics = _learner().step(_batch(), _norm(_batch()))
+    metrics = _step(_learner(), _batch())
     assert metrics["skipped_frac"] == pytest.approx(4 / 8)
 
 
@@ -172,10 +186,9 @@ def test_a_batch_with_nothing_to_learn_still_takes_the_momentum_step():
     results = []
     for skip in (True, False):
         learner = _learner(shared_prefix=False)
-        learner.step(_batch(), _norm(_batch()))
-        learner.cfg = learner.cfg.model_copy(update={"skip_zero_advantage": skip})
+        _step(learner, _batch())
         before = [p.detach().clone() for p in learner.params]
-        learner.step(idle, _norm(idle))
+        learner.step(idle, PolicyGradient(_cfg(skip_zero_advantage=skip)), _norm(idle))
         results.append([p.detach().clone() for p in learner.params])
     assert _max_diff(results[0], before) > 0
     assert _max_diff(*results) == 0
@@ -186,7 +199,7 @@ def test_second_iteration_with_the_skip_uses_the_same_old_logprobs_as_without():
     for skip in (True, False):
         learner, batch = _learner(skip_zero_advantage=skip), _batch()
         learner.optimizer_step = lambda: 0.0  # the policy stays the old one: ratio 1
-        learner.step(batch, _norm(batch), store_old=True)
+        _step(learner, batch, store_old=True)
         grads.append(_gradients(learner, batch))
     assert _max_diff(*grads) < 1e-5
 
@@ -195,7 +208,7 @@ def test_stored_old_logprobs_line_up_with_their_completion_tokens():
     model = tiny_model("llama")[0]
     before = copy.deepcopy(model)
     batch = _batch()
-    _learner(model, skip_zero_advantage=False).step(batch, _norm(batch), store_old=True)
+    _step(_learner(model, skip_zero_advantage=False), batch, store_old=True)
     for i, completion in enumerate(batch.completion_ids):
         sequence = torch.tensor([batch.prompt_ids[i] + completion])
         with torch.no_grad():

@@ -6,12 +6,13 @@ import pytest
 import ray
 import torch
 
+from grpo.objective import PolicyGradient
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
 from r1kit.learner.ranks import LearnerGroup, split_batch, start_ranks, subset
 from r1kit.recipe import validate
-from tests.grpo.test_learner import AGGREGATIONS, TEMPERATURE, _batch, _norm
+from tests.r1kit.learner.test_core import AGGREGATIONS, TEMPERATURE, _batch, _norm
 
 # AdamW's step is ~lr * sign(gradient): float noise in a near-zero gradient (another summation
 # order across ranks, another CPU's kernels) moves a weight by a few percent of lr (2.3e-5 seen
@@ -50,10 +51,10 @@ def ranks():
     started.stop()
 
 
-def _two_passes(learner, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+def _two_passes(learner, recipe, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """num_iterations 2 over `batch`: the second pass uses the first's old log-probs."""
-    learner.step(batch, _norm(batch), store_old=True)
-    metrics = learner.step(batch, _norm(batch))
+    learner.step(batch, PolicyGradient(recipe.learner, store_old=True), _norm(batch))
+    metrics = learner.step(batch, PolicyGradient(recipe.learner), _norm(batch))
     return metrics, dict(learner.named_weights())
 
 
@@ -72,8 +73,8 @@ def test_two_ranks_update_the_weights_as_one_process_does(ranks):
     diffs, metrics = {}, {}
     keys = ("loss", "grad_norm", "entropy", "ratio", "skipped_frac")
     for name, recipe, batch in _settings():
-        got_metrics, got = _two_passes(LearnerGroup(ranks, recipe), copy.deepcopy(batch))
-        want_metrics, want = _two_passes(_learner(recipe), batch)
+        got_metrics, got = _two_passes(LearnerGroup(ranks, recipe), recipe, copy.deepcopy(batch))
+        want_metrics, want = _two_passes(_learner(recipe), recipe, batch)
         assert got.keys() == want.keys()
         diffs[name] = max((got[n] - want[n]).abs().max().item() for n in want)
         metrics[name] = ({k: got_metrics[k] for k in keys}, {k: want_metrics[k] for k in keys})
@@ -93,16 +94,17 @@ def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
 def _learner(recipe) -> Learner:
     torch.manual_seed(recipe.seed)
     policy, _ = load_policy(recipe, "cpu")
-    return Learner(policy, recipe.learner, recipe.train.steps, recipe.rollout.temperature)
+    cfg = recipe.learner
+    return Learner(policy, cfg, cfg, recipe.train.steps, recipe.rollout.temperature, cfg.beta > 0)
 
 
-def _resumed(saved, resumed):
+def _resumed(saved, resumed, recipe):
     """Step `saved`, move its weights and optimizer state to `resumed`, step that again."""
     batch = _batch()
-    saved.step(batch, _norm(batch))
+    saved.step(batch, PolicyGradient(recipe.learner), _norm(batch))
     resumed.load_weights(dict(saved.named_weights()))
     resumed.load_state_dict(saved.state_dict())
-    resumed.step(batch, _norm(batch))
+    resumed.step(batch, PolicyGradient(recipe.learner), _norm(batch))
     return dict(resumed.named_weights())
 
 
@@ -112,11 +114,11 @@ def test_a_checkpoint_resumes_at_another_world_size_as_if_uninterrupted(ranks, s
     two = _recipe(strategy=strategy)
     uninterrupted = _learner(one)
     for _ in range(2):
-        uninterrupted.step(_batch(), _norm(_batch()))
+        uninterrupted.step(_batch(), PolicyGradient(one.learner), _norm(_batch()))
     want = dict(uninterrupted.named_weights())
     for saved, resumed in (
         (LearnerGroup(ranks, two), _learner(one)),
         (_learner(one), LearnerGroup(ranks, two)),
     ):
-        got = _resumed(saved, resumed)
+        got = _resumed(saved, resumed, one)
         assert max((got[n] - want[n]).abs().max().item() for n in want) < WEIGHT_TOLERANCE

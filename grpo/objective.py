@@ -1,0 +1,103 @@
+"""GRPO's objective for the learner core: the clipped surrogate of grpo/loss.py with the
+recipe's settings (aggregation, clip range, TIS, the KL penalty to the reference policy).
+
+    learner.step(batch, PolicyGradient(recipe.learner), norm)
+
+With `store_old` (the first of num_iterations > 1 passes) the pass's own pre-update log-probs
+are kept in `batch.old_logprobs`: the ratio's denominator for the later passes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from grpo.loss import policy_loss, tis_weights
+from r1kit.learner.batch import Batch, MicroBatch
+from r1kit.learner.core import Learner
+from r1kit.learner.kl import mismatch_stats
+from r1kit.learner.normalisers import Normalisers
+from r1kit.learner.objective import Objective
+from r1kit.recipe import LearnerConfig
+
+
+class PolicyGradient(Objective):
+    """The clipped-surrogate loss (+ beta k3 KL) of each completion's advantage."""
+
+    def __init__(self, cfg: LearnerConfig, store_old: bool = False):
+        self.cfg, self.store_old = cfg, store_old
+        self.old: dict[int, torch.Tensor] = {}  # with store_old: sequence -> its window row
+
+    def rows(self, batch: Batch) -> list[int]:
+        """The sequences whose loss gradient is not exactly zero (all with the skip off).
+
+        A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
+        of advantage 0 is -min(r 0, clip(r) 0) = 0 in every aggregation (GSPO's ratio is per
+        sequence, TIS only scales it); its tokens still count in the batch-wide normalisers,
+        which the caller computed over the whole batch.
+        """
+        if not self.cfg.skip_zero_advantage:
+            return list(range(len(batch)))
+        return [
+            i
+            for i in range(len(batch))
+            if batch.loss_mask[i]
+            and batch.completion_ids[i]
+            and (self.cfg.beta > 0 or batch.advantages[i].item() != 0)
+        ]
+
+    def loss(
+        self,
+        learner: Learner,
+        mb: MicroBatch,
+        logprobs: torch.Tensor,
+        entropy: torch.Tensor,
+        norm: Normalisers,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.cfg
+        # Before the first update the learner's own log-probs ARE the old policy's:
+        # detached, they give ratio 1 and need no extra forward pass.
+        old = mb.old_logprobs if mb.old_logprobs is not None else logprobs.detach()
+        weights = None
+        if cfg.tis.level != "none":
+            weights = tis_weights(old, mb.rollout_logprobs, mb.mask, cfg.tis.level, cfg.tis.cap)
+        loss, stats = policy_loss(
+            logprobs,
+            old,
+            mb.advantages,
+            mb.mask,
+            norm,
+            aggregation=cfg.loss,
+            epsilon_low=cfg.epsilon_low,
+            epsilon_high=cfg.epsilon_high,
+            beta=cfg.beta,
+            ref_logprobs=learner.reference_logprobs(mb) if cfg.beta > 0 else None,
+            tis_weights=weights,
+        )
+        mismatch_kl = mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"]
+        stats["entropy_sum"] = (entropy * mb.mask).sum().item()
+        stats["mismatch_kl_sum"] = mismatch_kl * mb.mask.sum().item()
+        if self.store_old:
+            for row, i in enumerate(mb.rows):
+                self.old[i] = old[row].detach().cpu()
+        return loss, stats
+
+    def end(self, batch: Batch) -> None:
+        """With store_old: each sequence's old log-probs, one per completion token (None for a
+        sequence that was not run)."""
+        if not self.store_old:
+            return
+        batch.old_logprobs = [None] * len(batch)
+        for i, row in self.old.items():
+            batch.old_logprobs[i] = row[row.shape[0] - len(batch.completion_ids[i]) :]
+
+    def metrics(self, totals: dict[str, float]) -> dict[str, float]:
+        """Per-token means over the tokens the learner ran (skipped sequences have none)."""
+        tokens = max(totals["token_count"], 1.0)
+        return {
+            "kl": totals["kl_sum"] / tokens,
+            "clip_frac/low": totals["clip_low_count"] / tokens,
+            "clip_frac/high": totals["clip_high_count"] / tokens,
+            "ratio": totals["ratio_sum"] / tokens,
+            "entropy": totals["entropy_sum"] / tokens,
+            "mismatch_kl": totals["mismatch_kl_sum"] / tokens,
+        }

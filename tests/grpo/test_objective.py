@@ -1,0 +1,103 @@
+"""GRPO's objective: the clipped surrogate on hand-computed values, the rows it lets the core
+skip, the old log-probs its first pass stores, and its metrics."""
+
+import math
+
+import pytest
+import torch
+
+from grpo.objective import PolicyGradient
+from r1kit.learner.batch import Batch
+from r1kit.learner.normalisers import Normalisers
+from r1kit.recipe import LearnerConfig
+from tests.r1kit.learner.test_core import _batch
+
+
+def _two_sequences() -> Batch:
+    """Completions of 2 and 1 tokens, advantages +1 / -1, old log-probs -1 and -2."""
+    return Batch(
+        prompt_ids=[[1, 2], [1, 2]],
+        completion_ids=[[5, 6], [7]],
+        rollout_logprobs=[[-1.0, -1.0], [-2.0]],
+        advantages=torch.tensor([1.0, -1.0]),
+        loss_mask=[True, True],
+        old_logprobs=[torch.tensor([-1.0, -1.0]), torch.tensor([-2.0])],
+    )
+
+
+def _loss(objective: PolicyGradient, batch: Batch, logprobs, entropy):
+    """`objective`'s loss of `batch` as one micro-batch, the per-token inputs given per
+    sequence (right-aligned) and put in the micro-batch's order."""
+    mb = next(batch.micro_batches(8))
+    logprobs, entropy = torch.tensor(logprobs)[mb.rows], torch.tensor(entropy)[mb.rows]
+    return objective.loss(None, mb, logprobs, entropy, Normalisers(3, 2, 4))
+
+
+def test_the_dapo_loss_clips_each_token_s_ratio_and_divides_by_the_batch_tokens():
+    # Ratios: e^0.5 (clipped to 1.28, A = +1), 1, and e^-0.5 (clipped to 0.8, A = -1).
+    loss, stats = _loss(
+        PolicyGradient(LearnerConfig()),
+        _two_sequences(),
+        [[-0.5, -1.0], [0.0, -2.5]],
+        [[1.0, 2.0], [9.0, 3.0]],
+    )
+    assert loss.item() == pytest.approx((-1.28 - 1.0 + 0.8) / 3)
+    assert stats["token_count"] == 3
+    assert (stats["clip_high_count"], stats["clip_low_count"]) == (1, 1)
+    assert stats["ratio_sum"] == pytest.approx(math.exp(0.5) + 1 + math.exp(-0.5))
+    assert stats["entropy_sum"] == pytest.approx(6.0)  # the padding's 9 does not count
+    assert stats["mismatch_kl_sum"] == pytest.approx(0.0)  # old == the engine's
+
+
+def test_skipped_rows_are_the_zero_advantage_and_masked_ones():
+    assert PolicyGradient(LearnerConfig()).rows(_batch()) == [0, 1, 3, 6]
+
+
+def test_nothing_is_skipped_with_a_kl_penalty_except_masked_rows():
+    assert PolicyGradient(LearnerConfig(beta=0.1)).rows(_batch()) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_nothing_is_skipped_with_the_skip_off():
+    cfg = LearnerConfig(skip_zero_advantage=False)
+    assert PolicyGradient(cfg).rows(_batch()) == list(range(8))
+
+
+def test_the_first_pass_stores_its_own_logprobs_per_completion_token():
+    batch = _two_sequences()
+    batch.old_logprobs = None
+    objective = PolicyGradient(LearnerConfig(), store_old=True)
+    _loss(objective, batch, [[-0.5, -1.0], [0.0, -2.5]], [[0.0] * 2] * 2)
+    objective.end(batch)
+    assert [t.tolist() for t in batch.old_logprobs] == [[-0.5, -1.0], [-2.5]]
+
+
+def test_metrics_are_per_token_means_of_the_summed_statistics():
+    totals = {
+        "token_count": 4.0,
+        "kl_sum": 2.0,
+        "clip_low_count": 1.0,
+        "clip_high_count": 3.0,
+        "ratio_sum": 4.0,
+        "entropy_sum": 8.0,
+        "mismatch_kl_sum": 0.4,
+    }
+    assert PolicyGradient(LearnerConfig()).metrics(totals) == pytest.approx(
+        {
+            "kl": 0.5,
+            "clip_frac/low": 0.25,
+            "clip_frac/high": 0.75,
+            "ratio": 1.0,
+            "entropy": 2.0,
+            "mismatch_kl": 0.1,
+        }
+    )
+
+
+def test_an_all_skipped_step_gives_finite_means():
+    totals = dict.fromkeys(
+        ("token_count", "kl_sum", "clip_low_count", "clip_high_count", "ratio_sum"), 0.0
+    )
+    metrics = PolicyGradient(LearnerConfig()).metrics(
+        totals | {"entropy_sum": 0.0, "mismatch_kl_sum": 0.0}
+    )
+    assert metrics["entropy"] == 0.0 and metrics["ratio"] == 0.0
