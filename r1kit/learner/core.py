@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from grpo.loss import policy_loss, tis_weights
+from grpo.loss import policy_loss, tis_weights, zero_at_zero_advantage
 from r1kit.learner.batch import Batch, MicroBatch
 from r1kit.learner.kl import mismatch_stats
 from r1kit.learner.logprobs import token_logprobs
@@ -108,10 +108,13 @@ class Learner:
             mb.advantages,
             mb.mask,
             norm,
+            policy=self.cfg.policy_loss,
             aggregation=self.cfg.loss,
+            ratio_level=self.cfg.ratio_level,
             epsilon_low=self.cfg.epsilon_low,
             epsilon_high=self.cfg.epsilon_high,
             beta=self.cfg.beta,
+            kl_estimator=self.cfg.kl_estimator,
             ref_logprobs=self.reference_logprobs(mb) if self.cfg.beta > 0 else None,
             tis_weights=weights,
         )
@@ -135,9 +138,9 @@ class Learner:
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
 
         A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
-        of advantage 0 is -min(r 0, clip(r) 0) = 0 in every aggregation (GSPO's ratio is per
-        sequence, TIS only scales it); its tokens still count in the batch-wide normalisers,
-        which the caller computed over the whole batch.
+        of advantage 0 is 0 for a policy loss that says so (`zero_at_zero_advantage`), in every
+        aggregation and ratio level (TIS only scales it); its tokens still count in the
+        batch-wide normalisers, which the caller computed over the whole batch.
         """
         if not self.cfg.skip_zero_advantage or self.router_loss_on:
             return list(range(len(batch)))
@@ -146,7 +149,11 @@ class Learner:
             for i in range(len(batch))
             if batch.loss_mask[i]
             and batch.completion_ids[i]
-            and (self.cfg.beta > 0 or batch.advantages[i].item() != 0)
+            and (
+                self.cfg.beta > 0
+                or not zero_at_zero_advantage(self.cfg.policy_loss)
+                or batch.advantages[i].item() != 0
+            )
         ]
 
     def micro_batches(self, batch: Batch, rows: list[int]) -> Iterator[MicroBatch]:
