@@ -17,7 +17,7 @@ from torch import nn
 from distill.objectives import ReverseKL
 from distill.recipe import DistillRecipe
 from distill.sft import Parts, restore, save
-from grpo.advantages import group_advantages
+from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.learner.batch import to_batch

@@ -1,20 +1,104 @@
-"""GRPO policy-loss variants, the k3 KL estimator and truncated importance sampling.
+"""GRPO's policy losses, loss aggregations and ratio levels, each a registry of functions by
+name; the docs' table of variants (`variants_table`); truncated importance sampling.
 
 `policy_loss` returns a micro-batch's *contribution* to the batch loss: it divides by the
 batch-wide normalisers the caller passes (`Normalisers`), never by its own size, so summing
 over micro-batches (and ranks) gives exactly the full-batch loss and gradient.
-Formulas and sources: docs/grpo_losses.md.
+A new loss is one function under `@register_policy_loss(name, zero_at_zero_advantage=...)`.
+Formulas and sources: docs/grpo_losses.md, whose table of variants is `variants_table()`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import get_args
 
 import torch
 
-from r1kit.choices import LossName, TISLevel
-from r1kit.learner.kl import kl_k3
+from r1kit.advantages import ADVANTAGES
+from r1kit.choices import TISLevel
+from r1kit.learner.kl import KL_ESTIMATORS
 from r1kit.learner.normalisers import LossInputError, Normalisers
+from r1kit.registry import HOMES, Registry
+
+POLICY_LOSSES = Registry("learner.policy_loss", LossInputError)
+AGGREGATIONS = Registry("learner.loss", LossInputError)
+RATIO_LEVELS = Registry("learner.ratio_level", LossInputError)
+# Whether each policy loss is exactly 0 at advantage 0 (beta 0): the learner may skip such rows.
+_ZERO_AT_ZERO: dict[str, bool] = {}
+register_aggregation = AGGREGATIONS.register
+register_ratio_level = RATIO_LEVELS.register
+
+
+def register_policy_loss(name: str, *, zero_at_zero_advantage: bool) -> Callable:
+    """Decorator: file a per-token loss `fn(ratio [B, T], adv [B, 1], epsilon_low,
+    epsilon_high) -> [B, T]` under `name`, saying whether it is exactly 0 where adv is 0."""
+
+    def add(fn: Callable) -> Callable:
+        POLICY_LOSSES.register(name)(fn)
+        _ZERO_AT_ZERO[name] = zero_at_zero_advantage
+        return fn
+
+    return add
+
+
+def zero_at_zero_advantage(name: str) -> bool:
+    """Whether the policy loss `name` is exactly 0 (no gradient) for a sequence of advantage 0."""
+    POLICY_LOSSES.pick(name)
+    return _ZERO_AT_ZERO[name]
+
+
+@register_policy_loss("clip", zero_at_zero_advantage=True)
+def clipped_surrogate(
+    ratio: torch.Tensor, adv: torch.Tensor, epsilon_low: float, epsilon_high: float
+) -> torch.Tensor:
+    """-min(r A, clip(r, 1 - eps_low, 1 + eps_high) A): PPO's clip, DAPO's clip-higher."""
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    return -torch.min(ratio * adv, clipped * adv)
+
+
+@register_aggregation("grpo")
+def sequence_mean(per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers) -> torch.Tensor:
+    """Mean per sequence, summed / num_sequences (DeepSeekMath's GRPO; GSPO's)."""
+    per_sequence = per_token.sum(-1) / valid.sum(-1).clamp(min=1)
+    return per_sequence.sum() / norm.num_sequences
+
+
+@register_aggregation("dapo")
+def token_sum(per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers) -> torch.Tensor:
+    """Token sum / the whole batch's token count (DAPO's token-level loss)."""
+    return per_token.sum() / norm.num_tokens
+
+
+register_aggregation("bnpo")(token_sum)  # BNPO: DAPO's formula with batch-wide normalisers
+
+
+@register_aggregation("dr_grpo")
+def constant_normaliser(
+    per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers
+) -> torch.Tensor:
+    """Token sum / (num_sequences * max_completion_len) (Dr. GRPO: no length bias)."""
+    return per_token.sum() / (norm.num_sequences * norm.max_completion_len)
+
+
+@register_ratio_level("token")
+def token_log_ratio(
+    log_ratio: torch.Tensor, logprobs: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """Each token's own ratio pi / pi_old (PPO, GRPO, DAPO)."""
+    return log_ratio
+
+
+@register_ratio_level("sequence")
+def sequence_log_ratio(
+    log_ratio: torch.Tensor, logprobs: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """The sequence's length-normalised ratio exp(mean_t log r_t) on every token (GSPO)."""
+    # GSPO-token: log s_i + logp_t - sg[logp_t]. Equal to log s_i in value, and its gradient
+    # with the per-sequence mean is exactly GSPO's sequence-level gradient.
+    lengths = valid.sum(-1).clamp(min=1)
+    seq_log_ratio = (log_ratio.sum(-1) / lengths).detach()
+    return torch.where(valid, seq_log_ratio[:, None] + logprobs - logprobs.detach(), 0.0)
 
 
 def policy_loss(
@@ -24,37 +108,39 @@ def policy_loss(
     mask: torch.Tensor,
     norm: Normalisers,
     *,
-    aggregation: LossName = "dapo",
+    policy: str = "clip",
+    aggregation: str = "dapo",
+    ratio_level: str = "token",
     epsilon_low: float = 0.2,
     epsilon_high: float = 0.28,
     beta: float = 0.0,
+    kl_estimator: str = "k3",
     ref_logprobs: torch.Tensor | None = None,
     tis_weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped surrogate (+ beta * k3 KL) over [B, T] tokens; returns (loss, summed stats).
+    """The named policy loss (+ beta * KL) over [B, T] tokens; returns (loss, summed stats).
 
-    Per token, with ratio r = pi / pi_old and advantage A of its sequence:
-        loss_t = -min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)      (PPO, DAPO clip-higher)
-    GSPO replaces r by the sequence's length-normalised ratio exp(mean_t log r_t).
+    Per token, with ratio r = pi / pi_old (or its sequence's, `ratio_level`) and the
+    advantage A of its sequence, e.g. "clip": -min(r A, clip(r, 1 - eps_low, 1 + eps_high) A);
+    `aggregation` turns the per-token losses into the micro-batch's share of the batch loss.
     """
     _check_inputs(logprobs, old_logprobs, advantages, mask, ref_logprobs, tis_weights)
-    _check_settings(aggregation, epsilon_low, epsilon_high, beta, ref_logprobs)
+    _check_settings(epsilon_low, epsilon_high, beta, ref_logprobs)
+    loss_fn, aggregate = POLICY_LOSSES.pick(policy), AGGREGATIONS.pick(aggregation)
+    level, kl_fn = RATIO_LEVELS.pick(ratio_level), KL_ESTIMATORS.pick(kl_estimator)
     valid = mask.bool()
     # Masked positions may hold garbage (padding, -inf): select them away before any exp.
-    log_ratio = torch.where(valid, logprobs - old_logprobs, 0.0)
-    if aggregation == "gspo":
-        log_ratio = _gspo_token_log_ratio(log_ratio, logprobs, valid)
+    log_ratio = level(torch.where(valid, logprobs - old_logprobs, 0.0), logprobs, valid)
     ratio = torch.exp(log_ratio)
     adv = advantages[:, None]
-    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
-    per_token = -torch.min(ratio * adv, clipped * adv)
+    per_token = loss_fn(ratio, adv, epsilon_low, epsilon_high)
     if tis_weights is not None:
         per_token = per_token * (tis_weights if tis_weights.dim() == 2 else tis_weights[:, None])
     kl = torch.zeros_like(per_token)
     if beta > 0:
-        kl = kl_k3(torch.where(valid, logprobs, 0.0), torch.where(valid, ref_logprobs, 0.0))
+        kl = kl_fn(torch.where(valid, logprobs, 0.0), torch.where(valid, ref_logprobs, 0.0))
         per_token = per_token + beta * kl
-    loss = _aggregate(torch.where(valid, per_token, 0.0), valid, norm, aggregation)
+    loss = aggregate(torch.where(valid, per_token, 0.0), valid, norm)
     stats = {
         "token_count": valid.sum().item(),
         "clip_low_count": (valid & (ratio < 1 - epsilon_low) & (adv < 0)).sum().item(),
@@ -65,29 +151,19 @@ def policy_loss(
     return loss, stats
 
 
-def _gspo_token_log_ratio(
-    log_ratio: torch.Tensor, logprobs: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """GSPO-token: log s_i + logp_t - sg[logp_t]. Equal to log s_i in value, and its
-    gradient with the per-sequence mean is exactly GSPO's sequence-level gradient."""
-    lengths = valid.sum(-1).clamp(min=1)
-    seq_log_ratio = (log_ratio.sum(-1) / lengths).detach()
-    return torch.where(valid, seq_log_ratio[:, None] + logprobs - logprobs.detach(), 0.0)
-
-
-def _aggregate(
-    per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers, aggregation: LossName
-) -> torch.Tensor:
-    """Sum of the (already masked) per-token losses, normalised batch-wide:
-    grpo/gspo: mean per sequence, summed / num_sequences (DeepSeekMath's GRPO, GSPO);
-    dapo/bnpo: sum / num_tokens of the whole batch (DAPO's token-level loss);
-    dr_grpo:   sum / (num_sequences * max_completion_len) (Dr. GRPO: no length bias)."""
-    if aggregation in ("grpo", "gspo"):
-        per_sequence = per_token.sum(-1) / valid.sum(-1).clamp(min=1)
-        return per_sequence.sum() / norm.num_sequences
-    if aggregation in ("dapo", "bnpo"):
-        return per_token.sum() / norm.num_tokens
-    return per_token.sum() / (norm.num_sequences * norm.max_completion_len)
+def variants_table() -> str:
+    """The markdown table of the built-in variants (those registered in their registry's home
+    module, not a user's), as docs/grpo_losses.md shows it."""
+    registries = (POLICY_LOSSES, AGGREGATIONS, RATIO_LEVELS, ADVANTAGES, KL_ESTIMATORS)
+    rows = ["| recipe field | name | what | zero at A = 0 |", "|---|---|---|---|"]
+    for registry in registries:
+        for name in sorted(registry):
+            if registry[name].__module__ != HOMES[registry.field]:
+                continue
+            summary = (registry[name].__doc__ or "").strip().splitlines()[0]
+            zero = ("no", "yes")[_ZERO_AT_ZERO[name]] if registry is POLICY_LOSSES else ""
+            rows.append(f"| `{registry.field}` | `{name}` | {summary} | {zero} |")
+    return "\n".join(rows) + "\n"
 
 
 def _check_inputs(
@@ -118,17 +194,12 @@ def _check_inputs(
 
 
 def _check_settings(
-    aggregation: str,
     epsilon_low: float,
     epsilon_high: float,
     beta: float,
     ref_logprobs: torch.Tensor | None,
 ) -> None:
-    """Raise LossInputError for an unknown aggregation or out-of-range coefficients."""
-    if aggregation not in get_args(LossName):
-        raise LossInputError(
-            f"unknown loss aggregation {aggregation!r}; use one of {get_args(LossName)}"
-        )
+    """Raise LossInputError for out-of-range coefficients."""
     if not 0 <= epsilon_low <= 1 or epsilon_high < 0:
         raise LossInputError(
             f"need 0 <= epsilon_low <= 1 and epsilon_high >= 0, got {epsilon_low}, {epsilon_high}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from grpo.loss import policy_loss, tis_weights
+from grpo.loss import policy_loss, tis_weights, zero_at_zero_advantage
 from r1kit.learner.batch import Batch, MicroBatch
 from r1kit.learner.core import Learner
 from r1kit.learner.kl import mismatch_stats
@@ -31,9 +31,9 @@ class PolicyGradient(Objective):
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
 
         A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
-        of advantage 0 is -min(r 0, clip(r) 0) = 0 in every aggregation (GSPO's ratio is per
-        sequence, TIS only scales it); its tokens still count in the batch-wide normalisers,
-        which the caller computed over the whole batch.
+        of advantage 0 is 0 for a policy loss that says so (`zero_at_zero_advantage`), in every
+        aggregation and ratio level (TIS only scales it); its tokens still count in the
+        batch-wide normalisers, which the caller computed over the whole batch.
         """
         if not self.cfg.skip_zero_advantage:
             return list(range(len(batch)))
@@ -42,7 +42,11 @@ class PolicyGradient(Objective):
             for i in range(len(batch))
             if batch.loss_mask[i]
             and batch.completion_ids[i]
-            and (self.cfg.beta > 0 or batch.advantages[i].item() != 0)
+            and (
+                self.cfg.beta > 0
+                or not zero_at_zero_advantage(self.cfg.policy_loss)
+                or batch.advantages[i].item() != 0
+            )
         ]
 
     def loss(
@@ -66,10 +70,13 @@ class PolicyGradient(Objective):
             mb.advantages,
             mb.mask,
             norm,
+            policy=cfg.policy_loss,
             aggregation=cfg.loss,
+            ratio_level=cfg.ratio_level,
             epsilon_low=cfg.epsilon_low,
             epsilon_high=cfg.epsilon_high,
             beta=cfg.beta,
+            kl_estimator=cfg.kl_estimator,
             ref_logprobs=learner.reference_logprobs(mb) if cfg.beta > 0 else None,
             tis_weights=weights,
         )

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 
 import torch
 
-from grpo.advantages import group_advantages
 from grpo.components import Components
 from grpo.health import Monitor
 from grpo.objective import PolicyGradient
 from grpo.prefetch import Prefetch, staleness
+from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate

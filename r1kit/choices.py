@@ -1,14 +1,14 @@
 """Every set of allowed values, defined once: the recipe schema, the CLI and the learner use these.
 
-(Sets that belong to a leaf package stay there, e.g. the reward styles in `rewards.registry`.)
+(Sets that belong to a leaf package stay there, e.g. the reward styles in `rewards.registry`;
+the maths' names -- losses, ratio levels, advantage and KL estimators -- are their registries'
+keys, `r1kit.registry`.)
 """
 
 from typing import Literal
 
 from rollout.types import EngineName  # noqa: F401  (the engines define their own names)
 
-LossName = Literal["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]  # docs/grpo_losses.md
-AdvantageScale = Literal["group", "batch", "none"]
 TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Schedule = Literal["constant", "cosine"]

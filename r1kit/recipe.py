@@ -11,19 +11,26 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from r1kit.choices import (
-    AdvantageScale,
     DType,
     EngineName,
-    LossName,
     Schedule,
     Strategy,
     TemplateName,
     TISLevel,
 )
 from r1kit.errors import UserError
+from r1kit.registry import registered, unknown
 from rewards.registry import RewardStyle
 from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 
@@ -223,16 +230,30 @@ class MicroBatchConfig(Section):
 class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     """GRPO's learner: the optimizer, micro-batching, the policy loss and rank placement."""
 
-    loss: LossName = "dapo"
-    advantage_scale: AdvantageScale = "group"
+    # Names of registered functions (docs/grpo_losses.md), checked at validation time.
+    policy_loss: str = "clip"
+    loss: str = "dapo"  # the aggregation of the per-token losses
+    ratio_level: str = "token"  # sequence: GSPO's length-normalised sequence ratio
+    advantage_scale: str = "group"
+    kl_estimator: str = "k3"  # of the beta penalty
     epsilon_low: float = Field(0.2, ge=0.0)
     epsilon_high: float = Field(0.28, ge=0.0)
-    beta: float = Field(0.0, ge=0.0)  # KL penalty (k3); 0 loads no reference model
+    beta: float = Field(0.0, ge=0.0)  # KL penalty; 0 loads no reference model
     num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
     tis: TISConfig = TISConfig()
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
     world_size: int = Field(1, ge=1)  # 1: in-process; N: N Ray actors, one torch.distributed group
     strategy: Strategy = "fsdp"  # with world_size > 1: ddp (replicas) or fsdp (FSDP2 shards)
+
+    @field_validator("policy_loss", "loss", "ratio_level", "advantage_scale", "kl_estimator")
+    @classmethod
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        field = f"learner.{info.field_name}"
+        if field == "learner.loss" and value == "gspo":
+            raise ValueError("gspo is now learner.ratio_level: sequence with learner.loss: grpo")
+        if value not in registered(field):
+            raise ValueError(unknown(field, value))
+        return value
 
 
 class TrainConfig(Section):
@@ -389,6 +410,8 @@ def _explain(err: ValidationError, schema: type[Section]) -> str:
         message = problem["msg"]
         if problem["type"] == "extra_forbidden":
             message = "unknown field" + _did_you_mean(problem["loc"], schema)
+        elif problem["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         elif problem["type"] == "literal_error":
             message = f"{message}, got {problem['input']!r}"
         lines.append(f"  {field}: {message}")

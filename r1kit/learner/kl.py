@@ -1,15 +1,35 @@
-"""KL estimators between two policies' log-probs of the same sampled tokens, and the
-rollout-engine vs learner mismatch statistics the learner logs at every step."""
+"""KL estimators between two policies' log-probs of the same sampled tokens (Schulman's k1,
+k2, k3, by name: `learner.kl_estimator` picks the beta penalty's), and the rollout-engine vs
+learner mismatch statistics the learner logs at every step (always k3)."""
 
 from __future__ import annotations
 
 import torch
 
+from r1kit.learner.normalisers import LossInputError
+from r1kit.registry import Registry
 
+KL_ESTIMATORS = Registry("learner.kl_estimator", LossInputError)
+register_kl = KL_ESTIMATORS.register
+
+
+@register_kl("k1")
+def kl_k1(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Schulman's k1 of KL(pi, ref) per token: logp - ref; unbiased, can be negative."""
+    return logprobs - ref_logprobs
+
+
+@register_kl("k2")
+def kl_k2(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Schulman's k2 of KL(pi, ref) per token: (logp - ref)^2 / 2; biased, low variance, >= 0."""
+    return (logprobs - ref_logprobs) ** 2 / 2
+
+
+@register_kl("k3")
 def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
-    """Schulman's k3 estimator of KL(pi || ref) per token: exp(d) - d - 1 with d = ref - logp.
+    """Schulman's k3 of KL(pi, ref) per token: exp(d) - d - 1, d = ref - logp; unbiased, >= 0.
 
-    Unbiased, always >= 0, and 0 exactly where the two log-probs agree.
+    0 exactly where the two log-probs agree.
     """
     d = ref_logprobs - logprobs
     return torch.exp(d) - d - 1

@@ -1,6 +1,7 @@
 """The loss maths against values computed by hand (the arithmetic is in the comments)."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,13 +11,16 @@ from grpo.loss import (
     Normalisers,
     policy_loss,
     tis_weights,
+    variants_table,
+    zero_at_zero_advantage,
 )
-from r1kit.learner.kl import kl_k3, mismatch_stats
+from r1kit.learner.kl import kl_k1, kl_k2, kl_k3, mismatch_stats
 
 # Two sequences: the first has 2 completion tokens, the second 1 (then padding).
 MASK = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
 ADV = torch.tensor([1.0, -3.0])
 NORM = Normalisers(num_tokens=3, num_sequences=2, max_completion_len=4)
+GSPO = {"aggregation": "grpo", "ratio_level": "sequence"}
 ON_POLICY = torch.zeros(2, 2)  # ratio 1 everywhere: per-token loss = -A: seq0 [-1, -1], seq1 [3]
 
 
@@ -115,6 +119,12 @@ def test_kl_k3_is_nonnegative():
     assert torch.all(kl_k3(torch.randn(1000) * 3, torch.randn(1000) * 3) >= 0)
 
 
+def test_kl_k1_and_k2_match_their_formulas():
+    logp, ref = torch.log(torch.tensor([0.1])), torch.log(torch.tensor([0.3]))
+    assert kl_k1(logp, ref).item() == pytest.approx(math.log(0.1 / 0.3))
+    assert kl_k2(logp, ref).item() == pytest.approx(math.log(0.1 / 0.3) ** 2 / 2)
+
+
 def test_kl_k3_is_zero_for_identical_policies():
     logp = torch.randn(50)
     assert kl_k3(logp, logp).abs().max() == 0
@@ -155,7 +165,7 @@ def test_tis_weights_leave_the_kl_term_alone():
 def test_gspo_uses_the_length_normalised_sequence_ratio():
     # seq0 token log-ratios 0.2 and -0.1: s0 = exp(0.05); seq1: s1 = exp(0.3)
     logp = torch.tensor([[0.2, -0.1], [0.3, 0.0]])
-    loss, _ = _loss(logp, ON_POLICY, "gspo", epsilon_low=1.0, epsilon_high=1.0)
+    loss, _ = _loss(logp, ON_POLICY, **GSPO, epsilon_low=1.0, epsilon_high=1.0)
     s0, s1 = math.exp(0.05), math.exp(0.3)
     assert loss.item() == pytest.approx((-s0 * 1 + s1 * 3) / 2, rel=1e-5)
 
@@ -164,18 +174,24 @@ def test_gspo_clips_the_sequence_ratio():
     # seq0 log-ratios 0.6 and 0: s0 = exp(0.3) = 1.35 > 1.28 with A = 1, so the sequence
     # is clipped at 1.28 although its second token's own ratio is 1; seq1 s1 = 1
     logp = torch.tensor([[0.6, 0.0], [0.0, 0.0]])
-    loss, _ = _loss(logp, ON_POLICY, "gspo", epsilon_low=0.2, epsilon_high=0.28)
+    loss, _ = _loss(logp, ON_POLICY, **GSPO, epsilon_low=0.2, epsilon_high=0.28)
     assert loss.item() == pytest.approx((-1.28 + 3) / 2, rel=1e-5)
 
 
 def test_gspo_clipping_zeroes_the_gradient_of_every_token_in_the_sequence():
-    grad = _grad([[0.6, 0.0], [0.0, 0.0]], ON_POLICY, "gspo")
+    grad = _grad([[0.6, 0.0], [0.0, 0.0]], ON_POLICY, **GSPO)
     assert grad[0].tolist() == [0.0, 0.0]
 
 
 def test_gspo_gradient_is_the_sequence_level_one_spread_over_tokens():
     # d/d logp_t of -s A with s = exp(mean log r): -A s / |y|, then / 2 sequences
-    grad = _grad([[0.2, -0.1], [0.1, 0.0]], ON_POLICY, "gspo", epsilon_low=1, epsilon_high=1)
+    grad = _grad(
+        [[0.2, -0.1], [0.1, 0.0]],
+        ON_POLICY,
+        **GSPO,
+        epsilon_low=1,
+        epsilon_high=1,
+    )
     s0, s1 = math.exp(0.05), math.exp(0.1)
     expected = torch.tensor([[-s0 / 2 / 2, -s0 / 2 / 2], [3 * s1 / 1 / 2, 0.0]])
     assert torch.allclose(grad, expected)
@@ -225,8 +241,12 @@ def test_mismatch_is_zero_when_engine_and_learner_agree():
     assert (stats["kl"], stats["mean_abs_diff"], stats["max_abs_diff"]) == (0.0, 0.0, 0.0)
 
 
-@pytest.mark.parametrize("aggregation", ["grpo", "dapo", "bnpo", "dr_grpo", "gspo"])
-def test_micro_batches_add_up_to_the_whole_batch(aggregation):
+@pytest.mark.parametrize(
+    ("aggregation", "ratio_level"),
+    [("grpo", "token"), ("dapo", "token"), ("bnpo", "token"), ("dr_grpo", "token")]
+    + [("grpo", "sequence")],
+)
+def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level):
     torch.manual_seed(0)
     logp = torch.randn(4, 3, requires_grad=True)
     old, ref = (logp + 0.3 * torch.randn(2, 4, 3)).detach()
@@ -242,6 +262,7 @@ def test_micro_batches_add_up_to_the_whole_batch(aggregation):
             mask[rows],
             norm,
             aggregation=aggregation,
+            ratio_level=ratio_level,
             beta=0.1,
             ref_logprobs=ref[rows],
             tis_weights=weights[rows],
@@ -256,8 +277,29 @@ def test_micro_batches_add_up_to_the_whole_batch(aggregation):
 
 
 def test_unknown_aggregation_is_rejected():
-    with pytest.raises(LossInputError, match="unknown loss aggregation 'ppo'"):
+    with pytest.raises(LossInputError, match="learner.loss: unknown 'ppo'; registered: bnpo"):
         _loss(ON_POLICY, ON_POLICY, "ppo")
+
+
+def test_unknown_policy_loss_is_rejected():
+    with pytest.raises(LossInputError, match="learner.policy_loss: unknown 'ppo'; registered: "):
+        _loss(ON_POLICY, ON_POLICY, policy="ppo")
+
+
+def test_unknown_ratio_level_is_rejected():
+    with pytest.raises(LossInputError, match="learner.ratio_level: unknown 'tok'"):
+        _loss(ON_POLICY, ON_POLICY, ratio_level="tok")
+
+
+def test_the_clipped_surrogate_is_zero_at_zero_advantage():
+    assert zero_at_zero_advantage("clip")
+
+
+def test_the_kl_estimator_is_chosen_by_name():
+    # at ratio 1 the loss is only the KL: every token has logp 0 and ref log 2 (d = log 2)
+    ref = torch.full((2, 2), math.log(2.0))
+    loss, stats = _loss(ON_POLICY, ON_POLICY, beta=1.0, ref_logprobs=ref, kl_estimator="k2")
+    assert stats["kl_sum"] == pytest.approx(3 * math.log(2) ** 2 / 2)
 
 
 def test_mismatched_shapes_are_named():
@@ -268,3 +310,9 @@ def test_mismatched_shapes_are_named():
 def test_non_positive_normalisers_are_rejected():
     with pytest.raises(LossInputError, match="num_tokens must be positive"):
         Normalisers(num_tokens=0, num_sequences=2, max_completion_len=4)
+
+
+def test_the_docs_table_of_variants_is_the_registries():
+    page = (Path(__file__).parents[2] / "docs" / "grpo_losses.md").read_text()
+    shown = page.split("<!-- variants: grpo.loss.variants_table() -->\n")[1].split("<!-- /")[0]
+    assert shown == variants_table(), "paste grpo.loss.variants_table() into the docs"

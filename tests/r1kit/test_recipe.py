@@ -25,8 +25,30 @@ def test_wrong_type_names_the_field():
 
 
 def test_wrong_choice_lists_what_is_allowed():
-    with pytest.raises(RecipeError, match=r"learner\.loss: .*'dapo'.*got 'ppo'"):
-        validate({"learner": {"loss": "ppo"}})
+    with pytest.raises(RecipeError, match=r"learner\.strategy: .*'ddp'.*got 'zero3'"):
+        validate({"learner": {"strategy": "zero3"}})
+
+
+@pytest.mark.parametrize(
+    ("field", "registered"),
+    [
+        ("loss", "bnpo, dapo, dr_grpo, grpo"),
+        ("ratio_level", "sequence, token"),
+        ("advantage_scale", "batch, group, none"),
+        ("kl_estimator", "k1, k2, k3"),
+    ],
+)
+def test_an_unregistered_maths_name_lists_the_registered_ones(field, registered):
+    with pytest.raises(
+        RecipeError, match=rf"learner\.{field}: unknown 'x'; registered: {registered}"
+    ):
+        validate({"learner": {field: "x"}})
+
+
+def test_gspo_as_a_loss_names_its_new_place():
+    message = "learner.loss: gspo is now learner.ratio_level: sequence with learner.loss: grpo"
+    with pytest.raises(RecipeError, match=message):
+        validate({"learner": {"loss": "gspo"}})
 
 
 @pytest.mark.parametrize(

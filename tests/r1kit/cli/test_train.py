@@ -29,6 +29,8 @@ def _run_recipe(tmp_path, recipe: dict, *extra: str):
         ({"model": {"name": "smollm2-135m"}}, "model.name", "did you mean 'smollm2-135m-instruct'"),
         ({"model": {"name": "missing/model.gguf"}}, "model.name", "not found"),
         ({"learner": {"strategy": "zero3"}}, "learner.strategy", "'ddp' or 'fsdp'"),
+        ({"learner": {"loss": "gspo"}}, "learner.loss", "learner.ratio_level: sequence"),
+        ({"learner": {"policy_loss": "ppo"}}, "learner.policy_loss", "registered: clip"),
         (
             {"learner": {"world_size": 2}, "model": {"dtype": "float16"}},
             "model.dtype",

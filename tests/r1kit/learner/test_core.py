@@ -15,7 +15,14 @@ from r1kit.learner.normalisers import Normalisers
 from r1kit.models import tiny_model
 from r1kit.recipe import LearnerConfig
 
-AGGREGATIONS = ["grpo", "dapo", "bnpo", "dr_grpo", "gspo"]
+# Every aggregation, and GSPO's sequence-level ratio.
+VARIANTS = [
+    {"loss": "grpo"},
+    {"loss": "dapo"},
+    {"loss": "bnpo"},
+    {"loss": "dr_grpo"},
+    {"loss": "grpo", "ratio_level": "sequence"},
+]
 TEMPERATURE = 0.7
 
 
@@ -79,10 +86,10 @@ def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("loss", AGGREGATIONS)
-def test_shared_prefix_gives_the_plain_gradient(loss):
-    packed = _learner(loss=loss, skip_zero_advantage=False)
-    plain = _learner(loss=loss, skip_zero_advantage=False, shared_prefix=False)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_shared_prefix_gives_the_plain_gradient(variant):
+    packed = _learner(**variant, skip_zero_advantage=False)
+    plain = _learner(**variant, skip_zero_advantage=False, shared_prefix=False)
     assert packed.shared_prefix and not plain.shared_prefix
     assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
 
@@ -159,10 +166,11 @@ def test_moe_router_loss_turns_the_shared_prefix_off_without_probing():
     assert not learner.shared_prefix
 
 
-@pytest.mark.parametrize("loss", AGGREGATIONS)
-def test_skipping_zero_advantage_rows_changes_no_gradient(loss):
-    skipping = _learner(loss=loss, tis={"level": "token", "cap": 2.0})
-    full = _learner(loss=loss, tis={"level": "token", "cap": 2.0}, skip_zero_advantage=False)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_skipping_zero_advantage_rows_changes_no_gradient(variant):
+    tis = {"level": "token", "cap": 2.0}
+    skipping = _learner(**variant, tis=tis)
+    full = _learner(**variant, tis=tis, skip_zero_advantage=False)
     assert _max_diff(_gradients(skipping, _batch()), _gradients(full, _batch())) < 1e-6
 
 

@@ -12,7 +12,7 @@ from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
 from r1kit.learner.ranks import LearnerGroup, split_batch, start_ranks, subset
 from r1kit.recipe import validate
-from tests.r1kit.learner.test_core import AGGREGATIONS, TEMPERATURE, _batch, _norm
+from tests.r1kit.learner.test_core import TEMPERATURE, VARIANTS, _batch, _norm
 
 # AdamW's step is ~lr * sign(gradient): float noise in a near-zero gradient (another summation
 # order across ranks, another CPU's kernels) moves a weight by a few percent of lr (2.3e-5 seen
@@ -60,8 +60,9 @@ def _two_passes(learner, recipe, batch: Batch) -> tuple[dict[str, float], dict[s
 
 def _settings():
     for strategy in ("ddp", "fsdp"):
-        for loss in AGGREGATIONS:
-            yield f"{strategy} {loss}", _recipe(strategy=strategy, loss=loss), _batch()
+        for variant in VARIANTS:
+            name = " ".join(variant.values())
+            yield f"{strategy} {name}", _recipe(strategy=strategy, **variant), _batch()
         yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
         yield f"{strategy} checkpointing", _recipe(checkpointing=True, strategy=strategy), _batch()
         yield f"{strategy} beta", _recipe(strategy=strategy, beta=0.1), _batch()

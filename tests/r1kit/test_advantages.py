@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grpo.advantages import AdvantageError, group_advantages, zero_variance_groups
+from r1kit.advantages import AdvantageError, group_advantages, zero_variance_groups
 
 
 def test_group_scaling_divides_by_each_groups_std():
@@ -52,5 +52,8 @@ def test_rewards_that_do_not_split_into_groups_are_rejected():
 
 
 def test_unknown_scale_is_rejected():
-    with pytest.raises(AdvantageError, match="unknown advantage scale 'std'"):
+    with pytest.raises(
+        AdvantageError,
+        match="learner.advantage_scale: unknown 'std'; registered: batch, group, none",
+    ):
         group_advantages(torch.zeros(4), 2, "std")
