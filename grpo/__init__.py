@@ -1,1 +1,2 @@
-"""The GRPO learner: advantages, policy-loss variants, the Learner and the Trainer loop."""
+"""GRPO: the policy-loss maths and its registries, the policy-gradient objective the learner
+core trains with, and the Trainer loop (rollout -> rewards -> advantages -> step -> sync)."""

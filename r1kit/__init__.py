@@ -1,3 +1,4 @@
-"""r1kit: the front door (CLI, recipe schema, models, data, run directory, metrics)."""
+"""r1kit: the shared floor (recipe schema, models, data, templates, groups, evaluation, run
+directory, and the learner core in `r1kit.learner`) and, in `r1kit.cli`, the commands on top."""
 
 __version__ = "0.1.0"

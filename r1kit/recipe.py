@@ -389,6 +389,19 @@ def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
         raise RecipeError(f"{source}: invalid recipe\n" + _explain(err, schema)) from None
 
 
+def upgrade_saved(raw: dict, schema: type[Section] = Recipe) -> dict:
+    """A run's saved config.yaml written before fields moved, with each moved field at its new
+    place: a run started by an earlier release still resumes (a user's recipe gets the error)."""
+    for old, new in getattr(schema, "moved_fields", {}).items():
+        (section, key), (new_section, new_key) = old.split("."), new.split(".")
+        if isinstance(raw.get(section), dict) and key in raw[section]:
+            raw.setdefault(new_section, {})[new_key] = raw[section].pop(key)
+    learner = raw.get("learner")
+    if isinstance(learner, dict) and learner.get("loss") == "gspo":
+        learner.update(loss="grpo", ratio_level="sequence")
+    return raw
+
+
 def apply_override(raw: dict, override: str) -> None:
     """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML."""
     key, sep, value = override.partition("=")

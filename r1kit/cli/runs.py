@@ -11,7 +11,7 @@ import typer
 import yaml
 
 from r1kit import durable
-from r1kit.recipe import RecipeError
+from r1kit.recipe import RecipeError, upgrade_saved
 from r1kit.rundir import RunDir
 
 SetOption = Annotated[list[str], typer.Option("--set", help="Override a field: key.sub=value.")]
@@ -27,7 +27,7 @@ def saved_config(resume: Path) -> tuple[dict, Path]:
     path = resume / "config.yaml"
     if not path.is_file():
         raise RecipeError(f"--resume {resume}: no config.yaml there; is it a run directory?")
-    return yaml.safe_load(path.read_text()), path
+    return upgrade_saved(yaml.safe_load(path.read_text()) or {}), path
 
 
 def clear_for_new_run(run: RunDir, overwrite: bool) -> None:

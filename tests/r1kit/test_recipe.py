@@ -1,6 +1,6 @@
 import pytest
 
-from r1kit.recipe import Recipe, RecipeError, load_recipe, validate
+from r1kit.recipe import Recipe, RecipeError, load_recipe, upgrade_saved, validate
 
 
 def test_defaults_validate():
@@ -60,6 +60,13 @@ def test_the_batch_policy_moved_to_train_and_its_old_place_says_so(key, tmp_path
     with pytest.raises(RecipeError, match=rf"learner\.{key}: moved to train\.{key}"):
         load_recipe(path, [f"learner.{key}=1"])
     assert load_recipe(path, [f"train.{key}=1"]).train.model_dump()[key] == 1
+
+
+def test_a_config_saved_before_fields_moved_still_resumes():
+    saved = {"learner": {"loss": "gspo", "dynamic_sampling": True, "max_oversample": 2.0}}
+    recipe = validate(upgrade_saved(saved))
+    assert (recipe.learner.loss, recipe.learner.ratio_level) == ("grpo", "sequence")
+    assert (recipe.train.dynamic_sampling, recipe.train.max_oversample) == (True, 2.0)
 
 
 def test_missing_data_file_is_reported():
