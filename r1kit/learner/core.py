@@ -142,7 +142,10 @@ class Learner:
         finally:
             hook.remove()
         real = mb.source >= 0
-        states = hidden[0].reshape(-1, hidden[0].shape[-1])[mb.source[real]]
+        # index_select, not `[...]`: packed completions share their prompt's last state, and
+        # the backward of advanced indexing adds those duplicates in a thread-dependent order
+        # on CPU (weights differ in the last bit run to run); index_select's backward does not.
+        states = hidden[0].reshape(-1, hidden[0].shape[-1]).index_select(0, mb.source[real])
         head = model.get_output_embeddings()
         flat = token_logprobs(
             states, mb.targets[real], head, self.temperature, self.batching.logprob_chunk
