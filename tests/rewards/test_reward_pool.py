@@ -148,7 +148,7 @@ def test_a_call_that_does_not_pickle_is_named(pool):
 
 
 def test_a_worker_that_cannot_start_is_reported(monkeypatch):
-    monkeypatch.setattr("rewards.reward_pool._WORKER_CODE", "raise SystemExit(7)")
+    monkeypatch.setattr("rewards.deadline._WORKER_CODE", "raise SystemExit(7)")
     with RewardPool(1) as pool, pytest.raises(RewardError, match=r"exited while starting \(code 7"):
         pool.run([Call(os.getpid, 10, "pid")])
 
