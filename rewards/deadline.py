@@ -73,10 +73,6 @@ class Worker:
         ours.send_bytes(warm_up)
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 

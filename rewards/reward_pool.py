@@ -81,10 +81,6 @@ class RewardPool:
         self._fill()  # replacements warm up while the caller does other work
         return outcomes
 
-    def pids(self) -> list[int]:
-        """Process ids of the current workers."""
-        return [slot.worker.pid for slot in self._slots]
-
     def close(self) -> None:
         """Kill every worker (and anything it started) and wait for it to exit."""
         self._closed = True

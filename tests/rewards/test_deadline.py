@@ -22,7 +22,7 @@ def worker():
 
 def test_a_call_returns_its_value_from_the_worker(worker):
     outcome = worker.call(pickle.dumps(os.getpid), 10)
-    assert outcome.failure is None and outcome.value == worker.pid != os.getpid()
+    assert outcome.failure is None and outcome.value == worker.proc.pid != os.getpid()
 
 
 def test_a_call_past_its_deadline_is_a_timeout_and_kills_the_worker(worker):
