@@ -25,7 +25,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
-Failure = Literal["error", "timeout", "crash"]
+CallFailure = Literal["error", "timeout", "crash"]
 POLL_S = 0.2  # longest the parent blocks at once: bounds how late it notices a deadline
 _READY = "ready"
 _WORKER_CODE = "from rewards.deadline import serve; serve()"
@@ -36,7 +36,7 @@ class Outcome:
     """What a call returned, or why it did not: it raised, overran, or its worker died."""
 
     value: Any = None
-    failure: Failure | None = None
+    failure: CallFailure | None = None
     detail: str = ""
 
 
