@@ -37,7 +37,7 @@ from rewards.math_normalise import (
     split_top_level,
     strip_braces,
 )
-from rewards.sympy_worker import sympy_equal
+from rewards.math_sympy import sympy_equal
 from rewards.text import continued
 
 __all__ = ["Outcome", "OUTCOMES", "check", "equivalent", "extract_answer", "math_reward", "verify"]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, get_args
 
 from rewards.text import as_text
 
@@ -29,29 +29,35 @@ class RewardError(ValueError):
     """A reward that cannot be found, or that misbehaved on a sample."""
 
 
-BUILTINS: dict[str, str] = {
-    "math": "rewards.math:math_reward",
-    "format": "rewards.format:format_reward",
-    "countdown": "rewards.countdown:countdown_reward",
-    "language": "rewards.language:language_reward",
-    "length": "rewards.length:overlong_penalty",
-    "cosine_length": "rewards.length:cosine_length_reward",
-    "code": "rewards.code:code_reward",
-}
-DESCRIPTIONS: dict[str, str] = {
-    "math": "1 if the final answer equals the row's `answer` (sympy)",
-    "format": "1 if the text is <think>...</think> <answer>...</answer>",
-    "countdown": "1 if the answer's equation uses `nums` and hits `target`",
-    "language": "share of the reasoning in the target script (R1)",
-    "length": "DAPO's soft overlong penalty (<= 0)",
-    "cosine_length": "correctness scaled by length (cosine)",
-    "code": "share of tests the extracted program passes, sandboxed",
-}
+class Builtin(NamedTuple):
+    """A built-in reward: where its function is, and a line saying what it scores."""
+
+    spec: str
+    description: str
 
 
-def list_builtins() -> dict[str, str]:
-    """Built-in reward names with a one-line description each (for the CLI)."""
-    return dict(DESCRIPTIONS)
+BUILTINS: dict[str, Builtin] = {
+    "math": Builtin(
+        "rewards.math:math_reward", "1 if the final answer equals the row's `answer` (sympy)"
+    ),
+    "format": Builtin(
+        "rewards.format:format_reward", "1 if the text is <think>...</think> <answer>...</answer>"
+    ),
+    "countdown": Builtin(
+        "rewards.countdown:countdown_reward",
+        "1 if the answer's equation uses `nums` and hits `target`",
+    ),
+    "language": Builtin(
+        "rewards.language:language_reward", "share of the reasoning in the target script (R1)"
+    ),
+    "length": Builtin("rewards.length:overlong_penalty", "DAPO's soft overlong penalty (<= 0)"),
+    "cosine_length": Builtin(
+        "rewards.length:cosine_length_reward", "correctness scaled by length (cosine)"
+    ),
+    "code": Builtin(
+        "rewards.code:code_reward", "share of tests the extracted program passes, sandboxed"
+    ),
+}
 
 
 def load_reward(name: str, kwargs: dict | None = None, style: RewardStyle = "auto") -> LoadedReward:
@@ -59,7 +65,7 @@ def load_reward(name: str, kwargs: dict | None = None, style: RewardStyle = "aut
     if style not in get_args(RewardStyle):
         allowed = ", ".join(get_args(RewardStyle))
         raise RewardError(f"reward {name!r}: style must be one of {allowed}, not {style!r}")
-    spec = _absolute(BUILTINS.get(name, name))
+    spec = _absolute(BUILTINS[name].spec if name in BUILTINS else name)
     fn = _find(spec)
     kwargs = dict(kwargs or {})
     _check_options(name, fn, kwargs, builtin=name in BUILTINS)
@@ -99,14 +105,20 @@ def _find(spec: str) -> Callable:
         close = difflib.get_close_matches(spec, BUILTINS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RewardError(
-            f"unknown reward {spec!r}{hint}; use a built-in ({', '.join(BUILTINS)}), "
-            "package.module:function or path/to/file.py:function"
+            f"unknown reward {spec!r}{hint}; use package.module:function, "
+            f"path/to/file.py:function or a built-in:\n{_builtins_table()}"
         )
     module = _load_file(target) if target.endswith(".py") else _import(target)
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise RewardError(f"reward {spec!r}: {target} has no function {attr!r}")
     return fn
+
+
+def _builtins_table() -> str:
+    """The built-in rewards, a line each: their names and what they score."""
+    width = max(map(len, BUILTINS))
+    return "\n".join(f"  {name:<{width}}  {b.description}" for name, b in BUILTINS.items())
 
 
 def _check_options(name: str, fn: Callable, kwargs: dict, builtin: bool) -> None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
+from rewards.deadline import Outcome, raised
 from rewards.registry import RewardError, RewardFn
-from rewards.reward_pool import Call, Outcome, RewardPool, raised
+from rewards.reward_pool import Call, RewardPool
 from rewards.text import as_text
 
 __all__ = ["Failure", "RewardFailure", "RewardPool", "Scores", "WeightedReward", "score"]

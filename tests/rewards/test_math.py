@@ -8,7 +8,7 @@ import mpmath
 import pytest
 
 from rewards import math as math_module
-from rewards import sympy_worker
+from rewards import math_sympy
 from rewards.math import DEADLINE_S, OUTCOMES, Outcome, check, math_reward, verify
 
 SHARED = Path(
@@ -398,7 +398,7 @@ def test_concurrent_slow_calls_do_not_wait_for_each_other():
 def test_safe_from_threads(monkeypatch):
     # A fresh pool: a worker replaced after the timeouts above may still be importing sympy,
     # and a call that has to wait for one past its deadline answers False by design.
-    monkeypatch.setattr(sympy_worker, "_pools", {})
+    monkeypatch.setattr(math_sympy, "_pools", {})
     results = []
     pairs = [("x^2+2x+1", "(x+1)^2"), ("2x", "x^2")] * 4
     _in_threads(lambda pair: results.append(verify(*pair)), pairs)

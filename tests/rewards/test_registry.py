@@ -1,8 +1,10 @@
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 
-from rewards.registry import RewardError, list_builtins, load_reward
+from rewards.registry import BUILTINS, RewardError, load_reward
 
 
 def test_builtin_by_name_with_bound_kwargs():
@@ -70,8 +72,22 @@ def test_a_reward_file_that_fails_to_import_is_named(tmp_path):
         load_reward(f"{path}:f")
 
 
-def test_builtins_are_listed_with_descriptions():
-    assert {"math", "format", "code", "countdown", "language", "length"} <= set(list_builtins())
+def test_an_unknown_name_lists_the_builtins_with_what_they_score():
+    with pytest.raises(RewardError) as raised:
+        load_reward("nothing_like_it")
+    for name, builtin in BUILTINS.items():
+        assert f"  {name} " in str(raised.value) and builtin.description in str(raised.value)
+
+
+def test_every_builtin_loads():
+    for name in BUILTINS:
+        assert callable(load_reward(name))
+
+
+def test_the_docs_table_names_every_builtin():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "rewards.md").read_text()
+    table = page.split("## Built-ins")[1].split("\n\n")[1]
+    assert sorted(re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE)) == sorted(BUILTINS)
 
 
 def test_a_relative_file_path_is_resolved_against_the_working_directory(tmp_path, monkeypatch):

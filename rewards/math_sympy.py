@@ -1,25 +1,24 @@
-"""Symbolic equivalence in a helper process with a hard deadline.
+"""Symbolic equivalence in a worker process with a hard deadline.
 
 sympy can run for minutes (or forever) on inputs such as 10^{10^{10}} or huge factorials, and
 `signal.alarm` only works in a process's main thread. So the comparison runs in a long-lived
-child process; when it misses the deadline the child is killed and a new one started, and the
-answer is None ("not decided"). Each concurrent caller (thread) gets a child of its own from a
-pool, so no call waits behind another's deadline.
+`rewards.deadline.Worker`; when it misses the deadline the worker is killed and a new one
+started, and the answer is None ("not decided"). Each concurrent caller (thread) gets a worker
+of its own from a pool, so no call waits behind another's deadline.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
-import select
-import subprocess
-import sys
+import pickle
 import threading
 import time
-from pathlib import Path
+from functools import partial
 
-COLD_START_S = 30.0  # a new process imports sympy (about 0.5 s idle, more on a busy machine)
+from rewards.deadline import Worker
+
+COLD_START_S = 30.0  # a new worker imports sympy (about 0.5 s idle, more on a busy machine)
 MAX_EXPONENT_DIGITS = 4  # 10^{12345} is refused before it reaches sympy
 
 
@@ -28,88 +27,66 @@ def sympy_equal(gold: str, pred: str, deadline_s: float, rounded: int | None = N
     are read as the exact fractions they write); None when the deadline passed first.
     With `rounded` = d, a constant `pred` also equals a gold that rounds to it at d decimals."""
     pool = _pool()
-    worker = pool.take()
+    checker = pool.take()
     try:
-        return worker.ask(gold, pred, deadline_s, rounded)
+        return checker.ask(gold, pred, deadline_s, rounded)
     finally:
-        pool.give_back(worker)
+        pool.give_back(checker)
 
 
-class _Worker:
-    """A `python -m rewards.sympy_worker` child speaking JSON lines over its stdin/stdout
-    (a plain subprocess: no multiprocessing re-import of the caller's __main__)."""
+class _Checker:
+    """One caller's sympy worker: its first start waits, untimed; a replacement started after
+    a timeout warms up at once, and what is left of that counts against the next call."""
 
     def __init__(self):
-        self.process: subprocess.Popen | None = None
-        self.ready = False  # the child said "ready": its imports are done
+        self.worker: Worker | None = None
 
     def ask(self, gold: str, pred: str, deadline_s: float, rounded: int | None) -> bool | None:
-        if self.process is None or self.process.poll() is not None:
-            self._start()
-            self.ready = self._read_line(COLD_START_S) == "ready"  # a cold start waits, once
+        if self.worker is None or not self.worker.alive:
+            self.worker = _start()
+            self.worker.await_ready(COLD_START_S)  # a cold start waits, once
         deadline = time.monotonic() + deadline_s
-        if not self.ready:  # a replacement still importing: that counts against this call
-            self.ready = self._read_line(deadline_s) == "ready"
-            if not self.ready:
-                return None
-        self.process.stdin.write(json.dumps([gold, pred, rounded]) + "\n")
-        self.process.stdin.flush()
-        line = self._read_line(deadline - time.monotonic())
-        if line is not None:
-            return json.loads(line)
-        # Stuck in sympy: kill it and start the replacement now, so its imports are done
-        # (or under way) by the next call instead of counting against that call's time.
-        self._stop()
-        self._start()
-        return None
+        if not self.worker.await_ready(deadline_s):  # a replacement still importing
+            return None
+        payload = pickle.dumps(partial(_decide, gold, pred, rounded))
+        outcome = self.worker.call(payload, deadline - time.monotonic())
+        if outcome.failure == "timeout":
+            # Stuck in sympy (and killed): start the replacement now, so its imports are done
+            # (or under way) by the next call instead of counting against that call's time.
+            self.worker = _start()
+            return None
+        if outcome.failure is not None:
+            raise RuntimeError(f"sympy worker: {outcome.detail}")
+        return outcome.value
 
-    def _read_line(self, timeout_s: float) -> str | None:
-        ready, _, _ = select.select([self.process.stdout], [], [], max(timeout_s, 0))
-        return self.process.stdout.readline().strip() if ready else None
-
-    def _start(self) -> None:
-        root = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        self.ready = False
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rewards.sympy_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-
-    def _stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.kill()
 
 
 class _Pool:
-    """Idle workers; a caller takes one (or starts one when all are busy) and gives it back."""
+    """Idle checkers; a caller takes one (or makes one when all are busy) and gives it back."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.idle: list[_Worker] = []
-        self.all: list[_Worker] = []
+        self.idle: list[_Checker] = []
+        self.all: list[_Checker] = []
 
-    def take(self) -> _Worker:
+    def take(self) -> _Checker:
         with self.lock:
             if self.idle:
                 return self.idle.pop()
-            worker = _Worker()
-            self.all.append(worker)
-            return worker
+            checker = _Checker()
+            self.all.append(checker)
+            return checker
 
-    def give_back(self, worker: _Worker) -> None:
+    def give_back(self, checker: _Checker) -> None:
         with self.lock:
-            self.idle.append(worker)
+            self.idle.append(checker)
 
     def stop(self) -> None:
-        for worker in self.all:
-            worker._stop()
+        for checker in self.all:
+            checker.stop()
 
 
 _pools: dict[int, _Pool] = {}
@@ -125,16 +102,19 @@ def _pool() -> _Pool:
         return _pools[os.getpid()]
 
 
-def _serve() -> None:
-    _equal("x^2+2x+1", "(x+1)^2")  # imports and warms sympy's simplify before the first query
-    print("ready", flush=True)
-    for line in sys.stdin:
-        gold, pred, rounded = json.loads(line)
-        try:
-            equal = bool(_equal(gold, pred, rounded))
-        except Exception:  # noqa: BLE001 - unparsable or unsupported: not equal
-            equal = False
-        print(json.dumps(equal), flush=True)
+def _start() -> Worker:
+    """A worker that imports and warms sympy's simplify before it says it is ready. Callers
+    are any threads (Ray's, a reward's), so it cannot die with the thread that started it."""
+    warm_up = pickle.dumps(partial(_equal, "x^2+2x+1", "(x+1)^2"))
+    return Worker(warm_up, die_with_parent=False)
+
+
+def _decide(gold: str, pred: str, rounded: int | None) -> bool:
+    """`_equal` as the worker answers it: what sympy cannot parse or handle is not equal."""
+    try:
+        return bool(_equal(gold, pred, rounded))
+    except Exception:  # noqa: BLE001 - unparsable or unsupported: not equal
+        return False
 
 
 def _equal(gold: str, pred: str, rounded: int | None = None) -> bool:
@@ -215,7 +195,3 @@ def _parse(text: str):
     if hasattr(expression, "subs"):
         expression = expression.subs(sympy.Symbol("i"), sympy.I)
     return expression
-
-
-if __name__ == "__main__":
-    _serve()
