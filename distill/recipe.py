@@ -71,7 +71,7 @@ class GenerateConfig(SamplingConfig, EngineConfig):
     problems: int = Field(64, gt=0)  # drawn from data (the held-out rows are never drawn)
     samples: int = Field(4, gt=0)  # K traces per problem
     template: TemplateConfig = TemplateConfig()  # the teacher's (r1_zero, as GRPO trains)
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(1.0, gt=0.0)  # greedy would write one trace K times
     chunk: int = Field(16, gt=0)  # problems per engine call and per durable append
 
     @model_validator(mode="after")

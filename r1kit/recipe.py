@@ -313,7 +313,9 @@ class TrainConfig(Section):
     steps: int = Field(100, gt=0)
     prompts_per_step: int = Field(8, gt=0)
     eval_every: int = Field(10, ge=0)  # 0: evaluate only before and after training
-    eval_temperature: float = Field(0.0, ge=0.0)  # 0: greedy held-out accuracy
+    # Held-out sampling is the rollout's, one sample each, at this temperature (0: greedy), which
+    # the rollout's own cannot be.
+    eval_temperature: float = Field(0.0, ge=0.0)
     # The reward whose value 1 means "correct", for accuracy; None: the task's own
     # (`r1kit.tasks.correctness_reward`: countdown for countdown, else math).
     correctness: str | None = None
