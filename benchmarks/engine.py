@@ -23,13 +23,12 @@ from r1kit.data import load_data
 from r1kit.models import load_model
 from r1kit.recipe import DataConfig, TemplateConfig
 from r1kit.templates import encode
-from rollout.hf_engine import HFEngine
-from rollout.types import SamplingParams
+from rollout import Engine, EngineSpec, ModelSource, SamplingParams, open_engine
 
 GROUP = 8
 
 
-def engine_run(engine: HFEngine, prompts: list[list[int]], new_tokens: int) -> tuple[float, int]:
+def engine_run(engine: Engine, prompts: list[list[int]], new_tokens: int) -> tuple[float, int]:
     """Seconds and completion tokens of one `engine.generate` call."""
     start = time.perf_counter()
     groups = engine.generate(prompts, SamplingParams(n=GROUP, max_new_tokens=new_tokens, seed=0))
@@ -70,7 +69,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
     model, tokenizer = load_model("smollm2-135m-instruct")
-    engine = HFEngine(model, tokenizer, batch_size=max(args.sizes))
+    hf = EngineSpec("hf", options={"batch_size": max(args.sizes)})
+    engine = open_engine(hf, ModelSource.live(model, tokenizer))
     stream, _ = load_data(DataConfig(source="arithmetic", eval_size=0), seed=0)
     template = TemplateConfig(name="chat")
     engine_run(engine, encode(template, tokenizer, ["warm up"]), 4)

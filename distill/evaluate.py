@@ -13,10 +13,10 @@ from distill.recipe import DistillRecipe
 from r1kit import durable
 from r1kit.evaluation import evaluate
 from r1kit.plot import plot_pass_at_1
+from r1kit.recipe import EngineConfig, HFConfig
 from r1kit.tasks import correctness_reward
 from rewards.registry import load_reward
-from rollout.hf_engine import HFEngine
-from rollout.types import SamplingParams
+from rollout import ModelSource, open_engine
 
 
 def evaluate_student(
@@ -26,22 +26,16 @@ def evaluate_student(
     rows: list[dict],
     out: Path,
 ) -> dict:
-    """Greedy held-out evaluation of `model` in the student's template; summary.json and
-    samples.jsonl under `out`; returns the summary."""
-    sampling = SamplingParams(
-        n=1,
-        temperature=0.0,
-        max_new_tokens=recipe.eval.max_new_tokens,
-        stop=tuple(recipe.eval.stop),
-        seed=recipe.seed,
-    )
+    """Held-out evaluation (greedy unless `eval.temperature`) of `model`, in this process, in
+    the student's template; summary.json and samples.jsonl under `out`; returns the summary."""
+    hf = EngineConfig(hf=HFConfig(batch_size=recipe.eval.batch_size))
     result = evaluate(
-        HFEngine(model, tokenizer, batch_size=recipe.eval.batch_size),
+        open_engine(hf.spec(), ModelSource.live(model, tokenizer)),
         tokenizer,
         recipe.template,
         rows,
         load_reward(*correctness_reward(recipe.data.source)),
-        sampling,
+        recipe.eval.params(1, recipe.seed),
     )
     out.mkdir(parents=True, exist_ok=True)
     durable.rewrite_jsonl(out / "samples.jsonl", result.samples)

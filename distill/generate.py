@@ -4,6 +4,7 @@ last whole chunk it wrote."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from distill.recipe import DistillRecipe
@@ -12,11 +13,9 @@ from r1kit import durable
 from r1kit.data import load_data
 from r1kit.display import Display
 from r1kit.groups import generate_groups, score_groups
-from r1kit.models import load_model, model_dir
+from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.tasks import recipe_rewards
-from rollout.build import build_engine
-from rollout.hf_engine import HFEngine
-from rollout.types import Engine, SamplingParams
+from rollout import Engine, ModelSource, open_engine
 
 
 def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> list[dict]:
@@ -30,14 +29,7 @@ def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> li
         return records
     rewards = recipe_rewards(recipe.filter.rewards)
     engine, tokenizer = teacher_engine(recipe, device)
-    sampling = SamplingParams(
-        n=cfg.samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_new_tokens=cfg.max_new_tokens,
-        stop=tuple(cfg.stop),
-        seed=recipe.seed,
-    )
+    sampling = cfg.params(cfg.samples, recipe.seed)
     try:
         with Display(len(problems), done, label="generate") as display:
             for start in range(done, len(problems), cfg.chunk):
@@ -66,12 +58,9 @@ def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> li
 
 
 def teacher_engine(recipe: DistillRecipe, device: str) -> tuple[Engine, object]:
-    """The teacher behind the rollout engine interface: in-process HF, or vLLM / Ray workers."""
-    cfg, name = recipe.generate, teacher_model_name(recipe.teacher)
-    if cfg.engine == "hf" and cfg.workers == 0:
-        model, tokenizer = load_model(name, device=device)
-        return HFEngine(model, tokenizer, batch_size=cfg.chunk * cfg.samples), tokenizer
-    from r1kit.models import load_tokenizer
-
-    engine = build_engine(cfg.engine, model_dir(name), workers=cfg.workers, seed=recipe.seed)
+    """The teacher on the engine `generate` names (in-process, or in Ray workers placed by
+    `ray`), and its tokenizer."""
+    name = teacher_model_name(recipe.teacher)
+    model = ModelSource(model_dir(name), partial(load_model, name, device=device))
+    engine = open_engine(recipe.generate.spec(recipe.ray), model, seed=recipe.seed)
     return engine, load_tokenizer(name)

@@ -21,11 +21,11 @@ from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.learner.batch import to_batch
+from r1kit.recipe import EngineConfig
 from r1kit.rundir import RunDir
 from r1kit.tasks import recipe_rewards
 from rewards.scoring import WeightedReward
-from rollout.hf_engine import HFEngine
-from rollout.types import SamplingParams
+from rollout import ModelSource, open_engine
 
 
 def task_advantages(
@@ -48,17 +48,12 @@ def fit_on_policy(
     student as it is now, score with the teacher (and the task rewards), step."""
     cfg, learner, tokenizer, stream = recipe.on_policy, parts.learner, parts.tokenizer, parts.stream
     rewards = recipe_rewards(cfg.rewards)
-    engine = HFEngine(learner.model, tokenizer)  # the student itself: no weights to sync
+    # The student itself samples, in this process: no weights to sync.
+    engine = open_engine(EngineConfig().spec(), ModelSource.live(learner.model, tokenizer))
     start = restore(run, parts) if resume else 0
     with Display(cfg.steps, start, label="on-policy") as display:
         for step in range(start + 1, cfg.steps + 1):
-            sampling = SamplingParams(
-                n=cfg.samples,
-                temperature=cfg.temperature,
-                max_new_tokens=cfg.max_new_tokens,
-                stop=tuple(cfg.stop),
-                seed=recipe.seed + step,
-            )
+            sampling = cfg.params(cfg.samples, recipe.seed + step)
             started = time.perf_counter()
             learner.model.eval()
             rows = stream.take(cfg.prompts_per_step)

@@ -11,15 +11,18 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from r1kit.choices import EngineName, Schedule
+from r1kit.choices import Schedule
 from r1kit.recipe import (
     DATA_SUFFIXES,
     DataConfig,
+    EngineConfig,
     MicroBatchConfig,
     ModelConfig,
     OptimizerConfig,
     OutputConfig,
+    RayConfig,
     RewardConfig,
+    SamplingConfig,
     Section,
     TemplateConfig,
     load_recipe,
@@ -61,19 +64,22 @@ class TracesConfig(Section):
         return self
 
 
-class GenerateConfig(Section):
-    """Stage 1: K traces per problem from the teacher, in the prompt template it was trained on."""
+class GenerateConfig(SamplingConfig, EngineConfig):
+    """Stage 1: K traces per problem from the teacher, in the prompt template it was trained on,
+    on the engine it names (its Ray workers placed by the recipe's `ray` section)."""
 
     problems: int = Field(64, gt=0)  # drawn from data (the held-out rows are never drawn)
     samples: int = Field(4, gt=0)  # K traces per problem
     template: TemplateConfig = TemplateConfig()  # the teacher's (r1_zero, as GRPO trains)
-    engine: EngineName = "hf"
-    workers: int = Field(0, ge=0)  # vLLM/HF engines in N Ray actors; 0: in-process
-    temperature: float = Field(1.0, gt=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, gt=0)
-    stop: list[str] = []
+    temperature: float = Field(1.0, gt=0.0)  # greedy would write one trace K times
     chunk: int = Field(16, gt=0)  # problems per engine call and per durable append
+
+    @model_validator(mode="after")
+    def _hf_decodes_a_chunk_at_once(self) -> GenerateConfig:
+        # hf.batch_size unset: a chunk's sequences (chunk x samples) decode at once.
+        if "batch_size" not in self.hf.model_fields_set:
+            self.hf.batch_size = self.chunk * self.samples
+        return self
 
 
 class FilterConfig(Section):
@@ -116,25 +122,24 @@ class SFTConfig(MicroBatchConfig, OptimizerConfig):
     merge_lora: bool = True  # final/: the LoRA merged into a plain model, else the adapter too
 
 
-class EvalConfig(Section):
-    """The student's greedy held-out evaluation (data.eval_size rows) before and after."""
+class EvalConfig(SamplingConfig):
+    """The student's held-out evaluation (data.eval_size rows, greedy unless told) before and
+    after, on the in-process HF engine."""
 
     before: bool = True
     after: bool = True
-    max_new_tokens: int = Field(256, gt=0)
-    stop: list[str] = []
+    temperature: float = Field(0.0, ge=0.0)  # 0: greedy
     batch_size: int = Field(64, gt=0)  # sequences decoded at once
 
 
-class OnPolicyConfig(Section):
+class OnPolicyConfig(SamplingConfig):
     """mode on_policy: the student samples, the teacher scores its tokens (reverse KL)."""
 
     steps: int = Field(20, gt=0)
     prompts_per_step: int = Field(8, gt=0)
     samples: int = Field(4, gt=0)  # student samples per prompt
-    temperature: float = Field(1.0, gt=0.0)
+    temperature: float = Field(1.0, gt=0.0)  # the learner's log-probs divide by it
     max_new_tokens: int = Field(128, gt=0)
-    stop: list[str] = []
     # A task reward mixed in: reward_weight x each sample's group-relative advantage of these
     # rewards (GRPO's) is added to every one of its tokens' advantages. []: the KL alone.
     rewards: list[RewardConfig] = []
@@ -149,6 +154,7 @@ class DistillRecipe(Section):
     student: StudentConfig = StudentConfig()
     traces: TracesConfig | None = None  # an existing traces file; None: generate + filter
     generate: GenerateConfig = GenerateConfig()
+    ray: RayConfig = RayConfig()  # where generate's Ray workers run (generate.workers > 0)
     filter: FilterConfig = FilterConfig()
     data: DataConfig = DataConfig()  # the problems, and the held-out split for evaluation
     template: TemplateConfig = TemplateConfig(name="chat")  # the student's prompts
@@ -171,6 +177,10 @@ class DistillRecipe(Section):
 
     def run_dir(self) -> Path:
         return Path(self.output.dir) / (self.output.name or "run")
+
+    def generates(self) -> bool:
+        """Whether the run samples traces from the teacher (the generate stage)."""
+        return self.mode == "sft" and self.traces is None
 
 
 def load_distill_recipe(path: str | Path, overrides: list[str] = ()) -> DistillRecipe:

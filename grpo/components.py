@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,9 +17,7 @@ from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness, recipe_rewards
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
-from rollout.build import build_engine
-from rollout.hf_engine import HFEngine
-from rollout.types import Engine
+from rollout import Engine, ModelSource, open_engine
 
 if TYPE_CHECKING:
     from r1kit.learner.ranks import LearnerGroup
@@ -73,29 +72,12 @@ def _engine(
     from the policy module itself (no second copy of the weights: 513 MiB for the built-in
     model); otherwise from its own copy, which weights reach only through `update_weights`
     (merged LoRA weights, learner ranks, or other processes: vLLM, Ray workers)."""
-    r = recipe.rollout
-    if r.engine == "hf" and r.workers == 0:
-        if recipe.model.lora is None and isinstance(learner, Learner):
-            return HFEngine(learner.model, tokenizer, batch_size=r.batch_size)
-        sampler, tokenizer = load_model(recipe.model.name, recipe.model.dtype, _device())
-        return HFEngine(sampler, tokenizer, batch_size=r.batch_size)
-    options = (
-        {"batch_size": r.batch_size}
-        if r.engine == "hf"
-        else {
-            "kv_cache_gb": r.kv_cache_gb,
-            "seed": recipe.seed,
-        }
-    )
-    return build_engine(
-        r.engine,
-        model_dir(recipe.model.name),
-        workers=r.workers,
-        ray_address=recipe.ray.address,
-        cpus_per_worker=recipe.ray.cpus_per_worker,
-        gpus_per_worker=recipe.ray.gpus_per_worker,
-        **options,
-    )
+    name, directory = recipe.model.name, model_dir(recipe.model.name)
+    if recipe.model.lora is None and isinstance(learner, Learner):
+        model = ModelSource.live(learner.model, tokenizer, directory)
+    else:
+        model = ModelSource(directory, partial(load_model, name, recipe.model.dtype, _device()))
+    return open_engine(recipe.rollout.spec(recipe.ray), model, seed=recipe.seed)
 
 
 def _device() -> str:

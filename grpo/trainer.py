@@ -17,6 +17,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 
@@ -34,7 +35,7 @@ from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_mode
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
-from rollout.types import Completion, SamplingParams
+from rollout.types import Completion
 
 
 class Trainer:
@@ -161,7 +162,7 @@ class Trainer:
                         wanted - len(kept), drawn, len(kept), cfg.train.max_oversample
                     )
                     rows = parts.stream.take(count)
-                    sampling = self._sampling_params(seed=self._seed(step, attempt))
+                    sampling = cfg.rollout.params(cfg.rollout.group_size, self._seed(step, attempt))
                     groups = generate_groups(
                         parts.engine, parts.tokenizer, cfg.template, rows, sampling
                     )
@@ -184,7 +185,7 @@ class Trainer:
     def _prefetch(self, step: int) -> None:
         """Submit `step`'s first sampling round to the rollout workers (rollout.async)."""
         cfg, parts = self.recipe, self.parts
-        sampling = self._sampling_params(seed=self._seed(step, 0))
+        sampling = cfg.rollout.params(cfg.rollout.group_size, self._seed(step, 0))
         self.prefetch.start(
             step,
             cfg.train.prompts_per_step,
@@ -199,8 +200,11 @@ class Trainer:
         """Held-out accuracy (greedy by default) with the same template and verifier."""
         if not self.parts.eval_rows:
             return {}
-        sampling = self._sampling_params(
-            seed=self.recipe.seed, n=1, temperature=self.recipe.train.eval_temperature
+        # The rollout's settings, one sample each, at train.eval_temperature (0, greedy, is
+        # allowed there; the rollout's own temperature must be above 0).
+        sampling = replace(
+            self.recipe.rollout.params(1, self.recipe.seed),
+            temperature=self.recipe.train.eval_temperature,
         )
         result = evaluate(
             self.parts.engine,
@@ -232,20 +236,6 @@ class Trainer:
         )
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done
-
-    def _sampling_params(
-        self, seed: int, n: int | None = None, temperature: float | None = None
-    ) -> SamplingParams:
-        r = self.recipe.rollout
-        return SamplingParams(
-            n=n or r.group_size,
-            temperature=r.temperature if temperature is None else temperature,
-            top_p=r.top_p,
-            top_k=r.top_k,
-            max_new_tokens=r.max_new_tokens,
-            stop=tuple(r.stop),
-            seed=seed,
-        )
 
     def _examples(self, groups: list[Group]) -> list[dict]:
         """`samples_per_step` completions spread evenly over the batch, for samples.jsonl."""

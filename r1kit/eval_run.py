@@ -9,17 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from r1kit.choices import EngineName, TemplateName
 from r1kit.evaluation import EvalError, EvalResult, evaluate
 from r1kit.models import load_model, load_tokenizer, model_dir
-from r1kit.recipe import TemplateConfig, load_recipe
+from r1kit.recipe import EngineConfig, SamplingConfig, TemplateConfig, load_recipe
 from r1kit.tasks import EvalTask, load_task
 from rewards.registry import load_reward
-from rollout.build import RolloutSetupError, check_rollout, make_engine
-from rollout.hf_engine import HFEngine
-from rollout.types import Engine, SamplingParams
+from rollout import (
+    Engine,
+    ModelSource,
+    RolloutSetupError,
+    SamplingParams,
+    check_engine,
+    open_engine,
+)
 
 
 @dataclass(frozen=True)
@@ -54,22 +60,20 @@ class EvalPlan:
 
 def resolve(request: EvalRequest) -> EvalPlan:
     """Read the recipe (if any) and the task's rows; decide sampling and the output folder."""
-    template, data, stop = TemplateConfig(name=request.template), None, ()
+    template, data, stop = TemplateConfig(name=request.template), None, []
     seed, tokens = request.seed, 256
     if request.recipe is not None:  # measure what the trainer's held-out evaluation measures
         recipe = load_recipe(request.recipe)
-        template, data, stop = recipe.template, recipe.data, tuple(recipe.rollout.stop)
+        template, data, stop = recipe.template, recipe.data, recipe.rollout.stop
         seed, tokens = recipe.seed, recipe.rollout.max_new_tokens
     task = load_task(request.task, request.data_dir, data, seed)
     if request.limit:
         task.rows = task.rows[: request.limit]
-    sampling = SamplingParams(
-        n=request.n,
+    sampling = SamplingConfig(
         temperature=request.temperature,
         max_new_tokens=request.max_new_tokens or tokens,
         stop=stop,
-        seed=seed,
-    )
+    ).params(request.n, seed)
     out = request.out or Path("runs/eval") / f"{Path(request.model).name}-{task.name}"
     return EvalPlan(request, task, template, sampling, out)
 
@@ -94,14 +98,14 @@ def run(plan: EvalPlan, progress: Callable[[int], None] | None = None) -> EvalRe
 
 
 def _engine(request: EvalRequest) -> Engine:
-    if request.engine == "hf":
-        policy, tokenizer = load_model(request.model)
-        return HFEngine(policy, tokenizer)
+    """The requested engine in this process, over the model (loaded here for hf)."""
+    spec = EngineConfig(engine=request.engine).spec()
     try:
-        check_rollout(request.engine, workers=0)
+        check_engine(spec)
     except RolloutSetupError as err:
         raise EvalError(f"--engine {request.engine}: {err}") from None
-    return make_engine(request.engine, model_dir(request.model), seed=request.seed)
+    model = ModelSource(model_dir(request.model), partial(load_model, request.model))
+    return open_engine(spec, model, seed=request.seed)
 
 
 def write(plan: EvalPlan, result: EvalResult) -> dict:

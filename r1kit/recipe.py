@@ -33,6 +33,8 @@ from r1kit.errors import UserError
 from r1kit.registry import registered, unknown
 from rewards.registry import RewardStyle
 from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
+from rollout.engines import EngineSpec, Placement
+from rollout.types import SamplingParams
 
 
 class RecipeError(UserError):
@@ -144,22 +146,83 @@ class TemplateConfig(Section):
     prefill_think: bool = True  # end the prompt with "<think>" so the model starts reasoning
 
 
-class RolloutConfig(Section):
-    # `async` is a Python keyword: the field is `async_`, written and read as `async`.
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+class SamplingConfig(Section):
+    """How a section samples, the same fields in every section that samples (rollout, distill's
+    generate, on_policy and eval, the eval and generate commands); a section changes only its
+    defaults and bounds. `params` adds the count per prompt and the seed."""
+
+    temperature: float = Field(1.0, ge=0.0)  # 0: greedy
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)  # 0: no top-k filtering
+    max_new_tokens: int = Field(256, gt=0)
+    stop: list[str] = []
+
+    def params(self, n: int, seed: int | None) -> SamplingParams:
+        """The engine's sampling parameters: `n` completions per prompt, seeded with `seed`."""
+        return SamplingParams(
+            n=n,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_new_tokens=self.max_new_tokens,
+            stop=tuple(self.stop),
+            seed=seed,
+        )
+
+
+class RayConfig(Section):
+    """Where rollout workers (workers > 0) and learner ranks (world_size > 1) run."""
+
+    address: str = "local"  # local: a new cluster on this machine; auto: the running one; host:port
+    cpus_per_worker: float = Field(1.0, gt=0.0)
+    gpus_per_worker: float = Field(0.0, ge=0.0)
+    cpus_per_rank: float = Field(1.0, gt=0.0)  # each learner rank's Ray actor
+    gpus_per_rank: float = Field(0.0, ge=0.0)  # 1 on GPUs: one rank per GPU (NCCL); 0: CPU (gloo)
+
+
+class HFConfig(Section):
+    """The in-process transformers engine's own settings."""
+
+    batch_size: int = Field(64, gt=0)  # sequences decoded at once: bounds generation memory
+
+
+class VLLMConfig(Section):
+    """The vLLM engine's own settings."""
+
+    kv_cache_gb: float = Field(1.0, gt=0.0)  # KV cache size of each engine
+
+
+class EngineConfig(Section):
+    """One engine configuration for every section that opens an engine (rollout, distill's
+    generate): which engine, in how many Ray workers, and each engine's own subsection."""
 
     engine: EngineName = "hf"
     workers: int = Field(0, ge=0)  # 0: the engine runs in-process; N: N Ray actors, one each
+    hf: HFConfig = HFConfig()
+    vllm: VLLMConfig = VLLMConfig()
+
+    def spec(self, ray: RayConfig | None = None) -> EngineSpec:
+        """What `rollout.open_engine` opens: this engine, its own settings, placed by `ray`."""
+        own = getattr(self, self.engine, None)  # an engine without settings has no subsection
+        ray = ray or RayConfig()
+        return EngineSpec(
+            self.engine,
+            self.workers,
+            own.model_dump() if own is not None else {},
+            Placement(ray.address, ray.cpus_per_worker, ray.gpus_per_worker),
+        )
+
+
+class RolloutConfig(SamplingConfig, EngineConfig):
+    """GRPO's rollouts: the engine, G completions per prompt, and how they are sampled."""
+
+    # `async` is a Python keyword: the field is `async_`, written and read as `async`.
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    temperature: float = Field(1.0, gt=0.0)  # the learner's log-probs divide by it
     # One-step-off-policy: step t+1 samples (from the weights before step t) while step t learns.
     async_: bool = Field(False, alias="async")
-    kv_cache_gb: float = Field(1.0, gt=0.0)  # vLLM: KV cache size of each engine
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
-    temperature: float = Field(1.0, gt=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    max_new_tokens: int = Field(256, gt=0)
-    stop: list[str] = []
-    batch_size: int = Field(64, gt=0)  # sequences decoded at once: bounds generation memory
 
     @model_validator(mode="after")
     def _async_needs_workers(self) -> RolloutConfig:
@@ -171,16 +234,6 @@ class RolloutConfig(Section):
                 "set rollout.workers to 1 or more, or rollout.async to false"
             )
         return self
-
-
-class RayConfig(Section):
-    """Where rollout workers (rollout.workers > 0) and learner ranks (world_size > 1) run."""
-
-    address: str = "local"  # local: a new cluster on this machine; auto: the running one; host:port
-    cpus_per_worker: float = Field(1.0, gt=0.0)
-    gpus_per_worker: float = Field(0.0, ge=0.0)
-    cpus_per_rank: float = Field(1.0, gt=0.0)  # each learner rank's Ray actor
-    gpus_per_rank: float = Field(0.0, ge=0.0)  # 1 on GPUs: one rank per GPU (NCCL); 0: CPU (gloo)
 
 
 class RewardConfig(Section):
@@ -260,7 +313,9 @@ class TrainConfig(Section):
     steps: int = Field(100, gt=0)
     prompts_per_step: int = Field(8, gt=0)
     eval_every: int = Field(10, ge=0)  # 0: evaluate only before and after training
-    eval_temperature: float = Field(0.0, ge=0.0)  # 0: greedy held-out accuracy
+    # Held-out sampling is the rollout's, one sample each, at this temperature (0: greedy), which
+    # the rollout's own cannot be.
+    eval_temperature: float = Field(0.0, ge=0.0)
     # The reward whose value 1 means "correct", for accuracy; None: the task's own
     # (`r1kit.tasks.correctness_reward`: countdown for countdown, else math).
     correctness: str | None = None
@@ -324,8 +379,17 @@ class Recipe(Section):
 
     # Fields an earlier release had elsewhere: naming the old place fails, naming the new one.
     moved_fields: ClassVar[dict[str, str]] = {
-        f"learner.{key}": f"train.{key}"
-        for key in ("dynamic_sampling", "max_sampling_rounds", "max_oversample", "mask_truncated")
+        **{
+            f"learner.{key}": f"train.{key}"
+            for key in (
+                "dynamic_sampling",
+                "max_sampling_rounds",
+                "max_oversample",
+                "mask_truncated",
+            )
+        },
+        "rollout.kv_cache_gb": "rollout.vllm.kv_cache_gb",
+        "rollout.batch_size": "rollout.hf.batch_size",
     }
 
     @model_validator(mode="after")
@@ -380,8 +444,7 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
 def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
     """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
     for old, new in getattr(schema, "moved_fields", {}).items():
-        section, key = old.split(".")
-        if isinstance(raw.get(section), dict) and key in raw[section]:
+        if _holds(raw, old):
             raise RecipeError(f"{source}: {old}: moved to {new}")
     try:
         return schema.model_validate(raw)
@@ -393,13 +456,34 @@ def upgrade_saved(raw: dict, schema: type[Section] = Recipe) -> dict:
     """A run's saved config.yaml written before fields moved, with each moved field at its new
     place: a run started by an earlier release still resumes (a user's recipe gets the error)."""
     for old, new in getattr(schema, "moved_fields", {}).items():
-        (section, key), (new_section, new_key) = old.split("."), new.split(".")
-        if isinstance(raw.get(section), dict) and key in raw[section]:
-            raw.setdefault(new_section, {})[new_key] = raw[section].pop(key)
+        if _holds(raw, old):
+            *parents, key = old.split(".")
+            value = _section(raw, parents).pop(key)
+            *new_parents, new_key = new.split(".")
+            _section(raw, new_parents, create=True)[new_key] = value
     learner = raw.get("learner")
     if isinstance(learner, dict) and learner.get("loss") == "gspo":
         learner.update(loss="grpo", ratio_level="sequence")
     return raw
+
+
+def _holds(raw: dict, dotted: str) -> bool:
+    """Whether the raw recipe sets the field at `dotted` (e.g. rollout.kv_cache_gb)."""
+    *parents, key = dotted.split(".")
+    section = _section(raw, parents)
+    return isinstance(section, dict) and key in section
+
+
+def _section(raw: dict, path: list[str], create: bool = False) -> dict | None:
+    """The mapping at `path` in a raw recipe (made on the way with `create`), else None."""
+    node = raw
+    for part in path:
+        if create:
+            node.setdefault(part, {})
+        if not isinstance(node.get(part), dict):
+            return None
+        node = node[part]
+    return node
 
 
 def apply_override(raw: dict, override: str) -> None:

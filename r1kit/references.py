@@ -4,14 +4,15 @@ anything is loaded or written."""
 from __future__ import annotations
 
 import difflib
+from dataclasses import replace
 from pathlib import Path
 
 from r1kit.models import HUB_ID, MODEL_ALIASES
-from r1kit.recipe import Recipe, RecipeError
+from r1kit.recipe import EngineConfig, RayConfig, Recipe, RecipeError
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardError, load_reward
 from rewards.sandbox import SandboxUnavailable, isolation_mode
-from rollout.build import RolloutSetupError, check_rollout
+from rollout import RolloutSetupError, check_engine
 
 
 def check_references(recipe: Recipe, cluster: bool = True) -> None:
@@ -30,14 +31,21 @@ def check_references(recipe: Recipe, cluster: bool = True) -> None:
     except RewardError as err:
         raise RecipeError(f"train.correctness: {err}") from None
     check_model_name(recipe.model.name, recipe.output.dir)
-    r, ray = recipe.rollout, recipe.ray
-    workers = r.workers if cluster else 0
-    try:
-        check_rollout(r.engine, workers, ray.address, ray.cpus_per_worker, ray.gpus_per_worker)
-    except RolloutSetupError as err:
-        raise RecipeError(str(err)) from None
+    check_engine_section(recipe.rollout, recipe.ray, "rollout", cluster)
     if cluster:
         check_ranks(recipe)
+
+
+def check_engine_section(
+    config: EngineConfig, ray: RayConfig, section: str, cluster: bool = True
+) -> None:
+    """Raise RecipeError naming `section`'s field when its engine is not installed or its Ray
+    workers cannot be placed as `ray` says. Without `cluster` Ray is neither started nor asked."""
+    spec = config.spec(ray)
+    try:
+        check_engine(spec if cluster else replace(spec, workers=0), section)
+    except RolloutSetupError as err:
+        raise RecipeError(str(err)) from None
 
 
 def check_ranks(recipe: Recipe) -> None:

@@ -25,7 +25,8 @@ import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
 from rollout import leftovers
-from rollout.types import Completion, EngineDead, EngineName, SamplingParams
+from rollout.engines import EngineSpec, ModelSource, open_in_process
+from rollout.types import Completion, EngineDead, SamplingParams
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,14 +71,12 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 class RolloutWorker:
     """The actor: one engine, built in the actor's own process."""
 
-    def __init__(self, kind: EngineName, model_dir: str, options: dict[str, Any], threads: int):
-        from rollout.build import make_engine
-
+    def __init__(self, kind: str, model_dir: str, seed: int, options: dict[str, Any], threads: int):
         # vLLM on CPU binds its threads to cores it picks as if alone on the machine; actors
         # sharing a machine would pick the same ones. Let the OS place `threads` threads.
         os.environ.update(VLLM_CPU_OMP_THREADS_BIND="nobind", OMP_NUM_THREADS=str(threads))
         torch.set_num_threads(threads)
-        self.engine = make_engine(kind, model_dir, **options)
+        self.engine = open_in_process(kind, ModelSource(model_dir), seed, options)
         self.version = 0
         # A vLLM client can wait forever on an engine process that was killed: watch them.
         engine_processes = leftovers.collect().processes
@@ -109,31 +108,25 @@ class RolloutWorker:
 
 
 class RayPool:
-    """`generate` / `update_weights` over `workers` Ray actors; `restarts` counts replacements."""
+    """`generate` / `update_weights` over `spec.workers` Ray actors, each opening an engine of
+    `spec.kind` from `model_dir` with `seed`; `restarts` counts replacements."""
 
-    def __init__(
-        self,
-        kind: EngineName,
-        model_dir: str,
-        workers: int,
-        ray_address: str = "local",
-        cpus_per_worker: float = 1.0,
-        gpus_per_worker: float = 0.0,
-        options: dict[str, Any] | None = None,
-    ):
-        if workers < 1:
-            raise PoolError(f"a pool needs at least one worker, got {workers}")
-        connect(ray_address)
+    def __init__(self, spec: EngineSpec, model_dir: str, seed: int = 0):
+        if spec.workers < 1:
+            raise PoolError(f"a pool needs at least one worker, got {spec.workers}")
+        place = spec.placement
+        connect(place.address)
         self._actor_cls = ray.remote(
-            num_cpus=cpus_per_worker, num_gpus=gpus_per_worker, max_restarts=0
+            num_cpus=place.cpus_per_worker, num_gpus=place.gpus_per_worker, max_restarts=0
         )(RolloutWorker)
-        self._args = (kind, model_dir, options or {}, max(1, int(cpus_per_worker)))
+        threads = max(1, int(place.cpus_per_worker))
+        self._args = (spec.kind, model_dir, seed, dict(spec.options), threads)
         self._weights: ray.ObjectRef | None = None  # the current weights, for new actors
         self.version = 0
         self.restarts = 0
         self.in_flight = 0  # submitted rollouts not yet gathered
         self._updates: list[tuple[int, Any, ray.ObjectRef]] = []  # (worker, actor, task)
-        self.actors = [self._actor_cls.remote(*self._args) for _ in range(workers)]
+        self.actors = [self._actor_cls.remote(*self._args) for _ in range(spec.workers)]
         self._leftovers = _started(lambda: ray.get([a.leftovers.remote() for a in self.actors]))
 
     def generate(

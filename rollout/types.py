@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol
 
 import torch
-
-EngineName = Literal["hf", "vllm"]  # rollout backends: transformers in-process, vLLM
-ENGINE_NAMES: tuple[str, ...] = get_args(EngineName)
 
 
 @dataclass(frozen=True)

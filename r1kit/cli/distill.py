@@ -18,7 +18,7 @@ from r1kit.cli.runs import (
     saved_config,
 )
 from r1kit.recipe import RecipeError, validate
-from r1kit.references import check_model_name
+from r1kit.references import check_engine_section, check_model_name
 from r1kit.rundir import RunDir
 
 
@@ -48,6 +48,8 @@ def distill(
                 check_model_name(name, resolved.output.dir)
             except RecipeError as err:
                 raise RecipeError(str(err).replace("model.name", field, 1)) from None
+    if resolved.generates():
+        check_engine_section(resolved.generate, resolved.ray, "generate", cluster=not dry_run)
     run = RunDir(resume or resolved.run_dir())
     if dry_run:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json", by_alias=True)))

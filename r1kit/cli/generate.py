@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -11,13 +12,12 @@ from r1kit.choices import TemplateName
 from r1kit.cli.app import command, console
 from r1kit.data import load_data
 from r1kit.groups import generate_groups, score_groups
-from r1kit.models import load_model
-from r1kit.recipe import DataConfig, TemplateConfig
+from r1kit.models import load_model, load_tokenizer, model_dir
+from r1kit.recipe import DataConfig, EngineConfig, SamplingConfig, TemplateConfig
 from r1kit.tasks import correctness_reward
 from rewards.registry import load_reward
 from rewards.scoring import WeightedReward
-from rollout.hf_engine import HFEngine
-from rollout.types import SamplingParams
+from rollout import ModelSource, open_engine
 
 
 @command("generate")
@@ -36,14 +36,15 @@ def generate(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Sample completions and score them: the engine and the rewards, end to end."""
-    policy, tokenizer = load_model(model)
-    _, rows = load_data(DataConfig(source=task, eval_size=prompts), seed)
-    sampling = SamplingParams(
-        n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed
+    engine = open_engine(
+        EngineConfig().spec(), ModelSource(model_dir(model), partial(load_model, model))
     )
+    tokenizer = load_tokenizer(model)
+    _, rows = load_data(DataConfig(source=task, eval_size=prompts), seed)
+    sampling = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
     template_cfg = TemplateConfig(name=template)
     groups = generate_groups(
-        HFEngine(policy, tokenizer), tokenizer, template_cfg, rows[:prompts], sampling
+        engine, tokenizer, template_cfg, rows[:prompts], sampling.params(n, seed)
     )
     correctness, options = correctness_reward(task)
     judges = [

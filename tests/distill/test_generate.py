@@ -1,4 +1,5 @@
 import contextlib
+import importlib.util
 
 import pytest
 
@@ -8,16 +9,20 @@ from distill.recipe import DistillRecipe
 from r1kit import durable
 
 
-@pytest.fixture
-def recipe(tmp_path):
+def tiny_recipe(**generate) -> DistillRecipe:
     return DistillRecipe.model_validate(
         {
             "teacher": "tiny-llama",
             "student": {"name": "tiny-llama"},
             "data": {"source": "arithmetic", "eval_size": 2},
-            "generate": {"problems": 4, "samples": 2, "max_new_tokens": 6, "chunk": 2},
+            "generate": {"problems": 4, "samples": 2, "max_new_tokens": 6, "chunk": 2} | generate,
         }
     )
+
+
+@pytest.fixture
+def recipe():
+    return tiny_recipe()
 
 
 def test_k_scored_traces_per_problem(recipe, tmp_path):
@@ -25,6 +30,30 @@ def test_k_scored_traces_per_problem(recipe, tmp_path):
     assert [r["problem"] for r in records] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert all(set(r["rewards"]) == {"math"} and r["tokens"] <= 6 for r in records)
     assert durable.read_jsonl(tmp_path / "generated.jsonl") == records
+
+
+vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM is not installed")
+
+
+@pytest.mark.parametrize(
+    ("engine", "workers"),
+    [
+        ("hf", 0),
+        ("hf", 1),
+        pytest.param("vllm", 0, marks=[vllm, pytest.mark.slow]),
+        pytest.param("vllm", 1, marks=[vllm, pytest.mark.slow]),
+    ],
+)
+def test_every_engine_and_worker_count_the_schema_accepts_generates(engine, workers, tmp_path):
+    recipe = tiny_recipe(engine=engine, workers=workers, vllm={"kv_cache_gb": 0.25})
+    records = generate_traces(recipe, tmp_path / "generated.jsonl")
+    assert [r["problem"] for r in records] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert all(0 < r["tokens"] <= 6 for r in records)
+
+
+def test_a_chunk_decodes_at_once_unless_hf_batch_size_says():
+    assert tiny_recipe(chunk=3, samples=5).generate.hf.batch_size == 15
+    assert tiny_recipe(chunk=3, hf={"batch_size": 4}).generate.hf.batch_size == 4
 
 
 class Killed(Exception):

@@ -253,7 +253,7 @@ def test_a_learning_rate_set_on_resume_reaches_the_optimizer(tiny_recipe):
 def test_grpo_runs_on_two_vllm_workers_whose_weights_follow_the_learner(tiny_recipe):
     run = _train(
         tiny_recipe(
-            rollout={"engine": "vllm", "workers": 2, "kv_cache_gb": 0.25},
+            rollout={"engine": "vllm", "workers": 2, "vllm": {"kv_cache_gb": 0.25}},
             train={"steps": 2, "save_every": 0},
         )
     )

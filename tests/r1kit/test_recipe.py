@@ -63,10 +63,50 @@ def test_the_batch_policy_moved_to_train_and_its_old_place_says_so(key, tmp_path
 
 
 def test_a_config_saved_before_fields_moved_still_resumes():
-    saved = {"learner": {"loss": "gspo", "dynamic_sampling": True, "max_oversample": 2.0}}
+    saved = {
+        "learner": {"loss": "gspo", "dynamic_sampling": True, "max_oversample": 2.0},
+        "rollout": {"engine": "vllm", "kv_cache_gb": 2.5, "batch_size": 16},
+    }
     recipe = validate(upgrade_saved(saved))
     assert (recipe.learner.loss, recipe.learner.ratio_level) == ("grpo", "sequence")
     assert (recipe.train.dynamic_sampling, recipe.train.max_oversample) == (True, 2.0)
+    assert (recipe.rollout.vllm.kv_cache_gb, recipe.rollout.hf.batch_size) == (2.5, 16)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("rollout.kv_cache_gb", "rollout.vllm.kv_cache_gb"),
+        ("rollout.batch_size", "rollout.hf.batch_size"),
+    ],
+)
+def test_engine_settings_moved_to_the_engine_s_subsection_and_the_old_place_says_so(
+    old, new, tmp_path
+):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("rollout: {engine: vllm}\n")
+    with pytest.raises(RecipeError, match=rf"{old}: moved to {new}"):
+        load_recipe(path, [f"{old}=2"])
+    _, engine, key = new.split(".")
+    assert getattr(getattr(load_recipe(path, [f"{new}=2"]).rollout, engine), key) == 2
+
+
+def test_the_engine_gets_only_its_own_subsection():
+    rollout = validate({"rollout": {"engine": "vllm", "vllm": {"kv_cache_gb": 3}}}).rollout
+    assert rollout.spec().options == {"kv_cache_gb": 3.0}
+    assert validate({}).rollout.spec().options == {"batch_size": 64}
+
+
+def test_one_sampling_type_makes_the_engine_s_parameters():
+    rollout = validate({"rollout": {"temperature": 0.7, "top_k": 5, "stop": ["</a>"]}}).rollout
+    params = rollout.params(n=4, seed=9)
+    assert (params.n, params.seed, params.temperature, params.top_k) == (4, 9, 0.7, 5)
+    assert params.stop == ("</a>",)
+
+
+def test_the_rollout_cannot_sample_greedily():
+    with pytest.raises(RecipeError, match=r"rollout\.temperature: Input should be greater than 0"):
+        validate({"rollout": {"temperature": 0}})
 
 
 def test_missing_data_file_is_reported():
@@ -116,10 +156,10 @@ def test_reward_workers_cannot_be_negative():
         validate({"scoring": {"workers": -1}})
 
 
-def test_rollout_engine_choices_come_from_the_rollout_package():
-    from rollout.types import ENGINE_NAMES
+def test_rollout_engine_choices_come_from_the_engine_registry():
+    from rollout.engines import ENGINES
 
-    for name in ENGINE_NAMES:
+    for name in ENGINES:
         assert validate({"rollout": {"engine": name}}).rollout.engine == name
     with pytest.raises(RecipeError, match=r"rollout\.engine: .*'vllm'.*got 'sglang'"):
         validate({"rollout": {"engine": "sglang"}})

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from r1kit.models import load_model
+from rollout.engines import EngineSpec
 from rollout.hf_engine import HFEngine
 from rollout.ray_pool import PoolError, RayPool, RolloutWorker, balance
 from rollout.types import SamplingParams
@@ -30,7 +31,7 @@ def prompts(tiny):
 
 @pytest.fixture(scope="module")
 def pool(tiny_dir):
-    pool = RayPool("hf", tiny_dir, workers=2, options={"batch_size": 8})
+    pool = RayPool(EngineSpec("hf", workers=2, options={"batch_size": 8}), tiny_dir)
     yield pool
     pool.close()
     ray.shutdown()
@@ -140,7 +141,7 @@ def test_vllm_actor_whose_engine_dies_is_replaced_and_cleaned(tiny_dir, tiny, pr
     from tests.rollout.conftest import logprob_gap
 
     sampling = SamplingParams(n=2, temperature=0.7, max_new_tokens=8, seed=0)
-    vllm_pool = RayPool("vllm", tiny_dir, workers=1, options={"kv_cache_gb": 0.25})
+    vllm_pool = RayPool(EngineSpec("vllm", workers=1, options={"kv_cache_gb": 0.25}), tiny_dir)
     try:
         new = perturbed(tiny[0], seed=4)
         vllm_pool.update_weights(new.named_parameters())
@@ -158,4 +159,4 @@ def test_vllm_actor_whose_engine_dies_is_replaced_and_cleaned(tiny_dir, tiny, pr
 
 def test_workers_that_cannot_start_raise_a_pool_error(tmp_path, pool):
     with pytest.raises(PoolError, match="failed to start"):
-        RayPool("hf", str(tmp_path / "no-model"), workers=1)
+        RayPool(EngineSpec("hf", workers=1), str(tmp_path / "no-model"))

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -99,6 +100,18 @@ def test_no_accepted_trace_exits_2_saying_what_to_loosen(tmp_path):
     result = runner.invoke(app, ["distill", teacher_recipe(tmp_path, min_tokens=100)])
     assert result.exit_code == 2, result.output
     assert "accepted none" in result.output
+
+
+def test_generate_workers_ray_cannot_place_exit_2_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr("rollout.ray_pool.connect", lambda address: {"CPU": 1.0})
+    recipe = yaml.safe_load(Path(teacher_recipe(tmp_path)).read_text())
+    recipe["generate"] |= {"workers": 2}
+    recipe["ray"] = {"cpus_per_worker": 1}
+    (tmp_path / "distill.yaml").write_text(yaml.safe_dump(recipe))
+    result = runner.invoke(app, ["distill", str(tmp_path / "distill.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "generate.workers: 2 workers x ray.cpus_per_worker 1" in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES_DIR.glob("distill_*.yaml")), ids=lambda p: p.stem)

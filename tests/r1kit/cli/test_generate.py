@@ -33,9 +33,6 @@ def test_generate_prints_per_sample_rewards_and_accuracy():
 class TemplatedEngine:
     """Answers every prompt in the R1 format after a pre-filled `<think>`."""
 
-    def __init__(self, model=None, tokenizer=None):
-        pass
-
     def generate(self, prompt_token_ids, sampling):
         text = " 2 + 2 = 4 </think> <answer> 4 </answer>"
         return [
@@ -44,7 +41,7 @@ class TemplatedEngine:
 
 
 def test_generate_reports_the_format_rate_the_trainers_evaluation_reports(monkeypatch):
-    monkeypatch.setattr("r1kit.cli.generate.HFEngine", TemplatedEngine)
+    monkeypatch.setattr("r1kit.cli.generate.open_engine", lambda spec, model: TemplatedEngine())
     args = ["generate", "--model", "tiny-llama", "--template", "r1_zero", "--n", "1"]
     result = runner.invoke(app, [*args, "--prompts", "3", "--temperature", "0"])
     assert result.exit_code == 0, result.output
