@@ -13,14 +13,18 @@ from r1kit.data import load_data
 from r1kit.display import Display
 from r1kit.groups import generate_groups, score_groups
 from r1kit.models import load_model, model_dir
+from r1kit.stopping import Stopper
 from r1kit.tasks import recipe_rewards
 from rollout.build import build_engine
 from rollout.hf_engine import HFEngine
 from rollout.types import Engine, SamplingParams
 
 
-def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> list[dict]:
-    """Every problem's K scored samples (one record each), generating only those not on disk."""
+def generate_traces(
+    recipe: DistillRecipe, out: Path, stopper: Stopper, device: str = "cpu"
+) -> list[dict]:
+    """Every problem's K scored samples (one record each), generating only those not on disk.
+    A stop signal cuts the chunk in flight (StopRequested): the chunks written are kept."""
     cfg = recipe.generate
     stream, _ = load_data(recipe.data, recipe.seed)  # the held-out rows stay out of the stream
     problems = stream.take(cfg.problems)
@@ -42,8 +46,9 @@ def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> li
         with Display(len(problems), done, label="generate") as display:
             for start in range(done, len(problems), cfg.chunk):
                 rows = problems[start : start + cfg.chunk]
-                groups = generate_groups(engine, tokenizer, cfg.template, rows, sampling)
-                score_groups(groups, rewards)
+                with stopper.interruptible():
+                    groups = generate_groups(engine, tokenizer, cfg.template, rows, sampling)
+                    score_groups(groups, rewards)
                 chunk = [
                     {
                         "problem": start + p,
