@@ -165,8 +165,9 @@ class Trainer:
             drawn += len(groups)
             with timer("reward"), self.stopper.interruptible():
                 metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
-            if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
-                parts.stream.record([g.row for g in groups], solved(groups, parts.correctness))
+                if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
+                    outcomes = solved(groups, parts.correctness, parts.reward_pool)
+                    parts.stream.record([g.row for g in groups], outcomes)
             metrics["sampling_rounds"] = attempt + 1
             kept += [g for g in groups if not (cfg.train.dynamic_sampling and g.is_flat())]
             if len(kept) >= wanted:
