@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -325,3 +327,29 @@ def test_sigterm_during_sft_exits_143_with_a_checkpoint_that_resumes_exactly(tmp
     whole = load_file(tmp_path / "runs" / "whole" / "final" / "model.safetensors")
     resumed = load_file(run / "final" / "model.safetensors")
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
+def test_sigterm_during_on_policy_distillation_exits_143_with_a_checkpoint(tmp_path, monkeypatch):
+    from r1kit.learner.core import Learner
+
+    real_step = Learner.step
+
+    def terminated(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands during step 1: it ends, then the run stops
+        return real_step(*args)
+
+    monkeypatch.setattr(Learner, "step", terminated)
+    recipe = recipe_file(
+        tmp_path,
+        mode="on_policy",
+        traces=None,
+        teacher="tiny-llama",
+        on_policy={"steps": 3, "prompts_per_step": 2, "samples": 2, "max_new_tokens": 4},
+        sft={"save_every": 0},
+        eval={"before": False, "after": False},
+    )
+    result = runner.invoke(app, ["distill", recipe])
+    assert result.exit_code == 143, result.output
+    run = tmp_path / "runs" / "tiny"
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-1"]
+    assert not (run / "final").exists()
