@@ -50,7 +50,8 @@ def distill(
         return
     if resume is None:
         clear_for_new_run(run, overwrite)
-    from distill.pipeline import Distillation, prepare  # torch and transformers: slow to import
+    from distill.inputs import prepare  # torch and transformers: slow to import
+    from distill.pipeline import Distillation
 
     inputs = prepare(resolved)  # a bad input fails here, before the run directory is written
     if resume is None:
