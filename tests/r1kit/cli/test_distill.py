@@ -133,14 +133,14 @@ def test_a_bad_input_exits_2_naming_it_and_the_fixed_retry_starts(tmp_path, case
     assert (run / "config.yaml").is_file()
 
 
-def test_a_run_dir_left_without_results_does_not_block_a_new_run(tmp_path):
+def test_a_run_dir_left_without_results_does_not_block_a_new_run(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "tiny"
-    run.mkdir(parents=True)
+    (run / "tb").mkdir(parents=True)
     (run / "config.yaml").write_text("{}")  # what a run stopped before its first result holds
-    result = runner.invoke(
-        app, ["distill", recipe_file(tmp_path, eval={"before": False, "after": False})]
-    )
+    monkeypatch.setattr("distill.pipeline.Distillation.fit", lambda self, resume: None)
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert "student" in yaml.safe_load((run / "config.yaml").read_text())  # the new run's
 
 
 def test_generated_traces_that_do_not_fit_name_the_run_s_traces_file(tmp_path):
