@@ -14,12 +14,16 @@ from r1kit.data import load_data
 from r1kit.display import Display
 from r1kit.groups import generate_groups, score_groups
 from r1kit.models import load_model, load_tokenizer, model_dir
+from r1kit.stopping import Stopper
 from r1kit.tasks import recipe_rewards
 from rollout import Engine, ModelSource, open_engine
 
 
-def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> list[dict]:
-    """Every problem's K scored samples (one record each), generating only those not on disk."""
+def generate_traces(
+    recipe: DistillRecipe, out: Path, stopper: Stopper, device: str = "cpu"
+) -> list[dict]:
+    """Every problem's K scored samples (one record each), generating only those not on disk.
+    A stop signal cuts the chunk in flight (StopRequested): the chunks written are kept."""
     cfg = recipe.generate
     stream, _ = load_data(recipe.data, recipe.seed)  # the held-out rows stay out of the stream
     problems = stream.take(cfg.problems)
@@ -34,8 +38,9 @@ def generate_traces(recipe: DistillRecipe, out: Path, device: str = "cpu") -> li
         with Display(len(problems), done, label="generate") as display:
             for start in range(done, len(problems), cfg.chunk):
                 rows = problems[start : start + cfg.chunk]
-                groups = generate_groups(engine, tokenizer, cfg.template, rows, sampling)
-                score_groups(groups, rewards)
+                with stopper.interruptible():
+                    groups = generate_groups(engine, tokenizer, cfg.template, rows, sampling)
+                    score_groups(groups, rewards)
                 chunk = [
                     {
                         "problem": start + p,

@@ -16,13 +16,15 @@ from torch import nn
 
 from distill.objectives import ReverseKL
 from distill.recipe import DistillRecipe
-from distill.sft import Parts, restore, save
+from distill.sft import Parts, save
 from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.groups import Group, generate_groups, score_groups
 from r1kit.learner.batch import to_batch
+from r1kit.learner.checkpoint import resume_from
 from r1kit.recipe import EngineConfig
 from r1kit.rundir import RunDir
+from r1kit.stopping import Stopper, StopRequested
 from r1kit.tasks import recipe_rewards
 from rewards.scoring import WeightedReward
 from rollout import ModelSource, open_engine
@@ -42,15 +44,21 @@ def task_advantages(
 
 
 def fit_on_policy(
-    recipe: DistillRecipe, run: RunDir, parts: Parts, teacher: nn.Module, resume: bool = False
+    recipe: DistillRecipe,
+    run: RunDir,
+    parts: Parts,
+    teacher: nn.Module,
+    stopper: Stopper,
+    resume: bool = False,
 ) -> None:
     """`on_policy.steps` steps (from the newest intact checkpoint on resume): sample from the
-    student as it is now, score with the teacher (and the task rewards), step."""
+    student as it is now, score with the teacher (and the task rewards), step. A stop signal
+    ends the step under way, checkpoints it and raises StopRequested."""
     cfg, learner, tokenizer, stream = recipe.on_policy, parts.learner, parts.tokenizer, parts.stream
     rewards = recipe_rewards(cfg.rewards)
     # The student itself samples, in this process: no weights to sync.
     engine = open_engine(EngineConfig().spec(), ModelSource.live(learner.model, tokenizer))
-    start = restore(run, parts) if resume else 0
+    start = (resume_from(run, parts) or 0) if resume else 0
     with Display(cfg.steps, start, label="on-policy") as display:
         for step in range(start + 1, cfg.steps + 1):
             sampling = cfg.params(cfg.samples, recipe.seed + step)
@@ -65,5 +73,8 @@ def fit_on_policy(
             metrics["time/step"] = time.perf_counter() - started
             run.log_metrics(step, metrics)
             display.update(step, metrics)
-            if recipe.sft.save_every and step % recipe.sft.save_every == 0:
+            due = recipe.sft.save_every and step % recipe.sft.save_every == 0
+            if due or stopper.requested:
                 save(run, parts, step, recipe.sft.keep_last)
+            if stopper.requested:
+                raise StopRequested(stopper.signum)

@@ -19,9 +19,10 @@ from r1kit import durable
 from r1kit.data import PromptStream
 from r1kit.display import Display
 from r1kit.learner.batch import Batch, to_batch
-from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
+from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.learner.core import Learner
 from r1kit.rundir import RunDir
+from r1kit.stopping import Stopper, StopRequested
 from rollout.types import Completion
 
 
@@ -77,31 +78,29 @@ def save(run: RunDir, parts, step: int, keep_last: int) -> None:
     run.prune_checkpoints(keep_last)
 
 
-def restore(run: RunDir, parts) -> int:
-    """Load the newest intact checkpoint into `parts` (none: start at 0), drop the metrics
-    logged after it; return its step."""
-    checkpoint, problems = run.recover_checkpoint()
-    for problem in problems:
-        print(problem)
-    step = load_checkpoint(checkpoint, parts) if checkpoint is not None else 0
-    run.discard_logs_from(step + 1)
-    return step
-
-
 class SFT:
-    """`fit` runs every epoch of the traces through the learner, checkpointing on the way."""
+    """`fit` runs every epoch of the traces through the learner, checkpointing on the way and
+    when `stopper` has caught a stop signal."""
 
     def __init__(
-        self, cfg: SFTConfig, run: RunDir, parts: Parts, examples: list[Example], seed: int
+        self,
+        cfg: SFTConfig,
+        run: RunDir,
+        parts: Parts,
+        examples: list[Example],
+        seed: int,
+        stopper: Stopper,
     ):
         self.cfg, self.run, self.parts, self.examples, self.seed = cfg, run, parts, examples, seed
+        self.stopper = stopper
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
         self.total = total_steps(cfg, len(examples))
 
     def fit(self, resume: bool = False, merge_lora: bool = True) -> None:
-        """Train to the last step (from the newest intact checkpoint on resume); write final/."""
+        """Train to the last step (from the newest intact checkpoint on resume); write final/.
+        A stop signal ends the step under way, checkpoints it and raises StopRequested."""
         if resume:
-            self.restore()
+            resume_from(self.run, self.parts)
         position = self.parts.stream
         with Display(self.total, position.step, label="SFT") as display:
             while position.step < self.total:
@@ -112,8 +111,11 @@ class SFT:
                 metrics["epoch"] = position.step / self.steps_per_epoch
                 self.run.log_metrics(position.step, metrics)
                 display.update(position.step, metrics)
-                if self.cfg.save_every and position.step % self.cfg.save_every == 0:
+                due = self.cfg.save_every and position.step % self.cfg.save_every == 0
+                if due or self.stopper.requested:
                     self.save()
+                if self.stopper.requested:
+                    raise StopRequested(self.stopper.signum)
         self.save_final(merge_lora)
 
     def batch_at(self, step: int) -> list[Example]:
@@ -126,9 +128,6 @@ class SFT:
 
     def save(self) -> None:
         save(self.run, self.parts, self.parts.stream.step, self.cfg.keep_last)
-
-    def restore(self) -> None:
-        restore(self.run, self.parts)
 
     def save_final(self, merge_lora: bool) -> None:
         """final/: a plain HF model (LoRA merged), or with merge_lora off the peft adapter."""

@@ -20,7 +20,14 @@ LAYER_KEY = re.compile(r"^(.*\.layers\.)(\d+)(\..*)$")
 def teacher_model_name(name: str) -> str:
     """A GRPO run directory stands for its final model; anything else is a model name."""
     final = Path(name) / "final"
-    return str(final) if (final / "config.json").is_file() else name
+    if (final / "config.json").is_file():
+        return str(final)
+    if (Path(name) / "config.yaml").is_file() and not (Path(name) / "config.json").is_file():
+        raise UserError(
+            f"teacher: the run {name} has no final model yet; finish it "
+            f"(r1kit train --resume {name}) or name one of its checkpoints ({name}/checkpoints/)"
+        )
+    return name
 
 
 def load_student(

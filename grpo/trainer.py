@@ -31,7 +31,7 @@ from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
 from r1kit.learner.batch import to_batch
-from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
+from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
@@ -67,14 +67,11 @@ class Trainer:
     def _resume(self) -> None:
         """Continue from the newest checkpoint that verifies (none: start over at step 0);
         the logs of the steps that will run again are cut."""
-        checkpoint, problems = self.run.recover_checkpoint()
-        for problem in problems:
-            warnings.warn(f"resume: {problem}", stacklevel=2)
-        if checkpoint is not None:
-            self.step_done = self._saved_step = load_checkpoint(checkpoint, self.parts)
+        step = resume_from(self.run, self.parts)
+        if step is not None:
+            self.step_done = self._saved_step = step
             self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
             self.parts.engine.update_weights(self.parts.learner.named_weights())
-        self.run.discard_logs_from(self.step_done + 1 if checkpoint else 0)
 
     def _train(self) -> None:
         total = self.recipe.train.steps
@@ -169,8 +166,9 @@ class Trainer:
             drawn += len(groups)
             with timer("reward"), self.stopper.interruptible():
                 metrics.update(score_groups(groups, parts.rewards, parts.reward_pool).stats())
-            if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
-                parts.stream.record([g.row for g in groups], solved(groups, parts.correctness))
+                if parts.stream.adaptive:  # curriculum / pass rates learn what the model solves
+                    outcomes = solved(groups, parts.correctness, parts.reward_pool)
+                    parts.stream.record([g.row for g in groups], outcomes)
             metrics["sampling_rounds"] = attempt + 1
             kept += [g for g in groups if not (cfg.train.dynamic_sampling and g.is_flat())]
             if len(kept) >= wanted:

@@ -15,8 +15,8 @@ from transformers import PreTrainedTokenizerBase
 from r1kit.errors import UserError
 from r1kit.recipe import TemplateConfig
 from r1kit.templates import render, tokenize
-from rewards.registry import RewardError
-from rewards.scoring import Scores, WeightedReward, score
+from rewards.registry import RewardError, RewardFn
+from rewards.scoring import RewardPool, Scores, WeightedReward, score
 from rollout.types import Completion, Engine, Pending, SamplingParams, SubmittingEngine
 
 
@@ -96,20 +96,13 @@ def _groups(
     ]
 
 
-def score_groups(groups: list[Group], rewards: list[WeightedReward], pool=None) -> Scores:
+def score_groups(
+    groups: list[Group], rewards: list[WeightedReward], pool: RewardPool | None = None
+) -> Scores:
     """Score every completion with every reward; fills each group's `per_reward` and
     `total` and returns the batch's `Scores`. Rewards get the rendered prompt, the row's
     columns (but `prompt`) and `completion_ids`. A misbehaving reward is a UserError."""
-    flat = [(group, completion) for group in groups for completion in group.completions]
-    keys = dict.fromkeys(key for group in groups for key in group.row if key != "prompt")
-    columns = {key: [group.row.get(key) for group, _ in flat] for key in keys}
-    columns["completion_ids"] = [completion.token_ids for _, completion in flat]
-    prompts = [group.prompt for group, _ in flat]
-    texts = [completion.text for _, completion in flat]
-    try:
-        scores = score(rewards, prompts, texts, columns, pool=pool)
-    except RewardError as err:
-        raise UserError(str(err)) from err
+    scores = _score(groups, rewards, pool)
     start = 0
     for group in groups:
         end = start + len(group.completions)
@@ -119,12 +112,25 @@ def score_groups(groups: list[Group], rewards: list[WeightedReward], pool=None) 
     return scores
 
 
-def solved(groups: list[Group], correctness) -> list[list[bool]]:
-    """Per group, which completions `correctness` (a reward whose 1 means correct) accepts."""
-    outcomes = []
-    for group in groups:
-        n = len(group.completions)
-        columns = {key: [value] * n for key, value in group.row.items() if key != "prompt"}
-        texts = [completion.text for completion in group.completions]
-        outcomes.append([value == 1 for value in correctness([group.prompt] * n, texts, **columns)])
-    return outcomes
+def solved(
+    groups: list[Group], correctness: RewardFn, pool: RewardPool | None = None
+) -> list[list[bool]]:
+    """Per group, which completions `correctness` (a reward whose 1 means correct) accepts,
+    scored as every reward is: in `pool`'s workers, under a deadline, failures counted."""
+    scores = _score(groups, [WeightedReward("correctness", correctness)], pool)
+    values = iter(scores.per_reward["correctness"])
+    return [[next(values) == 1 for _ in group.completions] for group in groups]
+
+
+def _score(groups: list[Group], rewards: list[WeightedReward], pool: RewardPool | None) -> Scores:
+    """`rewards.scoring.score` over every completion of `groups`, in group order."""
+    flat = [(group, completion) for group in groups for completion in group.completions]
+    keys = dict.fromkeys(key for group in groups for key in group.row if key != "prompt")
+    columns = {key: [group.row.get(key) for group, _ in flat] for key in keys}
+    columns["completion_ids"] = [completion.token_ids for _, completion in flat]
+    prompts = [group.prompt for group, _ in flat]
+    texts = [completion.text for _, completion in flat]
+    try:
+        return score(rewards, prompts, texts, columns, pool=pool)
+    except RewardError as err:
+        raise UserError(str(err)) from err

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from r1kit.models import HUB_ID, MODEL_ALIASES
-from r1kit.recipe import EngineConfig, RayConfig, Recipe, RecipeError
+from r1kit.recipe import EngineConfig, RayConfig, Recipe, RecipeError, RewardConfig
 from r1kit.tasks import recipe_correctness
 from rewards.registry import RewardError, load_reward
 from rewards.sandbox import SandboxUnavailable, isolation_mode
@@ -19,13 +19,7 @@ def check_references(recipe: Recipe, cluster: bool = True) -> None:
     """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, the
     model, or the rollout engine and its Ray workers cannot be had. Without `cluster` (a dry
     run, maybe far from the cluster it plans for) Ray is neither started nor asked."""
-    for i, reward in enumerate(recipe.rewards):
-        try:
-            load_reward(reward.name, reward.kwargs, reward.style)
-            if reward.name == "code":
-                isolation_mode()
-        except (RewardError, SandboxUnavailable) as err:
-            raise RecipeError(f"rewards.{i}.name: {err}") from None
+    check_rewards(recipe.rewards, "rewards")
     try:
         load_reward(*recipe_correctness(recipe))
     except RewardError as err:
@@ -46,6 +40,18 @@ def check_engine_section(
         check_engine(spec if cluster else replace(spec, workers=0), section)
     except RolloutSetupError as err:
         raise RecipeError(str(err)) from None
+
+
+def check_rewards(rewards: list[RewardConfig], field: str) -> None:
+    """Raise RecipeError naming `field.I.name` when a reward cannot be loaded, or a code
+    reward has no sandbox to run in."""
+    for i, reward in enumerate(rewards):
+        try:
+            load_reward(reward.name, reward.kwargs, reward.style)
+            if reward.name == "code":
+                isolation_mode()
+        except (RewardError, SandboxUnavailable) as err:
+            raise RecipeError(f"{field}.{i}.name: {err}") from None
 
 
 def check_ranks(recipe: Recipe) -> None:
@@ -73,27 +79,27 @@ def check_ranks(recipe: Recipe) -> None:
             )
 
 
-def check_model_name(name: str, runs_dir: str = "runs") -> None:
-    """A built-in alias, an existing directory or .gguf file, or something shaped like a Hub id.
-    A name under `runs_dir` is a run that must exist: else `runs/NAME` would pass for a Hub id
-    and fail later, far from its cause."""
+def check_model_name(name: str, runs_dir: str = "runs", field: str = "model.name") -> None:
+    """A built-in alias, an existing directory or .gguf file, or something shaped like a Hub id;
+    else RecipeError naming `field`. A name under `runs_dir` is a run that must exist: else
+    `runs/NAME` would pass for a Hub id and fail later, far from its cause."""
     if name in MODEL_ALIASES or Path(name).is_dir():
         return
     runs = Path(runs_dir).parts
     if Path(name).parts[: len(runs)] == runs:
         raise RecipeError(
-            f"model.name: run directory {name} not found; train it first "
+            f"{field}: run directory {name} not found; train it first "
             f"(`r1kit train RECIPE` writes {runs_dir}/NAME)"
         )
     if name.endswith(".gguf"):
         if not Path(name).is_file():
-            raise RecipeError(f"model.name: GGUF file not found: {name}")
+            raise RecipeError(f"{field}: GGUF file not found: {name}")
         return
     if HUB_ID.match(name) and not Path(name).parent.is_dir():
         return
     close = difflib.get_close_matches(name, MODEL_ALIASES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise RecipeError(
-        f"model.name: unknown model {name!r}{hint}; use a built-in alias "
+        f"{field}: unknown model {name!r}{hint}; use a built-in alias "
         f"({', '.join(MODEL_ALIASES)}), a local model directory, a .gguf file or a Hub id"
     )

@@ -36,6 +36,11 @@ class RunDir:
         self.write_config(recipe)
         self.open(tensorboard)
 
+    def started(self) -> bool:
+        """Whether the run holds anything but its config.yaml and tb/: results, progress or
+        checkpoints (a run stopped by a bad input before its first result holds none)."""
+        return any(path.name not in ("config.yaml", "tb") for path in self.path.iterdir())
+
     def write_config(self, recipe: Recipe) -> None:
         """The fully resolved recipe (atomically), as `--resume` reads it back."""
         text = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

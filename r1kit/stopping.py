@@ -4,7 +4,9 @@ The first SIGINT or SIGTERM stops the run at the next safe point: at once while 
 scores or evaluates (nothing of the step is kept; the checkpoint is the state before it), else
 after the current learner update. The trainer then checkpoints and the command exits 130
 (SIGINT) or 143 (SIGTERM). A second signal stops at once, without saving: every checkpoint is
-written atomically, so the last one stays valid.
+written atomically, so the last one stays valid. Both stop exceptions are BaseExceptions, as
+KeyboardInterrupt is: code that turns any Exception into a failure (a reward called in this
+process) must not swallow a stop.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 from collections.abc import Iterator
 
 
-class StopRequested(Exception):  # noqa: N818 - a request, not an error
+class StopRequested(BaseException):  # noqa: N818 - a request, not an error
     """The first stop signal arrived inside an interruptible phase."""
 
     def __init__(self, signum: int):
@@ -22,7 +24,7 @@ class StopRequested(Exception):  # noqa: N818 - a request, not an error
         self.signum = signum
 
 
-class StopNow(Exception):  # noqa: N818
+class StopNow(BaseException):  # noqa: N818
     """A second stop signal: leave at once."""
 
     def __init__(self, signum: int):

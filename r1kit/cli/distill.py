@@ -15,10 +15,11 @@ from r1kit.cli.runs import (
     ResumeOption,
     SetOption,
     clear_for_new_run,
+    fit_until_stopped,
     saved_config,
 )
 from r1kit.recipe import RecipeError, validate
-from r1kit.references import check_engine_section, check_model_name
+from r1kit.references import check_engine_section
 from r1kit.rundir import RunDir
 
 
@@ -32,6 +33,7 @@ def distill(
 ) -> None:
     """Distill reasoning traces into a student model as the recipe says."""
     from distill.recipe import DistillRecipe, load_distill_recipe
+    from distill.references import check_distill_references
 
     if resume is not None:
         if set_ or recipe is not None:
@@ -42,12 +44,7 @@ def distill(
         raise RecipeError("give a distill recipe file or --resume RUN_DIR")
     else:
         resolved = load_distill_recipe(recipe, set_)
-    for field, name in (("student.name", resolved.student.name), ("teacher", resolved.teacher)):
-        if name is not None:
-            try:
-                check_model_name(name, resolved.output.dir)
-            except RecipeError as err:
-                raise RecipeError(str(err).replace("model.name", field, 1)) from None
+    check_distill_references(resolved)
     if resolved.generates():
         check_engine_section(resolved.generate, resolved.ray, "generate", cluster=not dry_run)
     run = RunDir(resume or resolved.run_dir())
@@ -56,17 +53,22 @@ def distill(
         return
     if resume is None:
         clear_for_new_run(run, overwrite)
-    from distill.pipeline import run_distill  # torch and transformers: slow to import
+    from distill.inputs import prepare  # torch and transformers: slow to import
+    from distill.pipeline import Distillation
 
+    inputs = prepare(resolved)  # a bad input fails here, before the run directory is written
     if resume is None:
         run.create(resolved, resolved.output.tensorboard)
     else:
         run.open(resolved.output.tensorboard)
-    try:
-        results = run_distill(resolved, run, resume=resume is not None)
-    finally:
-        run.close()
-    for stage, summary in results.items():
+    job = Distillation(resolved, run, inputs)
+    fit_until_stopped(
+        "distill",
+        run,
+        lambda: job.fit(resume=resume is not None),
+        lambda: "at a safe point (the last checkpoint and every whole chunk of traces are kept)",
+    )
+    for stage, summary in job.results.items():
         console.print(
             f"{stage}: held-out pass@1 {summary['pass@1']:.3f} "
             f"[{summary['ci_low']:.3f}, {summary['ci_high']:.3f}], "

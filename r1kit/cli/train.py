@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from r1kit.cli.runs import (
     ResumeOption,
     SetOption,
     clear_for_new_run,
+    fit_until_stopped,
     saved_config,
 )
 from r1kit.recipe import (
@@ -52,7 +52,6 @@ def train(
         clear_for_new_run(run, overwrite)
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.trainer import Trainer
-    from r1kit.stopping import StopNow, exit_code
 
     if any(reward.name == "code" for reward in resolved.rewards):
         from rewards.sandbox import isolation_mode
@@ -69,19 +68,12 @@ def train(
 
         torch.set_num_threads(resolved.train.threads)
     trainer = Trainer(resolved, run, parts)
-    try:
-        stopped = trainer.fit(resume=resume is not None)
-    except StopNow as stop:
-        console.print(f"stopped at once by {stop}; the last checkpoint is intact")
-        raise typer.Exit(exit_code(stop.signum)) from None
-    finally:
-        run.close()
-    if stopped is not None:
-        console.print(
-            f"stopped by {signal.Signals(stopped).name} after step {trainer.step_done} "
-            f"(checkpoint saved); continue with: r1kit train --resume {run.path}"
-        )
-        raise typer.Exit(exit_code(stopped))
+    fit_until_stopped(
+        "train",
+        run,
+        lambda: trainer.fit(resume=resume is not None),
+        lambda: f"after step {trainer.step_done} (checkpoint saved)",
+    )
     console.print(f"done: {run.path}  (final model: {run.final})")
 
 

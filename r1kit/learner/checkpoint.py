@@ -10,6 +10,7 @@ a kill mid-save never leaves a half checkpoint, nor deletes the last complete on
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from safetensors.torch import load_file
 
 from r1kit import durable
 from r1kit.errors import UserError
+from r1kit.rundir import RunDir
 
 
 class Parts(Protocol):
@@ -83,3 +85,15 @@ def load_checkpoint(path: Path, parts: Parts) -> int:
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
     return state["step"]
+
+
+def resume_from(run: RunDir, parts: Parts) -> int | None:
+    """Load the newest checkpoint of `run` that verifies into `parts` and cut the logs of the
+    steps that will run again; a warning names each broken checkpoint set aside. Returns the
+    checkpoint's step, None when there is none (the run starts over)."""
+    checkpoint, problems = run.recover_checkpoint()
+    for problem in problems:
+        warnings.warn(f"resume: {problem}", stacklevel=2)
+    step = load_checkpoint(checkpoint, parts) if checkpoint is not None else None
+    run.discard_logs_from(0 if step is None else step + 1)
+    return step

@@ -7,6 +7,7 @@ import distill.generate
 from distill.generate import generate_traces
 from distill.recipe import DistillRecipe
 from r1kit import durable
+from r1kit.stopping import Stopper
 
 
 def tiny_recipe(**generate) -> DistillRecipe:
@@ -26,7 +27,7 @@ def recipe():
 
 
 def test_k_scored_traces_per_problem(recipe, tmp_path):
-    records = generate_traces(recipe, tmp_path / "generated.jsonl")
+    records = generate_traces(recipe, tmp_path / "generated.jsonl", Stopper())
     assert [r["problem"] for r in records] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert all(set(r["rewards"]) == {"math"} and r["tokens"] <= 6 for r in records)
     assert durable.read_jsonl(tmp_path / "generated.jsonl") == records
@@ -61,7 +62,7 @@ class Killed(Exception):
 
 
 def test_a_run_killed_while_generating_resumes_after_the_last_chunk(recipe, tmp_path, monkeypatch):
-    straight = generate_traces(recipe, tmp_path / "straight.jsonl")
+    straight = generate_traces(recipe, tmp_path / "straight.jsonl", Stopper())
     appends, real_append = [], durable.append_jsonl
 
     def dies_on_the_second_chunk(path, records):
@@ -72,7 +73,7 @@ def test_a_run_killed_while_generating_resumes_after_the_last_chunk(recipe, tmp_
 
     monkeypatch.setattr(durable, "append_jsonl", dies_on_the_second_chunk)
     with contextlib.suppress(Killed):
-        generate_traces(recipe, tmp_path / "killed.jsonl")
+        generate_traces(recipe, tmp_path / "killed.jsonl", Stopper())
     monkeypatch.undo()
     assert len(durable.read_jsonl(tmp_path / "killed.jsonl")) == 4  # the first chunk only
     generated = []
@@ -83,6 +84,6 @@ def test_a_run_killed_while_generating_resumes_after_the_last_chunk(recipe, tmp_
         return real_generate(engine, tokenizer, template, rows, sampling)
 
     monkeypatch.setattr(distill.generate, "generate_groups", counting)
-    resumed = generate_traces(recipe, tmp_path / "killed.jsonl")
+    resumed = generate_traces(recipe, tmp_path / "killed.jsonl", Stopper())
     assert len(generated) == 2  # only the problems the kill left out
     assert resumed == straight  # each chunk samples with the recipe seed: the same traces

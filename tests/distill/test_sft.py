@@ -10,6 +10,7 @@ from distill.sft import SFT, Parts, as_batch, sft_learner
 from r1kit.learner.core import Learner
 from r1kit.models import tiny_model
 from r1kit.rundir import RunDir
+from r1kit.stopping import Stopper
 
 
 def examples(count: int = 6) -> list[Example]:
@@ -85,7 +86,7 @@ def test_a_killed_run_resumes_to_the_same_final_weights(tmp_path, monkeypatch):
         sft_learner_, tokenizer = learner(cfg, steps=6)
         run = RunDir(tmp_path / name)
         run.path.mkdir(exist_ok=True)
-        trainer = SFT(cfg, run, Parts(sft_learner_, tokenizer), data, seed=0)
+        trainer = SFT(cfg, run, Parts(sft_learner_, tokenizer), data, 0, Stopper())
         trainer.fit(resume=resume)
         return trainer
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-from distill.student import check_same_vocabulary, kept_layers, prune_depth
+from distill.student import check_same_vocabulary, kept_layers, prune_depth, teacher_model_name
 from r1kit.errors import UserError
 from r1kit.models import load_tokenizer
 from tests.distill.conftest import random_model
@@ -63,3 +63,9 @@ def test_a_student_with_another_vocabulary_is_refused_with_a_clear_message():
     with pytest.raises(UserError, match="different vocabularies.*same tokenizer"):
         check_same_vocabulary(teacher, student, ("teacher", "student"))
     check_same_vocabulary(teacher, load_tokenizer("smollm2-135m-instruct"), ("t", "s"))
+
+
+def test_a_teacher_run_without_its_final_model_says_how_to_finish_it(tmp_path):
+    (tmp_path / "config.yaml").write_text("{}")  # a GRPO run still training
+    with pytest.raises(UserError, match="no final model yet.*r1kit train --resume"):
+        teacher_model_name(str(tmp_path))

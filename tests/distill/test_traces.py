@@ -2,6 +2,7 @@ import pytest
 
 from distill.recipe import TracesConfig
 from distill.traces import TracesError, load_traces
+from r1kit.errors import UserError
 from tests.distill.conftest import write_jsonl
 
 
@@ -32,4 +33,19 @@ def test_messages_not_ending_in_an_assistant_turn_name_the_row(tmp_path):
     rows.append({"messages": [{"role": "user", "content": "only a question"}]})
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with pytest.raises(TracesError, match="row 2: messages must end in an assistant"):
+        load_traces(TracesConfig(source=str(path)))
+
+
+@pytest.mark.parametrize("text", ["", "\n\n"], ids=["empty", "blank-lines"])
+def test_an_empty_traces_file_says_it_holds_no_traces(tmp_path, text):
+    path = tmp_path / "empty.jsonl"
+    path.write_text(text)
+    with pytest.raises(TracesError, match="empty.jsonl: no traces in it"):
+        load_traces(TracesConfig(source=str(path)))
+
+
+def test_a_line_that_is_not_json_is_named_by_its_number(tmp_path):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"prompt": "2+2?", "completion": "4"}])
+    path.write_text(path.read_text() + '{"prompt": [}\n')
+    with pytest.raises(UserError, match=r"t.jsonl:2: not valid JSON"):
         load_traces(TracesConfig(source=str(path)))

@@ -183,3 +183,14 @@ def test_a_kill_mid_line_then_resume_logs_cleanly(tmp_path):
     _log(run, range(3, 5))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [0, 1, 2, 3, 4]
+
+
+def test_a_run_holding_only_its_config_and_tb_has_not_started(tmp_path):
+    from r1kit.recipe import validate
+
+    run = RunDir(tmp_path / "run")
+    run.create(validate({}), tensorboard=False)
+    (run.path / "tb").mkdir()
+    assert not run.started()
+    run.log_metrics(1, {"loss": 1.0})
+    assert run.started()

@@ -1,4 +1,8 @@
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +72,91 @@ def test_a_bad_recipe_exits_2_naming_the_field(tmp_path, change, words):
     assert result.exit_code == 2, result.output
     assert words in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
+
+
+def _bad_traces(tmp_path) -> dict:
+    rows = arithmetic_messages(3)
+    rows[1]["messages"] = rows[1]["messages"][:1]  # no assistant reply
+    return {"source": str(write_jsonl(tmp_path / "bad.jsonl", rows))}
+
+
+def _empty_traces(tmp_path) -> dict:
+    (tmp_path / "empty.jsonl").write_text("")
+    return {"source": str(tmp_path / "empty.jsonl")}
+
+
+def _bad_data(tmp_path) -> dict:
+    rows = [{"question": "1 + 1", "answer": "2"}, {"question": "", "answer": "3"}] * 2
+    return {"source": str(write_jsonl(tmp_path / "data.jsonl", rows)), "eval_size": 1}
+
+
+# case -> (the section, its bad value, what the message says)
+BAD_INPUTS = {
+    "unknown-filter-reward": (
+        "filter",
+        lambda tmp: {"rewards": [{"name": "nope"}]},
+        "filter.rewards.0.name: unknown reward 'nope'",
+    ),
+    "missing-teacher": ("teacher", lambda tmp: str(tmp / "gone"), "teacher: unknown model"),
+    "missing-traces-file": (
+        "traces",
+        lambda tmp: {"source": str(tmp / "gone.jsonl")},
+        "traces file not found",
+    ),
+    "empty-traces-file": ("traces", _empty_traces, "empty.jsonl: no traces in it"),
+    "bad-traces-rows": ("traces", _bad_traces, "bad.jsonl: row 2: messages must end"),
+    "bad-data-rows": ("data", _bad_data, "data.jsonl' (train) row 2: column 'question'"),
+    "traces-too-long": (
+        "sft",
+        lambda tmp: {"max_length": 8},
+        "none of its 6 traces fits in sft.max_length=8",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_a_bad_input_exits_2_naming_it_and_the_fixed_retry_starts(tmp_path, case, monkeypatch):
+    section, bad, words = BAD_INPUTS[case]
+    good = yaml.safe_load(Path(recipe_file(tmp_path, eval={"before": False})).read_text())
+    if section in ("filter", "teacher"):  # used when a teacher generates the traces
+        good |= {"traces": None, "teacher": "tiny-llama", "filter": {"rewards": [{"name": "math"}]}}
+    recipe = tmp_path / "distill.yaml"
+    recipe.write_text(yaml.safe_dump({**good, section: bad(tmp_path)}))
+    result = runner.invoke(app, ["distill", str(recipe)])
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+    run = tmp_path / "runs" / "tiny"
+    assert not run.exists()
+    recipe.write_text(yaml.safe_dump(good))  # fixed: the retry is not refused, and starts
+    monkeypatch.setattr("distill.pipeline.Distillation.fit", lambda self, resume: None)
+    assert runner.invoke(app, ["distill", str(recipe)]).exit_code == 0
+    assert (run / "config.yaml").is_file()
+
+
+def test_a_run_dir_left_without_results_does_not_block_a_new_run(tmp_path, monkeypatch):
+    run = tmp_path / "runs" / "tiny"
+    (run / "tb").mkdir(parents=True)
+    (run / "config.yaml").write_text("{}")  # what a run stopped before its first result holds
+    monkeypatch.setattr("distill.pipeline.Distillation.fit", lambda self, resume: None)
+    result = runner.invoke(app, ["distill", recipe_file(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "student" in yaml.safe_load((run / "config.yaml").read_text())  # the new run's
+
+
+def test_generated_traces_that_do_not_fit_name_the_run_s_traces_file(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "distill",
+            teacher_recipe(tmp_path, require_think_close=False),
+            "--set",
+            "sft.max_length=8",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "traces/traces.jsonl: none of its 3 traces fits in sft.max_length=8" in message
+    assert "traces.source" in message and "--overwrite" in message
 
 
 def teacher_recipe(tmp_path, **filter_options) -> str:
@@ -204,3 +293,75 @@ def test_a_teacher_run_not_trained_yet_exits_2_saying_so(tmp_path, monkeypatch):
     result = runner.invoke(app, ["distill", str(RECIPES_DIR / "distill_arithmetic_smollm2.yaml")])
     assert result.exit_code == 2, result.output
     assert "runs/r1_zero_arithmetic_smollm2 not found" in result.output
+
+
+# `r1kit distill` in a subprocess whose learner sends itself SIGTERM during SFT step 2.
+TERMINATED_IN_STEP_2 = """
+import os, signal, sys
+from r1kit.learner.core import Learner
+
+real_step, steps = Learner.step, []
+
+def step(*args):
+    steps.append(1)
+    if len(steps) == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real_step(*args)
+
+Learner.step = step
+from r1kit.cli import main
+
+sys.argv[0] = "r1kit"
+main()
+"""
+
+
+def test_sigterm_during_sft_exits_143_with_a_checkpoint_that_resumes_exactly(tmp_path):
+    recipe = recipe_file(
+        tmp_path,
+        sft={"epochs": 2, "lr": 1e-3, "batch_size": 2, "save_every": 0},
+        eval={"before": False, "after": False},
+    )
+    assert runner.invoke(app, ["distill", recipe, "--set", "output.name=whole"]).exit_code == 0
+    script = tmp_path / "terminated.py"
+    script.write_text(TERMINATED_IN_STEP_2)
+    command = [sys.executable, str(script), "distill", recipe, "--set", "output.name=stopped"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 143, proc.stdout + proc.stderr
+    run = tmp_path / "runs" / "stopped"
+    assert f"--resume {run}" in " ".join(proc.stdout.split())
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-2"]  # save_every: 0
+    assert not (run / "final").exists()
+    result = runner.invoke(app, ["distill", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    whole = load_file(tmp_path / "runs" / "whole" / "final" / "model.safetensors")
+    resumed = load_file(run / "final" / "model.safetensors")
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
+def test_sigterm_during_on_policy_distillation_exits_143_with_a_checkpoint(tmp_path, monkeypatch):
+    from r1kit.learner.core import Learner
+
+    real_step = Learner.step
+
+    def terminated(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands during step 1: it ends, then the run stops
+        return real_step(*args)
+
+    monkeypatch.setattr(Learner, "step", terminated)
+    recipe = recipe_file(
+        tmp_path,
+        mode="on_policy",
+        traces=None,
+        teacher="tiny-llama",
+        on_policy={"steps": 3, "prompts_per_step": 2, "samples": 2, "max_new_tokens": 4},
+        sft={"save_every": 0},
+        eval={"before": False, "after": False},
+    )
+    result = runner.invoke(app, ["distill", recipe])
+    assert result.exit_code == 143, result.output
+    run = tmp_path / "runs" / "tiny"
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-1"]
+    assert not (run / "final").exists()

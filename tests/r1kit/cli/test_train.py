@@ -158,6 +158,7 @@ def test_resume_with_the_runs_own_recipe_is_accepted(tmp_path):
 
 def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path):
     run = _saved_run(tmp_path)
+    RunDir(run).log_metrics(0, {"eval/pass@1": 0.1})  # it has started: results to lose
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"output": {"dir": str(tmp_path / "runs"), "name": "r"}}))
     result = runner.invoke(app, ["train", str(recipe)])
