@@ -47,7 +47,7 @@ vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM
 )
 def test_every_engine_and_worker_count_the_schema_accepts_generates(engine, workers, tmp_path):
     recipe = tiny_recipe(engine=engine, workers=workers, vllm={"kv_cache_gb": 0.25})
-    records = generate_traces(recipe, tmp_path / "generated.jsonl")
+    records = generate_traces(recipe, tmp_path / "generated.jsonl", Stopper())
     assert [r["problem"] for r in records] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert all(0 < r["tokens"] <= 6 for r in records)
 
