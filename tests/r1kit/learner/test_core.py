@@ -235,3 +235,27 @@ def test_lora_weights_stream_merged_like_peft_and_leave_the_base_unchanged():
     assert streamed.keys() <= merged.keys()
     assert max((streamed[n] - merged[n]).abs().max().item() for n in streamed) < 1e-6
     assert all(torch.equal(p, base[n]) for n, p in model.named_parameters())
+
+
+def test_a_packed_step_gives_bitwise_the_same_gradient_every_time():
+    # 64 completions of one prompt: its last hidden state predicts all their first tokens. A
+    # backward that adds such duplicates in a thread-dependent order (advanced indexing on
+    # CPU) gives weights that differ in the last bit from run to run.
+    g = torch.Generator().manual_seed(2)
+    prompt = torch.randint(1000, (6,), generator=g).tolist()
+    completions = [torch.randint(1000, (12,), generator=g).tolist() for _ in range(64)]
+    batch = Batch(
+        prompt_ids=[prompt] * 64,
+        completion_ids=completions,
+        rollout_logprobs=[[-7.0] * 12 for _ in range(64)],
+        advantages=torch.randn(64, generator=g),
+        loss_mask=[True] * 64,
+    )
+    cfg = LearnerConfig(micro_batch_size=64, lr=1e-2)
+    learner = Learner(tiny_model("llama")[0], cfg, cfg, 10, TEMPERATURE)
+    learner.objective = PolicyGradient(cfg)
+    assert learner.shared_prefix
+    first = _gradients(learner, batch)
+    for _ in range(6):
+        again = _gradients(learner, batch)
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
