@@ -85,6 +85,6 @@ def test_every_spelling_of_the_empty_set_is_one(text):
 @pytest.mark.parametrize("piece", ["aa ", " ", "pct ", "1 or "])
 def test_a_text_too_long_to_be_an_answer_is_returned_quickly(piece):
     text = piece * 20_000  # evaluation normalises extracted answers of any length
-    start = time.process_time()
+    start = time.thread_time()
     assert normalise(text) == text.strip()
-    assert time.process_time() - start < 0.1
+    assert time.thread_time() - start < 0.1
