@@ -8,8 +8,9 @@ bubblewrap, through a chain of small launchers that all exec into the next:
 - privileges: uid/gid 65534 inside its user namespace, every capability dropped (bubblewrap
   keeps them for uid 0 unless told), no new privileges;
 - filesystem: a new root holding only the system directories and the interpreter, read-only,
-  plus a size-capped tmpfs /tmp as the working directory; home, /etc, the project are absent;
-  a read-only /dev with only null, zero, full, random, urandom and a size-capped /dev/shm;
+  plus a size-capped tmpfs /tmp as the working directory; home, /etc, the project, /sys are
+  absent; its own /proc, read-only (/proc/sys included); a read-only /dev with only null, zero,
+  full, random, urandom and a size-capped /dev/shm;
 - a scrubbed environment; rlimits on CPU seconds, address space, file size and open files;
   memory and processes of the whole tree capped by cgroups (rewards/cgroups.py; RLIMIT_NPROC
   where none can be made, which root ignores);
@@ -57,6 +58,11 @@ DEVICES = ("null", "zero", "full", "random", "urandom")
 # namespace, with no capabilities (which bubblewrap keeps for uid 0 unless told).
 _BWRAP_FLAGS = ("--unshare-all", "--unshare-user", "--die-with-parent", "--cap-drop", "ALL")
 _BWRAP_FLAGS += ("--uid", SANDBOX_ID, "--gid", SANDBOX_ID)
+# Its own /proc, read-only: run as root, the sandbox's uid is uid 0 outside, whom the owner bits
+# let write /proc/sys, host-wide settings (kernel.core_pattern) included; bubblewrap's own cover
+# skips /proc/sys (it tests the directory, which is never writable, not its files). The mount is
+# locked: a user namespace made inside can neither remount it writable nor mount a writable /proc.
+_PROC = ("--proc", "/proc", "--remount-ro", "/proc")
 # sh: wait for a go line, then become the sandbox with the program's stdin ($1) as its stdin
 # and its private input ($2) on PRIVATE_FD.
 GATE = (
@@ -204,7 +210,7 @@ def _bwrap_problem(bwrap: str | None) -> str | None:
     """Why bubblewrap cannot build our sandbox here (None when it can): a one-off self-test."""
     if bwrap is None:
         return "`bwrap` is not on PATH"
-    probe = [bwrap, *_BWRAP_FLAGS, "--ro-bind", "/", "/", "--proc", "/proc"]
+    probe = [bwrap, *_BWRAP_FLAGS, "--ro-bind", "/", "/", *_PROC]
     try:
         done = subprocess.run([*probe, "true"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -236,7 +242,7 @@ def _isolate(mode: Isolation, scratch: Path) -> list[str]:
             args += ["--symlink", os.readlink(path), path]
         else:
             args += ["--ro-bind-try", path, path]
-    args += ["--proc", "/proc", *_devices()]
+    args += [*_PROC, *_devices()]
     args += ["--size", str(TMPFS_MB << 20), "--perms", "1777", "--tmpfs", "/tmp"]
     args += ["--ro-bind", str(scratch / "main.py"), "/tmp/main.py", "--chdir", "/tmp"]
     args += ["--remount-ro", "/"]  # the new root itself (where /root, /etc were made) too

@@ -200,6 +200,62 @@ def test_dev_is_read_only_and_its_shm_is_capped(path, error):
     assert result.status == "error" and error in result.stderr
 
 
+# Every file under /proc (the sandbox's processes' own included) and /sys that the program may
+# open for writing; asked with access(2), which refuses a read-only mount too, so nothing is
+# written: as root, most of /proc/sys is host-wide (kernel.core_pattern).
+WRITABLE_KERNEL_FILES = """
+import os
+found = []
+for top in ("/proc", "/proc/self/", "/sys"):
+    for root, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if not d.isdigit() and d not in ("task", "root", "cwd", "fd")]
+        found += [p for p in (os.path.join(root, n) for n in files) if os.access(p, os.W_OK)]
+print(len(found), *found[:5], os.path.exists("/sys"))
+"""
+
+
+@bwrap_only
+def test_no_file_of_proc_or_sys_is_writable():
+    assert run_python(WRITABLE_KERNEL_FILES).stdout == "0 False\n"
+
+
+# Sets the hostname through /proc/sys, then reads it back; NESTED first makes a user, mount
+# and PID namespace of its own (all capabilities there), remounts /proc writable and mounts a
+# new /proc, and writes through both.
+SET_HOSTNAME = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+paths = ["/proc/sys/kernel/hostname"]
+if NESTED:
+    CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x20000, 0x10000000, 0x20000000
+    MS_REMOUNT, MS_BIND = 32, 4096
+    made = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
+    assert made == 0, os.strerror(ctypes.get_errno())
+    if os.fork():
+        os._exit(os.wait()[1] >> 8)
+    os.mkdir("/tmp/proc")
+    libc.mount(None, b"/proc", None, MS_REMOUNT | MS_BIND, None)
+    libc.mount(None, b"/proc", None, MS_REMOUNT, None)
+    libc.mount(b"proc", b"/tmp/proc", b"proc", 0, None)
+    paths.append("/tmp/proc/sys/kernel/hostname")
+for path in paths:
+    try:
+        with open(path, "w") as file:
+            file.write("r1kit-escaped")
+    except OSError as err:
+        print(type(err).__name__, end=" ")
+print(os.uname().nodename == "r1kit-escaped")
+"""
+
+
+@bwrap_only
+@pytest.mark.parametrize("nested", [False, True], ids=["direct", "nested-namespaces"])
+def test_proc_sys_cannot_be_written(nested):
+    result = run_python(f"NESTED = {nested}\n{SET_HOSTNAME}")
+    assert result.status == "ok", result.stderr
+    assert result.stdout.split()[-1] == "False"
+
+
 @bwrap_only
 @needs_cgroup("pids")
 def test_processes_are_capped_for_the_whole_tree():
