@@ -7,8 +7,10 @@ plain data (builtin values; anything else stays in the candidate as an opaque ha
 checker then reads the tests from fd 3, which the candidate closed and which is in no file the
 sandbox can open, runs them with the completion's names bound to proxies, and exits 0 only when
 they pass. It never runs the completion's code, compares only values it decoded itself (so a
-returned object's own __eq__ never runs), is not dumpable (the candidate cannot read its memory
-or fds through /proc or ptrace), and kills the candidate before it writes any output.
+returned object's own __eq__ or __bool__ never runs), receives the function's StopIteration as
+a RuntimeError (so it cannot end a test's `map` early), is not dumpable (the candidate cannot
+read its memory or fds through /proc or ptrace), and kills the candidate before it writes any
+output.
 Standard library only: it runs as `python -I -S`.
 """
 
@@ -23,10 +25,15 @@ import traceback
 
 PRIVATE_FD = 3  # rewards.sandbox.PRIVATE_FD: this file runs alone in the sandbox
 PR_SET_DUMPABLE = 4
+# What the iteration protocol reads as "no more items": raised by the tested function inside a
+# test's `map`, `filter` or `iter(f, sentinel)`, it would end the loop early and `all(...)` pass,
+# so it reaches the tests as a RuntimeError, as PEP 479 makes it in a generator.
+ENDS_ITERATION = (StopIteration, StopAsyncIteration)
 
 
 class Remote:
-    """An object living in the candidate process: callable there, equal only to itself."""
+    """An object living in the candidate process: callable there, equal only to itself, with no
+    truth value (its own __bool__ is the candidate's to run, and the checker runs none)."""
 
     __slots__ = ("ref", "link")
 
@@ -35,6 +42,9 @@ class Remote:
 
     def __call__(self, *args, **kwargs):
         return self.link.call(self.ref, args, kwargs)
+
+    def __bool__(self):
+        raise TypeError(f"{self!r} has no truth value in the tests (only builtin values have one)")
 
     def __repr__(self):
         return f"<candidate object #{self.ref}>"
@@ -101,7 +111,8 @@ class Link:
         if outcome == "raised":
             name, message = payload
             kind = getattr(builtins, name, None)
-            if isinstance(kind, type) and issubclass(kind, Exception):
+            plain = isinstance(kind, type) and issubclass(kind, Exception)
+            if plain and not issubclass(kind, ENDS_ITERATION):
                 raise kind(message)
             raise RuntimeError(f"{name}: {message}")
         return payload[0]
@@ -132,7 +143,7 @@ def candidate(requests, answers):
         try:
             answer = ["value", encode(make(), to_ref)]
         except BaseException as err:  # the completion's failures are the checker's to judge
-            answer = ["raised", type(err).__name__, str(err)[:1000]]
+            answer = raised(err)
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
 
@@ -144,6 +155,15 @@ def candidate(requests, answers):
         ref, args, kwargs = json.loads(line, object_hook=hook)
         reply(lambda: objects[ref](*args, **kwargs))  # noqa: B023 (called at once)
     os._exit(0)
+
+
+def raised(err):
+    """The answer for an exception of the completion: the name of its nearest builtin class (a
+    `json.JSONDecodeError` is the ValueError a test may expect) and its message."""
+    mro = type(err).__mro__
+    kind = next((k for k in mro if getattr(builtins, k.__name__, None) is k), BaseException)
+    message = str(err) if kind is type(err) else f"{type(err).__name__}: {err}"
+    return ["raised", kind.__name__, message[:1000]]
 
 
 def _run(source, namespace):

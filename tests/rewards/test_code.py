@@ -160,6 +160,158 @@ def test_builtin_subclasses_are_compared_by_their_value():
     assert code_reward(["q"], [fenced(code)], **rows) == [0.5]
 
 
+IS_ODD = "def is_odd(x):\n    return x % 2 == 1"
+ASYNC_ALL = """
+import asyncio
+
+class Odd:
+    def __init__(self, xs):
+        self.xs = list(xs)
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if not self.xs:
+            raise StopAsyncIteration
+        return is_odd(self.xs.pop())
+
+async def odd(xs):
+    return [x async for x in Odd(xs)]
+
+assert all(asyncio.run(odd([1, 3])))
+"""
+# Tests in which the end of an iteration, come early, passes: each with what the tested function
+# raises to end it (the iteration protocol's own signals).
+EARLY_END = {
+    "all-map": ("assert all(map(is_odd, [1, 3]))", "StopIteration"),
+    "any-map": ("assert not any(map(is_odd, [2, 4]))", "StopIteration"),
+    "sum-map": ("assert sum(map(is_odd, [2, 4])) == 0", "StopIteration"),
+    "filter": ("assert list(filter(is_odd, [2, 4])) == []", "StopIteration"),
+    "next-default": ("assert next(map(is_odd, [2]), False) is False", "StopIteration"),
+    "iter-sentinel": ("assert list(iter(lambda: is_odd(1), True)) == []", "StopIteration"),
+    "generator": ("assert all(is_odd(x) for x in [1, 3])", "StopIteration"),
+    "async-for": (ASYNC_ALL, "StopAsyncIteration"),
+}
+
+
+def odd_scores(attack: str, tests: list[str]) -> list[float | None]:
+    """The scores of `attack` and of an honest is_odd on the same tests."""
+    completions = [fenced(attack), fenced(IS_ODD)]
+    return code_reward(["q"] * 2, completions, test_list=[tests] * 2, timeout_s=2)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("shape", EARLY_END)
+def test_ending_the_tests_iteration_early_does_not_pass(shape):
+    test, signal = EARLY_END[shape]
+    assert odd_scores(f"def is_odd(x):\n    raise {signal}", [test]) == [0.0, 1.0]
+
+
+# What else the tested function may throw or do to leave a call: exceptions outside `Exception`,
+# a StopIteration of its own class or named like it, the process's end.
+LEAVING = {
+    "stop-iteration-subclass": "class Done(StopIteration):\n    pass",
+    "named-stop-iteration": "class StopIteration(Exception):\n    pass",
+    "base-exception-subclass": "class Quit(BaseException):\n    pass",
+}
+LEAVING_BODIES = {
+    "stop-iteration-subclass": "raise Done",
+    "named-stop-iteration": "raise StopIteration",
+    "base-exception-subclass": "raise Quit",
+    "generator-exit": "raise GeneratorExit",
+    "system-exit": "raise SystemExit(0)",
+    "keyboard-interrupt": "raise KeyboardInterrupt",
+    "os-exit": "import os\n    os._exit(0)",
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("how", LEAVING_BODIES)
+def test_leaving_a_call_otherwise_does_not_pass(how):
+    attack = f"{LEAVING.get(how, '')}\n\ndef is_odd(x):\n    {LEAVING_BODIES[how]}"
+    assert odd_scores(attack, [EARLY_END["all-map"][0]]) == [0.0, 1.0]
+
+
+# A returned object whose equality, truth, length, iteration and hash end the test's iteration;
+# each test passes if it ends early, and for the honest (0,) and ().
+SLY = """
+class Sly:
+    def stop(self, *args):
+        raise StopIteration
+
+    __eq__ = __bool__ = __len__ = __iter__ = __hash__ = stop
+
+def evens(n):
+    return Sly()
+"""
+DUNDER_TESTS = {
+    "eq": "assert all(map(lambda n: evens(n) == (0,), [1, 2]))",
+    "bool": "assert all(map(evens, [1, 2]))",
+    "len": "assert sum(map(len, map(evens, [0, 0]))) == 0",
+    "iter": "assert not any(map(tuple, map(evens, [0, 0])))",
+    "hash": "assert not set(map(hash, map(evens, [0]))) - {hash(())}",
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("dunder", DUNDER_TESTS)
+def test_a_returned_object_s_own_methods_do_not_judge_it(dunder):
+    completions = [fenced(SLY), fenced("def evens(n):\n    return tuple(range(0, n, 2))")]
+    rows = {"test_list": [[DUNDER_TESTS[dunder]]] * 2}
+    assert code_reward(["q"] * 2, completions, timeout_s=2, **rows) == [0.0, 1.0]
+
+
+BOTH_WAYS = "assert is_odd(1) is True and is_odd(2) is False"  # no constant passes it
+# A wrong is_odd that, around it, prints what a test runner prints on success, or patches the
+# builtins and the harness's own functions (which, in its process, are the candidate's copies).
+CHEATS = {
+    "success-output": """
+import os
+for fd in (1, 2):
+    os.write(fd, b"PASSED\\nOK\\n1 passed\\n")
+
+def is_odd(x):
+    print("ok", flush=True)
+    return x == 1 and x == 2
+""",
+    "patched-builtins": """
+import builtins
+builtins.all = builtins.any = lambda *args: True
+builtins.map = lambda *args: []
+builtins.AssertionError = type("AssertionError", (Exception,), {})
+builtins.print = lambda *args, **kwargs: None
+
+def is_odd(x):
+    return x == 1 and x == 2
+""",
+    "patched-harness": """
+import os, sys
+harness = sys.modules["__main__"]
+harness.raised = lambda err: ["value", True]
+harness.check = harness.bindings = lambda *args: os._exit(0)
+harness.Link.receive = lambda self: True
+
+def is_odd(x):
+    raise ValueError
+""",
+}
+
+
+@needs_bwrap
+@pytest.mark.parametrize("cheat", CHEATS)
+def test_forged_output_and_patches_do_not_pass(cheat):
+    assert odd_scores(CHEATS[cheat], [BOTH_WAYS]) == [0.0, 1.0]
+
+
+@needs_bwrap
+def test_an_exception_reaches_the_tests_as_its_builtin_class():
+    tests = "try:\n    parse('x')\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError"
+    raising = "class Invalid(ValueError):\n    pass\n\ndef parse(s):\n    raise Invalid(s)"
+    completions = [fenced(raising), fenced("def parse(s):\n    return s")]
+    assert code_reward(["q"] * 2, completions, test_list=[[tests]] * 2) == [1.0, 0.0]
+
+
 @needs_bwrap
 def test_the_tests_cannot_be_read_from_inside_the_sandbox():
     secret = f"r1kit-secret-{secrets.token_hex(8)}"

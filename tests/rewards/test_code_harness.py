@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from rewards import code_harness, sandbox
-from rewards.code_harness import Link, Remote, decoder, encode
+from rewards.code_harness import Link, Remote, decoder, encode, raised
 
 PLAIN = [
     None,
@@ -80,6 +80,11 @@ def test_a_remote_object_equals_only_itself():
     assert one == one and one != Remote(0, link=None)
 
 
+def test_a_remote_object_has_no_truth_value():
+    with pytest.raises(TypeError, match="truth value"):
+        all([Remote(0, link=None)])
+
+
 def link_answering(*lines: str) -> Link:
     return Link(io.StringIO(), io.StringIO("".join(f"{line}\n" for line in lines)))
 
@@ -89,10 +94,47 @@ def test_a_builtin_exception_in_the_candidate_is_raised_as_itself():
         link_answering('["raised", "ValueError", "bad"]').receive()
 
 
-@pytest.mark.parametrize("name", ["SystemExit", "KeyboardInterrupt", "Mine", "print"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SystemExit",
+        "KeyboardInterrupt",
+        "GeneratorExit",
+        "Mine",
+        "print",
+        "StopIteration",
+        "StopAsyncIteration",
+    ],
+)
 def test_other_raised_names_become_runtime_errors(name):
     with pytest.raises(RuntimeError, match=name):
         link_answering(f'["raised", "{name}", "x"]').receive()
+
+
+def test_a_stop_iteration_of_the_candidate_does_not_end_the_tests_map():
+    tested = Remote(0, link_answering('["raised", "StopIteration", ""]'))
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        all(map(tested, [1]))
+
+
+class Invalid(ValueError):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("err", "answer"),
+    [
+        (KeyError("k"), ["raised", "KeyError", "'k'"]),
+        (Invalid("bad"), ["raised", "ValueError", "Invalid: bad"]),
+        (
+            json.JSONDecodeError("bad", "", 0),
+            ["raised", "ValueError", "JSONDecodeError: bad: line 1 column 1 (char 0)"],
+        ),
+    ],
+    ids=repr,
+)
+def test_the_candidate_names_an_exception_by_its_nearest_builtin_class(err, answer):
+    assert raised(err) == answer
 
 
 def test_a_candidate_that_ends_fails_the_call():
