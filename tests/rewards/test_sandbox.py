@@ -229,8 +229,9 @@ paths = ["/proc/sys/kernel/hostname"]
 if NESTED:
     CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x20000, 0x10000000, 0x20000000
     MS_REMOUNT, MS_BIND = 32, 4096
-    made = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)
-    assert made == 0, os.strerror(ctypes.get_errno())
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+        print("no-namespaces", os.strerror(ctypes.get_errno()))
+        raise SystemExit
     if os.fork():
         os._exit(os.wait()[1] >> 8)
     os.mkdir("/tmp/proc")
@@ -253,6 +254,8 @@ print(os.uname().nodename == "r1kit-escaped")
 def test_proc_sys_cannot_be_written(nested):
     result = run_python(f"NESTED = {nested}\n{SET_HOSTNAME}")
     assert result.status == "ok", result.stderr
+    if result.stdout.startswith("no-namespaces"):
+        pytest.skip(f"this kernel lets no user namespace be made in the sandbox: {result.stdout}")
     assert result.stdout.split()[-1] == "False"
 
 
