@@ -160,6 +160,8 @@ def equivalent(gold: str, pred: str, policy: Policy = Policy()) -> bool:
     p_items, p_kind = _items(p)
     if not g_items or not p_items:  # the empty set equals only itself
         return not g_items and not p_items
+    if len(g_items) == len(p_items) == 1 and (g_kind == "set") != (p_kind == "set"):
+        return False  # a set of one element is not its element
     if len(g_items) > 1 or len(p_items) > 1:
         return _same_collection(g_items, g_kind, p_items, p_kind, policy)
     return _same_value(g_items[0], p_items[0], policy)

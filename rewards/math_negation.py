@@ -1,0 +1,81 @@
+"""Whether the text around a final answer says that it is not the answer.
+
+"the answer is not 12", "\\boxed{12} is wrong", "12? No." and "\\boxed{\\neq 12}" give no
+answer 12: a negated final answer is ambiguous and earns nothing (it is never guessed). Only
+words that bear on the answer itself count: "12 is not prime, so the answer is 13" reads 13,
+"13, not 12" reads 13, and "x \\neq 3" (with its left side) is an inequality, not a negation.
+"""
+
+from __future__ import annotations
+
+import re
+
+CONTEXT_CHARS = 80  # how much text on each side of an answer is read
+_FILLER = (
+    r"(?:\s+(?:equal\s+to|equals?|exactly|just|simply|quite|actually|necessarily|really|even|"
+    r"in\s+fact|i\s+think|i\s+believe|of\s+course|the\s+number|the\s+value))*"
+)
+# Right before the answer: a negator, then only filler words, markup or a colon (not the end of
+# a sentence: "Is it 7? No. \boxed{12}" answers 12).
+NEGATED_BEFORE = re.compile(
+    r"(?:\bnot|n['’]t|\bnever|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
+    r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but)" + _FILLER + r"[^\w.?!;\n]*$"
+)
+_VERDICT = (
+    r"(?:(?:not|n['’]t)\s+(?:be\s+)?(?:correct|right|true|valid|possible|it|the\s+(?:right\s+|"
+    r"correct\s+|final\s+)?answer)|wrong|incorrect|false|invalid|impossible|mistaken|erroneous|"
+    r"a\s+mistake|an\s+error|a\s+typo)\b"
+)
+_INTERJECTIONS = r"(?:(?:wait|hmm+|oops|actually|but|oh|well|sorry{})\b[^\w]*)*"
+_SUBJECT = (
+    r"(?:(?:that|this|it|which|the\s+answer)(?:['’]s|\s+is|\s+was|\s+would\s+be|\s+seems|"
+    r"\s+looks)?|is|was|are|ca|can|could|must|would|should|might|seems|looks)?\s*"
+)
+# Right after the answer: a verdict on it (`is wrong`, `-- wait, that's not right`), a bare
+# "No." / "Nope", or a cross mark.
+NEGATED_AFTER = re.compile(
+    r"^[^\w]*"
+    + _INTERJECTIONS.format("|no|nope")
+    + _SUBJECT
+    + r"(?:(?:definitely|clearly|probably|obviously|also|still|actually)\s+)?"
+    + _VERDICT
+    + r"|^[^\w]*"
+    + _INTERJECTIONS.format("")
+    + r"(?:no|nope|nah)\b(?!\s+\w)"
+    r"|^[^\w]*[✗✘✖❌🚫⛔]|^[^\w]*\\(?:xmark|ding\{5[5-8]\})"
+)
+# Inside an answer: a leading negator before mathematics (`\neq 12`, `not 12`), or a verdict
+# beside mathematics (`12 (wrong)`, `12? No`).
+NEGATED_START = re.compile(
+    r"^[^\w\\]*(?:(?:not|never)\s*(?=[\d\\(.$-])|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|¬)"
+)
+VERDICT_INSIDE = re.compile(r"(?<![a-z])" + _VERDICT + r"|\?\s*no\b|[✗✘✖❌]")
+MARKUP = re.compile(
+    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|emph|operatorname)\s*\{([^{}]*)\}"
+)
+
+
+def plain(text: str) -> str:
+    """Lower case without markup that carries no meaning here: `**NOT**`, `\\text{not }`,
+    `$`, answer tags."""
+    text = MARKUP.sub(r"\1", text)
+    text = re.sub(r"</?answer>|[*_`$]|\\[()\[\]]", " ", text)
+    return re.sub(r"\s+", " ", text).lower()
+
+
+def negated(before: str, answer: str, after: str) -> bool:
+    """Whether the text right before or after an answer, or the answer itself, negates it."""
+    return (
+        bool(NEGATED_BEFORE.search(plain(before[-CONTEXT_CHARS:])))
+        or bool(NEGATED_AFTER.search(plain(after[:CONTEXT_CHARS])))
+        or negated_inside(answer)
+    )
+
+
+def negated_inside(answer: str) -> bool:
+    """`\\neq 12`, `not 12`, `12 (wrong)`, `12? No`: an answer that negates itself. Words
+    without mathematics (`No`, `False`, `not possible`) are an answer, not a verdict on one."""
+    text = plain(answer).strip()
+    if NEGATED_START.search(text):
+        return True
+    return bool(re.search(r"[\d\\]", text) and VERDICT_INSIDE.search(text))
