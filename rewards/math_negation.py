@@ -12,7 +12,7 @@ import re
 
 CONTEXT_CHARS = 80  # how much text on each side of an answer is read
 _FILLER = (
-    r"(?:\s+(?:equal\s+to|equals?|exactly|just|simply|quite|actually|necessarily|really|even|"
+    r"(?:[\s,]+(?:equal\s+to|equals?|exactly|just|simply|quite|actually|necessarily|really|even|"
     r"in\s+fact|i\s+think|i\s+believe|of\s+course|the\s+number|the\s+value))*"
 )
 # Right before the answer: a negator, then only filler words, markup or a colon (not the end of

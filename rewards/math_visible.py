@@ -47,6 +47,7 @@ HIDING = {
 # Declarations that hide the rest of their group: `{\color{white} 12}`.
 DECLARATIONS = ("color", "pagecolor")
 DECLARATION_END = re.compile(r"\n|\$|\\[)\]]|</?[a-zA-Z]")
+EMPTY_GROUP = re.compile(r"(?<![\\\w^_}])\{\}")  # what a hidden group leaves: `{}13`
 COMMAND = re.compile(r"\\([a-zA-Z]+)|[{}]")
 
 
@@ -60,7 +61,7 @@ def visible(text: str) -> str | None:
     text = _without_latex_comments(text)
     for hidden in (STRIKETHROUGH, HTML_HIDDEN):
         text = hidden.sub("", text)
-    return _without_hidden_arguments(text)
+    return EMPTY_GROUP.sub("", _without_hidden_arguments(text))
 
 
 def _without_latex_comments(text: str) -> str:

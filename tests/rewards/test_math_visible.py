@@ -1,0 +1,72 @@
+import time
+
+import pytest
+
+from rewards.math_visible import visible
+
+N = 100_000  # characters of each adversarial completion
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("a\\phantom{b}c", "ac"),
+        ("a\\phantom b c", "a c"),  # one token without braces
+        ("a\\phantom{b{c}d}e", "ae"),
+        ("a\\phantom{bc", "a"),  # an unclosed group hides to the end
+        ("{\\color{red} b}c", "c"),  # a declaration hides the rest of its group
+        ("a $\\color{red} b$ c", "a $$ c"),  # ... or of its math span
+        ("a\\textcolor[rgb]{1,1,1}{b}c", "ac"),
+        ("a\\fcolorbox{red}{white}{b}c", "ac"),
+        ("a <!-- b --> c", "a  c"),
+        ("a <!-- b", "a "),
+        ("a % b\nc", "a \nc"),
+        ("$a % b$\nc", "$a \nc"),  # in math a % after a number is a comment too: `$5 % b$`
+        ("$5 % b$\nc", "$5 \nc"),
+        ("50% of 24", "50% of 24"),
+        ("28 % more", "28 % more"),
+        ("$28$ %", "$28$ %"),
+        ("28\\% b", "28\\% b"),
+        ("a \\iffalse b \\fi c", "a  c"),
+        ("a\\begin{comment}b\\end{comment}c", "ac"),
+        ("a ~~b~~ c", "a  c"),
+        ("a <s>b</s> <del>c</del> d", "a   d"),
+        ('a <span style="color:white">b</span> c', "a  c"),
+        ("a\u200bb\u2060c\ufeffd\u00ade", "abcde"),
+        ("1\u2009000\u202f000", "1 000 000"),
+        ("\\text{b} \\mathbf{c}", "\\text{b} \\mathbf{c}"),  # visible
+    ],
+)
+def test_visible_removes_what_renders_invisibly(text, shown):
+    assert visible(text) == shown
+
+
+@pytest.mark.parametrize("text", ["\u202e21", "1\u20662\u2069", "\u200f-5", "a\u061cb"])
+def test_bidirectional_controls_make_the_text_ambiguous(text):
+    assert visible(text) is None
+
+
+@pytest.mark.parametrize(
+    "piece",
+    [
+        "\\phantom{",
+        "\\phantom[",
+        "\\textcolor{",
+        "\\color{white}",
+        "{\\color{x}",
+        "%",
+        "$%",
+        "<!--",
+        "\\iffalse",
+        "~~1",
+        "<s>",
+        "<span style=x>",
+        "\\begin{comment}",
+        "{}",
+    ],
+)
+def test_visible_is_linear_on_repeated_hiding_markup(piece):
+    text = (piece * (N // len(piece) + 1))[:N]
+    start = time.thread_time()
+    visible(text)
+    assert time.thread_time() - start < 0.5
