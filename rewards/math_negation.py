@@ -18,7 +18,7 @@ _FILLER = (
 # Right before the answer: a negator, then only filler words, markup or a colon (not the end of
 # a sentence: "Is it 7? No. \boxed{12}" answers 12).
 NEGATED_BEFORE = re.compile(
-    r"(?:\bnot|n['’]t|\bnever|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
+    r"(?:\bnot|n['’]t|\bnever|\bhardly|\bscarcely|\bfar\s+from|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
     r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but)" + _FILLER + r"[^\w.?!;\n]*$"
 )
 _VERDICT = (
@@ -29,7 +29,7 @@ _VERDICT = (
 _INTERJECTIONS = r"(?:(?:wait|hmm+|oops|actually|but|oh|well|sorry{})\b[^\w]*)*"
 _SUBJECT = (
     r"(?:(?:that|this|it|which|the\s+answer)(?:['’]s|\s+is|\s+was|\s+would\s+be|\s+seems|"
-    r"\s+looks)?|is|was|are|ca|can|could|must|would|should|might|seems|looks)?\s*"
+    r"\s+looks)?|is|was|are|ca|can|could|must|would|should|might|seems|looks)?\s*(?:be\s+)?"
 )
 # Right after the answer: a verdict on it (`is wrong`, `-- wait, that's not right`), a bare
 # "No." / "Nope", or a cross mark.

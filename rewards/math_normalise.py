@@ -41,7 +41,7 @@ MATH_WORDS = {"pi", "sqrt", "infinity", "inf", "mod", "ln", "log", "sin", "cos",
 # as thousands separators; any other space between digits (`1 2`, `12 34`, `3. 14`) leaves two
 # numbers side by side, which are no number: SPACED marks them so that nothing equals them.
 THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3})((?:[^\S\n]+\d{3})+)(?!\d)")
-DIGITS_APART = re.compile(r"(?<=\d)[^\S\n]+(?=\.?\d)|(?<=\d\.)[^\S\n]+(?=\d)")
+DIGITS_APART = re.compile(r"(?<=\d)\s+(?=\.?\d)|(?<=\d\.)\s+(?=\d)")
 SPACED = "\u2423"  # an open-box character: what stood between digits set apart
 MAX_ANSWER_CHARS = 500  # longer "answers" are not answers: never normalised or parsed
 MAX_EXPONENT = 9999  # 10^{12345} is not a number anyone answers with; never build it

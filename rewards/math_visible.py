@@ -9,15 +9,24 @@ white text) learns to hide its bets. `visible` removes, in one pass each (linear
 - what a command hides or strikes out: `\\phantom` and its kin, `\\cancel`, `\\sout` and kin,
   colour and style (`\\textcolor{white}{12}`, `{\\color{white} 12}`: any colour, since the
   background is unknown), scaling (`\\scalebox{0}{12}`), markdown `~~12~~`, HTML `<s>`,
-  `<del>`, `<strike>` and any HTML element with a `style`, `class` or `hidden` attribute.
-Text with bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) is
-shown in another order than it is written: ambiguous, so `visible` answers None.
+  `<del>`, `<strike>`, `<details>` and any HTML element with a `style`, `class` or `hidden`
+  attribute.
+Hidden text still takes its room (`1\\phantom{0}2` shows `1 2`). Text with bidirectional
+controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) is shown in another order than
+it is written, and negative spacing (`\\hspace{-2em}`, `\\kern-`), `\\raisebox` and `\\llap`/
+`\\rlap` can move one part over another: all ambiguous, so `visible` answers None.
 """
 
 from __future__ import annotations
 
 import re
 
+# Text moved onto or away from other text (negative spacing, raised or overlapping boxes) may
+# show anything: as ambiguous as reordered text.
+MOVED = re.compile(
+    r"\\(?:hspace|vspace|kern|mkern|hskip|mskip|mspace|moveleft|moveright)\*?\s*\{?\s*-"
+    r"|\\(?:raisebox|lower|raise|llap|rlap|clap|mathllap|mathrlap|mathclap)(?![a-zA-Z])"
+)
 BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 INVISIBLE_CHARS = re.compile(
     "[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200d\u2060-\u2064\u3164"
@@ -32,7 +41,7 @@ IFFALSE = re.compile(r"\\iffalse(?![a-zA-Z]).*?(?:\\fi(?![a-zA-Z])|\Z)", re.S)
 COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?(?:\\end\{comment\}|\Z)", re.S)
 STRIKETHROUGH = re.compile(r"~~[^~\n]+~~")
 HTML_HIDDEN = re.compile(
-    r"<(s|del|strike)\b[^<>]*>.*?(?:</\1\s*>|\Z)"
+    r"<(s|del|strike|details)\b[^<>]*>.*?(?:</\1\s*>|\Z)"
     r"|<([a-zA-Z][\w-]*)\b[^<>]*\b(?:style|class|hidden)\b[^<>]*>.*?(?:</\2\s*>|\Z)",
     re.S | re.I,
 )
@@ -40,20 +49,22 @@ HTML_HIDDEN = re.compile(
 HIDING = {
     **dict.fromkeys(("phantom", "vphantom", "hphantom", "mathphantom", "smashphantom"), 1),
     **dict.fromkeys(("cancel", "bcancel", "xcancel", "sout", "st", "xout", "strike"), 1),
-    **dict.fromkeys(("textcolor", "colorbox", "style", "htmlStyle", "class", "htmlClass"), 2),
+    **dict.fromkeys(("textcolor", "mathcolor", "colorbox", "style", "htmlStyle", "class"), 2),
+    **dict.fromkeys(("htmlClass",), 2),
     **dict.fromkeys(("cssId", "htmlId", "htmlData", "scalebox", "cancelto"), 2),
     **dict.fromkeys(("fcolorbox", "resizebox"), 3),
 }
 # Declarations that hide the rest of their group: `{\color{white} 12}`.
 DECLARATIONS = ("color", "pagecolor")
 DECLARATION_END = re.compile(r"\n|\$|\\[)\]]|</?[a-zA-Z]")
-EMPTY_GROUP = re.compile(r"(?<![\\\w^_}])\{\}")  # what a hidden group leaves: `{}13`
+EMPTY_GROUP = re.compile(r"(?<![\\\w^_}])\{\s*\}")  # what a hidden group leaves: `{}13`
 COMMAND = re.compile(r"\\([a-zA-Z]+)|[{}]")
 
 
 def visible(text: str) -> str | None:
-    """The text as a reader sees it rendered; None when bidirectional controls reorder it."""
-    if BIDI.search(text):
+    """The text as a reader sees it rendered; None when bidirectional controls reorder it or
+    spacing and boxes move parts of it onto others."""
+    if BIDI.search(text) or MOVED.search(text):
         return None
     text = UNICODE_SPACES.sub(" ", INVISIBLE_CHARS.sub("", text))
     for hidden in (HTML_COMMENT, IFFALSE, COMMENT_ENV):
@@ -107,7 +118,7 @@ def _without_hidden_arguments(text: str) -> str:
             cuts.append((token.start(), _after_arguments(text, token.end(), token, closing)))
         elif token.group(1) in DECLARATIONS:
             cuts.append((token.start(), _group_end(text, token.end(), groups, closing)))
-    return _cut(text, cuts)
+    return _cut(text, cuts, " ")  # hidden text still takes its room: `1\\phantom{0}2` is `1 2`
 
 
 def _after_arguments(text: str, pos: int, command: re.Match, closing: dict[int, int]) -> int:
@@ -148,12 +159,13 @@ def _closing(tokens: list[re.Match]) -> dict[int, int]:
     return closing
 
 
-def _cut(text: str, cuts: list[tuple[int, int]]) -> str:
-    """The text less the given (start, end) ranges, which may overlap."""
+def _cut(text: str, cuts: list[tuple[int, int]], gap: str = "") -> str:
+    """The text less the given (start, end) ranges, which may overlap, each replaced by `gap`."""
     kept, pos = [], 0
     for start, end in sorted(cuts):
         if start > pos:
             kept.append(text[pos:start])
+            kept.append(gap)
         pos = max(pos, end)
     kept.append(text[pos:])
     return "".join(kept)

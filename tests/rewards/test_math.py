@@ -452,8 +452,10 @@ NEGATED_AROUND = [
     "The final answer is **NOT** {}",
     "It isn't {}.",
     "It cannot be {}.",
+    "It is hardly {}.",
     "{} is wrong.",
     "{} is incorrect",
+    "{} would be wrong",
     "{}? No.",
     "{}. Nope.",
     "{} -- wait, that's not right.",
@@ -511,6 +513,7 @@ HIDDEN_BESIDE_VISIBLE_13 = [
     "{\\color{white}12}13",
     "\\textcolor{white}{12}13",
     "\\textcolor[HTML]{FFFFFF}{12}13",
+    "\\mathcolor{white}{12}13",
     "13\\iffalse 12\\fi",
     "\\cancel{12}13",
     "\\sout{12} 13",
@@ -540,6 +543,7 @@ HIDDEN_FINAL_ANSWER = [
     "<del>{}</del>",
     '<span style="display:none">{}</span>',
     "<div hidden>{}</div>",
+    "<details>{}</details>",
 ]
 
 
@@ -550,8 +554,16 @@ def test_an_invisible_final_answer_is_not_taken_over_the_visible_one(wrap, hidde
     assert verify("13", completion)
 
 
-@pytest.mark.parametrize("completion", ["<answer>\u202e21</answer>", "\\boxed{1\u20662\u2069}"])
-def test_text_that_bidirectional_controls_reorder_is_ambiguous(completion):
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<answer>\u202e21</answer>",
+        "\\boxed{1\u20662\u2069}",
+        "The answer is 13\\hspace{-3em}\\boxed{12}",
+        "<answer>\\llap{12}13</answer>",
+    ],
+)
+def test_text_reordered_or_moved_over_other_text_is_ambiguous(completion):
     assert check("12", completion) is Outcome.AMBIGUOUS
     assert check("21", completion) is Outcome.AMBIGUOUS
 
@@ -567,6 +579,8 @@ def test_text_that_bidirectional_controls_reorder_is_ambiguous(completion):
         ("12", "1\\quad 2"),
         ("12", "1\u20092"),
         ("1234", "1 2 3 4"),
+        ("12", "1\n2"),
+        ("12", "1\\phantom{0}2"),  # a phantom keeps its width
         ("10000", "1 0000"),  # thousands come in threes
         ("3.14", "3. 14"),
         ("3.14", "3 .14"),

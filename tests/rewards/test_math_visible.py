@@ -10,14 +10,16 @@ N = 100_000  # characters of each adversarial completion
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        ("a\\phantom{b}c", "ac"),
-        ("a\\phantom b c", "a c"),  # one token without braces
-        ("a\\phantom{b{c}d}e", "ae"),
-        ("a\\phantom{bc", "a"),  # an unclosed group hides to the end
+        ("a\\phantom{b}c", "a c"),  # hidden text still takes its room
+        ("1\\phantom{0}2", "1 2"),
+        ("a\\vphantom{b}c", "a c"),
+        ("a\\phantom b c", "a  c"),  # one token without braces
+        ("a\\phantom{b{c}d}e", "a e"),
+        ("a\\phantom{bc", "a "),  # an unclosed group hides to the end
         ("{\\color{red} b}c", "c"),  # a declaration hides the rest of its group
-        ("a $\\color{red} b$ c", "a $$ c"),  # ... or of its math span
-        ("a\\textcolor[rgb]{1,1,1}{b}c", "ac"),
-        ("a\\fcolorbox{red}{white}{b}c", "ac"),
+        ("a $\\color{red} b$ c", "a $ $ c"),  # ... or of its math span
+        ("a\\textcolor[rgb]{1,1,1}{b}c", "a c"),
+        ("a\\fcolorbox{red}{white}{b}c", "a c"),
         ("a <!-- b --> c", "a  c"),
         ("a <!-- b", "a "),
         ("a % b\nc", "a \nc"),
@@ -41,8 +43,22 @@ def test_visible_removes_what_renders_invisibly(text, shown):
     assert visible(text) == shown
 
 
-@pytest.mark.parametrize("text", ["\u202e21", "1\u20662\u2069", "\u200f-5", "a\u061cb"])
-def test_bidirectional_controls_make_the_text_ambiguous(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u202e21",
+        "1\u20662\u2069",
+        "\u200f-5",
+        "a\u061cb",
+        "13\\hspace{-2em}12",
+        "13\\kern-2em 12",
+        "13\\mkern -18mu 12",
+        "\\raisebox{9cm}{12} 13",
+        "\\llap{12}13",
+        "\\mathrlap{12}13",
+    ],
+)
+def test_reordered_or_overlapping_text_is_ambiguous(text):
     assert visible(text) is None
 
 
