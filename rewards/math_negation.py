@@ -9,6 +9,7 @@ words that bear on the answer itself count: "12 is not prime, so the answer is 1
 from __future__ import annotations
 
 import re
+import unicodedata
 
 CONTEXT_CHARS = 80  # how much text on each side of an answer is read
 _FILLER = (
@@ -51,15 +52,16 @@ NEGATED_START = re.compile(
 )
 VERDICT_INSIDE = re.compile(r"(?<![a-z])" + _VERDICT + r"|\?\s*no\b|[✗✘✖❌]")
 MARKUP = re.compile(
-    r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|emph|operatorname)\s*\{([^{}]*)\}"
+    r"\\(?:text|textbf|textit|textrm|textsc|textup|mathrm|mathbf|mathit|mbox|emph|underline|"
+    r"boldsymbol|bm|operatorname)\s*\{([^{}]*)\}"
 )
 
 
 def plain(text: str) -> str:
-    """Lower case without markup that carries no meaning here: `**NOT**`, `\\text{not }`,
-    `$`, answer tags."""
-    text = MARKUP.sub(r"\1", text)
-    text = re.sub(r"</?answer>|[*_`$]|\\[()\[\]]", " ", text)
+    """Lower case (NFKC: `ｎｏｔ` is `not`) without markup that carries no meaning here:
+    `**NOT**`, `\\text{not }`, `<b>not</b>`, `$`."""
+    text = MARKUP.sub(r"\1", unicodedata.normalize("NFKC", text))
+    text = re.sub(r"</?[a-zA-Z][^<>]*>|[*_`$]|\\[()\[\]]", " ", text)
     return re.sub(r"\s+", " ", text).lower()
 
 

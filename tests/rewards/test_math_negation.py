@@ -13,6 +13,9 @@ from rewards.math_negation import negated
         ("the answer is not, in fact, ", ""),
         ("it is **not** $", "$"),
         ("it is \\text{not} ", ""),
+        ("it is <b>not</b> ", ""),
+        ("it is \\underline{not} ", ""),
+        ("it is ｎｏｔ ", ""),  # full-width letters
         ("", " is wrong"),
         ("", " is not correct."),
         ("", "? No."),
