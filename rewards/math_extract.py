@@ -16,7 +16,8 @@ from rewards.math_visible import visible
 from rewards.text import as_text
 
 BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-NUMBER = re.compile(r"(?<![A-Za-z])(?:-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+)")  # not K2 in AZYUK2A
+# A number not glued to letters (not the 2 of AZYUK2A); commas only between digits (`13, not 12`).
+NUMBER = re.compile(r"(?<![A-Za-z])(?:-?\d(?:\d|,(?=\d))*(?:\.\d+)?(?:/\d+)?|-?\.\d+)")
 DOLLAR = re.compile(r"(?<!\\)\$\$|(?<!\\)\$")
 ANSWER_IS = re.compile(r"answer is|final answer:", re.I)
 CONNECTORS = re.compile(r"\\quad|\\qquad|\\text\{\s*and\s*\}|\band\b|\bor\b|\\[()\[\]]|[\s,;$.]")

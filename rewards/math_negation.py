@@ -20,7 +20,7 @@ _FILLER = (
 # a sentence: "Is it 7? No. \boxed{12}" answers 12).
 NEGATED_BEFORE = re.compile(
     r"(?:\bnot|n['’]t|\bnever|\bhardly|\bscarcely|\bfar\s+from|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
-    r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but)" + _FILLER + r"[^\w.?!;\n]*$"
+    r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but)" + _FILLER + r"[^\w.?!;\n]*\Z"
 )
 _VERDICT = (
     r"(?:(?:not|n['’]t)\s+(?:be\s+)?(?:correct|right|true|valid|possible|it|the\s+(?:right\s+|"
@@ -32,8 +32,9 @@ _SUBJECT = (
     r"(?:(?:that|this|it|which|the\s+answer)(?:['’]s|\s+is|\s+was|\s+would\s+be|\s+seems|"
     r"\s+looks)?|is|was|are|ca|can|could|must|would|should|might|seems|looks)?\s*(?:be\s+)?"
 )
+CROSS = re.compile("[✗✘✖❌🚫⛔]")  # a cross mark (`\\xmark` reads as one) right after an answer
 # Right after the answer: a verdict on it (`is wrong`, `-- wait, that's not right`), a bare
-# "No." / "Nope", or a cross mark.
+# "No." / "Nope".
 NEGATED_AFTER = re.compile(
     r"^[^\w]*"
     + _INTERJECTIONS.format("|no|nope")
@@ -43,14 +44,18 @@ NEGATED_AFTER = re.compile(
     + r"|^[^\w]*"
     + _INTERJECTIONS.format("")
     + r"(?:no|nope|nah)\b(?!\s+\w)"
-    r"|^[^\w]*[✗✘✖❌🚫⛔]|^[^\w]*\\(?:xmark|ding\{5[5-8]\})"
 )
 # Inside an answer: a leading negator before mathematics (`\neq 12`, `not 12`), or a verdict
 # beside mathematics (`12 (wrong)`, `12? No`).
 NEGATED_START = re.compile(
     r"^[^\w\\]*(?:(?:not|never)\s*(?=[\d\\(.$-])|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|¬)"
 )
-VERDICT_INSIDE = re.compile(r"(?<![a-z])" + _VERDICT + r"|\?\s*no\b|[✗✘✖❌]")
+VERDICT_INSIDE = re.compile(r"(?<![a-z])" + _VERDICT + r"|\?\s*no\b|" + CROSS.pattern)
+CROSS_COMMAND = re.compile(r"\\(?:xmark|ding\{5[5-8]\})")
+SPACING = re.compile(
+    r"\\(?:q?quad|enspace|thinspace|medspace|thickspace|newline|[hv]space\*?\s*\{[^{}]*\}|"
+    r"[hmv]?skip\s*\d\w*|[,;:! ]|\\)"
+)
 MARKUP = re.compile(
     r"\\(?:text|textbf|textit|textrm|textsc|textup|mathrm|mathbf|mathit|mbox|emph|underline|"
     r"boldsymbol|bm|operatorname)\s*\{([^{}]*)\}"
@@ -59,19 +64,35 @@ MARKUP = re.compile(
 
 def plain(text: str) -> str:
     """Lower case (NFKC: `ｎｏｔ` is `not`) without markup that carries no meaning here:
-    `**NOT**`, `\\text{not }`, `<b>not</b>`, `$`."""
+    `**NOT**`, `\\text{not }`, `<b>not</b>`, `$`, spacing (`\\quad`, `\\hspace{1em}`); runs of
+    spaces are one, and a line break stays one (it ends a sentence)."""
     text = MARKUP.sub(r"\1", unicodedata.normalize("NFKC", text))
+    text = SPACING.sub(" ", CROSS_COMMAND.sub("✗", text))
     text = re.sub(r"</?[a-zA-Z][^<>]*>|[*_`$]|\\[()\[\]]", " ", text)
-    return re.sub(r"\s+", " ", text).lower()
+    return re.sub(r"\s*\n\s*", "\n", re.sub(r"[^\S\n]+", " ", text)).lower()
 
 
 def negated(before: str, answer: str, after: str) -> bool:
-    """Whether the text right before or after an answer, or the answer itself, negates it."""
-    return (
-        bool(NEGATED_BEFORE.search(plain(before[-CONTEXT_CHARS:])))
-        or bool(NEGATED_AFTER.search(plain(after[:CONTEXT_CHARS])))
-        or negated_inside(answer)
-    )
+    """Whether the text right before or after an answer, or the answer itself, negates it.
+    However much punctuation or spacing stands between them (`\\boxed{12}` then a page of
+    blank lines, then `is wrong`), the nearest words are read."""
+    return _negated_before(plain(before)) or _negated_after(plain(after)) or negated_inside(answer)
+
+
+def _negated_before(text: str) -> bool:
+    end = len(text)
+    while end and not text[end - 1].isalnum() and text[end - 1] not in ".?!;\n":
+        end -= 1  # a loop, not a regex anchored at the end: that one is quadratic on runs
+    return bool(NEGATED_BEFORE.search(text[max(0, end - CONTEXT_CHARS) : end]))
+
+
+def _negated_after(text: str) -> bool:
+    start = 0
+    while start < len(text) and not text[start].isalnum():
+        start += 1
+    if CROSS.search(text, 0, start):
+        return True
+    return bool(NEGATED_AFTER.match(text[max(0, start - 10) : start + CONTEXT_CHARS]))
 
 
 def negated_inside(answer: str) -> bool:

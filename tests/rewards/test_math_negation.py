@@ -23,6 +23,12 @@ from rewards.math_negation import negated
         ("", "\n\nWait, that's wrong."),
         ("", " -- actually no, it is 13"),
         ("", " ✗"),
+        ("", " \\xmark"),
+        ("", "\n" * 200 + "Wait, that is wrong."),  # however far, the next words
+        ("", "." * 500 + " wrong"),
+        ("", "\\quad" * 50 + " is wrong"),
+        ("the answer is not" + " " * 200, ""),
+        ("the answer is not" + "\\hspace{1em}" * 20, ""),
     ],
 )
 def test_words_around_an_answer_that_negate_it(before, after):
@@ -34,6 +40,7 @@ def test_words_around_an_answer_that_negate_it(before, after):
     [
         ("12 is not prime, so the answer is ", ""),
         ("Is it 7? No. So ", ""),
+        ("Is it 7? No\n\n", ""),  # a line break ends the sentence
         ("the answer is not 11 but ", ""),
         ("", ", not 13"),
         ("", ". No other value works."),
