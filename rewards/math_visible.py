@@ -10,7 +10,7 @@ white text) learns to hide its bets. `visible` removes, in one pass each (linear
   colour and style (`\\textcolor{white}{12}`, `{\\color{white} 12}`: any colour, since the
   background is unknown), scaling (`\\scalebox{0}{12}`), markdown `~~12~~`, HTML `<s>`,
   `<del>`, `<strike>`, `<details>` and any HTML element with a `style`, `class` or `hidden`
-  attribute.
+  attribute; definitions (`\\newcommand`, `\\def`), which render nothing.
 Hidden text still takes its room (`1\\phantom{0}2` shows `1 2`). Text with bidirectional
 controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) is shown in another order than
 it is written, and negative spacing (`\\hspace{-2em}`, `\\kern-`), `\\raisebox` and `\\llap`/
@@ -36,7 +36,7 @@ UNICODE_SPACES = re.compile("[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 MATH_TOKEN = re.compile(r"\\\\|\\%|\\[()\[\]]|\$\$|(?<!\\)\$|%")
 MATH_OPENERS = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
-PERCENT_SIGN = re.compile(r"\d[$}]?\s*$")  # what comes before a `%` that is a percent sign
+PERCENT_SIGN = re.compile(r"\d[$}]?[^\S\n]*\Z")  # what comes before a `%` that is a percent sign
 IFFALSE = re.compile(r"\\iffalse(?![a-zA-Z]).*?(?:\\fi(?![a-zA-Z])|\Z)", re.S)
 COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?(?:\\end\{comment\}|\Z)", re.S)
 STRIKETHROUGH = re.compile(r"~~[^~\n]+~~")
@@ -45,20 +45,24 @@ HTML_HIDDEN = re.compile(
     r"|<([a-zA-Z][\w-]*)\b[^<>]*\b(?:style|class|hidden)\b[^<>]*>.*?(?:</\2\s*>|\Z)",
     re.S | re.I,
 )
-# Commands whose last argument is hidden (or struck out), by how many arguments they take.
+# Commands whose last argument is hidden (or struck out), by how many arguments they take;
+# a definition renders nothing (`\\newcommand{\\x}{\\boxed{12}}`).
 HIDING = {
-    **dict.fromkeys(("phantom", "vphantom", "hphantom", "mathphantom", "smashphantom"), 1),
-    **dict.fromkeys(("cancel", "bcancel", "xcancel", "sout", "st", "xout", "strike"), 1),
-    **dict.fromkeys(("textcolor", "mathcolor", "colorbox", "style", "htmlStyle", "class"), 2),
-    **dict.fromkeys(("htmlClass",), 2),
-    **dict.fromkeys(("cssId", "htmlId", "htmlData", "scalebox", "cancelto"), 2),
+    **dict.fromkeys(("phantom", "vphantom", "hphantom"), 1),
+    **dict.fromkeys(("cancel", "bcancel", "xcancel", "sout", "st", "xout"), 1),
+    **dict.fromkeys(("textcolor", "mathcolor", "colorbox", "style", "htmlStyle"), 2),
+    **dict.fromkeys(("class", "htmlClass", "cssId", "htmlId", "htmlData"), 2),
+    **dict.fromkeys(("scalebox", "cancelto"), 2),
     **dict.fromkeys(("fcolorbox", "resizebox"), 3),
+    **dict.fromkeys(("newcommand", "renewcommand", "providecommand", "def", "gdef"), 2),
+    **dict.fromkeys(("edef", "xdef", "DeclareMathOperator"), 2),
 }
 # Declarations that hide the rest of their group: `{\color{white} 12}`.
 DECLARATIONS = ("color", "pagecolor")
 DECLARATION_END = re.compile(r"\n|\$|\\[)\]]|</?[a-zA-Z]")
-EMPTY_GROUP = re.compile(r"(?<![\\\w^_}])\{\s*\}")  # what a hidden group leaves: `{}13`
+EMPTY_GROUP = re.compile(r"(?<![\\a-zA-Z^_}])\{\s*\}")  # what a hidden group leaves: `{}13`
 COMMAND = re.compile(r"\\([a-zA-Z]+)|[{}]")
+CONTROL_SEQUENCE = re.compile(r"\\(?:[a-zA-Z]+|.)", re.S)
 
 
 def visible(text: str) -> str | None:
@@ -134,7 +138,11 @@ def _after_arguments(text: str, pos: int, command: re.Match, closing: dict[int, 
                 pos += 1
         if pos >= len(text):
             return len(text)
-        pos = closing.get(pos, len(text)) + 1 if text[pos] == "{" else pos + 1
+        if text[pos] == "{":
+            pos = closing.get(pos, len(text)) + 1
+        else:  # one token: a character or a command (`\\def\\x{12}`)
+            token = CONTROL_SEQUENCE.match(text, pos)
+            pos = token.end() if token else pos + 1
     return min(pos, len(text))
 
 

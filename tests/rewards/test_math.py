@@ -533,6 +533,8 @@ HIDDEN_FINAL_ANSWER = [
     "\\phantom{{{}}}",
     "\\vphantom{{{}}}",
     "\n% {}",
+    "\\newcommand{{\\x}}{{{}}}",
+    "\\def\\x{{{}}}",
     "$ % {}\n$",
     "<!-- {} -->",
     "{{\\color{{white}} {}}}",
@@ -549,9 +551,10 @@ HIDDEN_FINAL_ANSWER = [
 
 @pytest.mark.parametrize("hidden", HIDDEN_FINAL_ANSWER)
 def test_an_invisible_final_answer_is_not_taken_over_the_visible_one(wrap, hidden):
-    completion = "The answer is 13. " + hidden.format(wrap("12"))
-    assert not verify("12", completion)
-    assert verify("13", completion)
+    for visible_answer in ("The answer is 13. ", "The answer is 13"):
+        completion = visible_answer + hidden.format(wrap("12"))
+        assert not verify("12", completion)
+        assert verify("13", completion)
 
 
 @pytest.mark.parametrize(

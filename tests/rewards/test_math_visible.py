@@ -26,6 +26,9 @@ N = 100_000  # characters of each adversarial completion
         ("$a % b$\nc", "$a \nc"),  # in math a % after a number is a comment too: `$5 % b$`
         ("$5 % b$\nc", "$5 \nc"),
         ("50% of 24", "50% of 24"),
+        ("50\n% b", "50\n"),  # a number on the line before makes no percent sign
+        ("a\\def\\x{b}c", "a c"),
+        ("a\\newcommand{\\x}[1]{b}c", "a c"),
         ("28 % more", "28 % more"),
         ("$28$ %", "$28$ %"),
         ("28\\% b", "28\\% b"),
