@@ -98,7 +98,7 @@ def _last_boxed(text: str, lo: int = 0, hi: int | None = None) -> Found | None:
         close = None if close is None else close + lo
         if close is None or close >= end or (found and not _only_connectors(text[close + 1 : end])):
             break
-        found.append(strip_braces(text[brace + 1 : close].strip()))  # math: braces group
+        found.append(_math(text[brace + 1 : close]))
         last_close = last_close or close + 1
         end = box.start()
     if not found:
@@ -185,17 +185,23 @@ def _spans(text: str, lo: int, hi: int) -> list[tuple[str, int, int]]:
         close = text.rfind(closer, lo, hi)
         start = text.rfind(opener, lo, close) if close >= 0 else -1
         if start >= 0 and close > start + len(opener):
-            spans.append((text[start + len(opener) : close], start, close + len(closer)))
+            spans.append((_math(text[start + len(opener) : close]), start, close + len(closer)))
     dollars = list(DOLLAR.finditer(text, lo, hi))
     i = 0
     while i + 1 < len(dollars):  # pair delimiters of the same kind from the left, as TeX does
         opened, closed = dollars[i], dollars[i + 1]
         if opened.group() == closed.group() and closed.start() > opened.end():
-            spans.append((text[opened.end() : closed.start()], opened.start(), closed.end()))
+            spans.append((_math(text[opened.end() : closed.start()]), opened.start(), closed.end()))
             i += 2
         else:
             i += 1
     return spans
+
+
+def _math(text: str) -> str:
+    """What a math span or box holds, less braces around all of it: in math they only group
+    (`\\boxed{{5}}` and `${5}$` show 5, not a set)."""
+    return strip_braces(text.strip())
 
 
 ANSWER_FINDERS = (_answer_tag, _boxed_or_stated, _gsm8k_marker, _from_sentence)

@@ -630,3 +630,7 @@ def test_a_set_of_one_element_is_not_its_element(wrap, one_element_set):
 )
 def test_plain_braces_are_a_set_where_they_are_seen(gold, completion, equal):
     assert verify(gold, completion) is equal
+
+
+def test_braces_in_a_math_span_within_prose_only_group():
+    assert verify("5", "We checked every case and found ${5}$ in the end")
