@@ -16,16 +16,20 @@ _FILLER = (
     r"(?:[\s,]+(?:equal\s+to|equals?|exactly|just|simply|quite|actually|necessarily|really|even|"
     r"in\s+fact|i\s+think|i\s+believe|of\s+course|the\s+number|the\s+value))*"
 )
-# Right before the answer: a negator, then only filler words, markup or a colon (not the end of
-# a sentence: "Is it 7? No. \boxed{12}" answers 12).
+# Right before the answer: a negator or a comparison (`at least 12` is not 12), then only
+# filler words, markup or a colon (not the end of a sentence: "Is it 7? No. \boxed{12}"
+# answers 12).
 NEGATED_BEFORE = re.compile(
     r"(?:\bnot|n['’]t|\bnever|\bhardly|\bscarcely|\bfar\s+from|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
-    r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but)" + _FILLER + r"[^\w.?!;\n]*\Z"
+    r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but|\bexcept|"
+    r"\b(?:more|less|greater|fewer|smaller|larger|bigger|other)\s+than|\bat\s+(?:least|most))"
+    + _FILLER
+    + r"[^\w.?!;\n]*\Z"
 )
 _VERDICT = (
     r"(?:(?:not|n['’]t)\s+(?:be\s+)?(?:correct|right|true|valid|possible|it|the\s+(?:right\s+|"
     r"correct\s+|final\s+)?answer)|wrong|incorrect|false|invalid|impossible|mistaken|erroneous|"
-    r"a\s+mistake|an\s+error|a\s+typo)\b"
+    r"a\s+mistake|an\s+error|a\s+typo|just\s+kidding|kidding|jk)\b"
 )
 _INTERJECTIONS = r"(?:(?:wait|hmm+|oops|actually|but|oh|well|sorry{})\b[^\w]*)*"
 _SUBJECT = (

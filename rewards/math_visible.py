@@ -9,8 +9,10 @@ white text) learns to hide its bets. `visible` removes, in one pass each (linear
 - what a command hides or strikes out: `\\phantom` and its kin, `\\cancel`, `\\sout` and kin,
   colour and style (`\\textcolor{white}{12}`, `{\\color{white} 12}`: any colour, since the
   background is unknown), scaling (`\\scalebox{0}{12}`), markdown `~~12~~`, HTML `<s>`,
-  `<del>`, `<strike>`, `<details>` and any HTML element with a `style`, `class` or `hidden`
-  attribute; definitions (`\\newcommand`, `\\def`), which render nothing.
+  `<del>`, `<strike>`, `<details>`, `<script>`, `<style>`, `<template>`, `<noscript>` and any
+  HTML element with a `style`, `class` or `hidden` attribute; the attributes of any tag
+  (`<img alt="...">`); a Markdown link's target, an image, a link reference definition;
+  definitions (`\\newcommand`, `\\def`), which render nothing.
 Hidden text still takes its room (`1\\phantom{0}2` shows `1 2`). Text with bidirectional
 controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) is shown in another order than
 it is written, and negative spacing (`\\hspace{-2em}`, `\\kern-`), `\\raisebox` and `\\llap`/
@@ -40,11 +42,16 @@ PERCENT_SIGN = re.compile(r"\d[$}]?[^\S\n]*\Z")  # what comes before a `%` that 
 IFFALSE = re.compile(r"\\iffalse(?![a-zA-Z]).*?(?:\\fi(?![a-zA-Z])|\Z)", re.S)
 COMMENT_ENV = re.compile(r"\\begin\{comment\}.*?(?:\\end\{comment\}|\Z)", re.S)
 STRIKETHROUGH = re.compile(r"~~[^~\n]+~~")
-HTML_HIDDEN = re.compile(
-    r"<(s|del|strike|details)\b[^<>]*>.*?(?:</\1\s*>|\Z)"
-    r"|<([a-zA-Z][\w-]*)\b[^<>]*\b(?:style|class|hidden)\b[^<>]*>.*?(?:</\2\s*>|\Z)",
-    re.S | re.I,
+# Markdown shows a link's text, not its target, and neither an image's alt text nor a link
+# reference definition (`[1]: \\boxed{12}` on a line of its own).
+MARKDOWN_HIDDEN = re.compile(  # no brackets inside: each match attempt ends at the next one
+    r"!\[[^\[\]\n]*\]\([^()\n]*\)|(?<=\])\([^()\n]*\)|^ {0,3}\[[^\[\]\n]+\]:.*$", re.M
 )
+# An HTML tag: quoted attribute values may hold `<` and `>`; each character has one reading,
+# so a tag that never closes costs one scan, not a backtracking search.
+HTML_TAG = re.compile(r"""<([a-zA-Z][\w-]*)((?:\s(?:"[^"]*"|'[^']*'|[^<>"'])*)?)>""")
+HIDING_ELEMENTS = {"s", "del", "strike", "details", "script", "style", "template", "noscript"}
+HIDING_ATTRIBUTES = re.compile(r"\b(?:style|class|hidden)\b", re.I)
 # Commands whose last argument is hidden (or struck out), by how many arguments they take;
 # a definition renders nothing (`\\newcommand{\\x}{\\boxed{12}}`).
 HIDING = {
@@ -74,9 +81,25 @@ def visible(text: str) -> str | None:
     for hidden in (HTML_COMMENT, IFFALSE, COMMENT_ENV):
         text = hidden.sub("", text)
     text = _without_latex_comments(text)
-    for hidden in (STRIKETHROUGH, HTML_HIDDEN):
-        text = hidden.sub("", text)
+    text = _without_hidden_html(MARKDOWN_HIDDEN.sub("", STRIKETHROUGH.sub("", text)))
     return EMPTY_GROUP.sub("", _without_hidden_arguments(text))
+
+
+def _without_hidden_html(text: str) -> str:
+    """The text less hiding HTML elements with their content (`<s>`, `<details>`, any element
+    with a `style`, `class` or `hidden` attribute; an unclosed one to the end) and less the
+    tags of other elements with attributes (`<img alt="...">`: attributes are not shown)."""
+    cuts: list[tuple[int, int]] = []
+    for tag in HTML_TAG.finditer(text):
+        if cuts and tag.start() < cuts[-1][1]:
+            continue  # inside a hidden element
+        name, attributes = tag.group(1).lower(), tag.group(2)
+        if name in HIDING_ELEMENTS or HIDING_ATTRIBUTES.search(attributes):
+            close = re.compile(rf"</{re.escape(name)}\s*>", re.I).search(text, tag.end())
+            cuts.append((tag.start(), close.end() if close else len(text)))
+        elif "=" in attributes:
+            cuts.append(tag.span())
+    return _cut(text, cuts)
 
 
 def _without_latex_comments(text: str) -> str:

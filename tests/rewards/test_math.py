@@ -453,6 +453,8 @@ NEGATED_AROUND = [
     "It isn't {}.",
     "It cannot be {}.",
     "It is hardly {}.",
+    "The answer is at least {}.",
+    "It is more than {}.",
     "{} is wrong.",
     "{} is incorrect",
     "{} would be wrong",
@@ -461,6 +463,7 @@ NEGATED_AROUND = [
     "{} -- wait, that's not right.",
     "{}, which is not the answer",
     "{} ❌",
+    "{} (just kidding)",
 ]
 NEGATED_INSIDE = ["\\neq 12", "≠ 12", "not 12", "\\text{not } 12", "12 (wrong)", "12? No"]
 
@@ -546,6 +549,11 @@ HIDDEN_FINAL_ANSWER = [
     '<span style="display:none">{}</span>',
     "<div hidden>{}</div>",
     "<details>{}</details>",
+    "<style>{}</style>",
+    '<img src="x.png" alt="{}">',
+    "![{}](x.png)",
+    " [see](https://x.org/{})",
+    "\n[1]: {}",
 ]
 
 

@@ -40,6 +40,11 @@ N = 100_000  # characters of each adversarial completion
         ("a\u200bb\u2060c\ufeffd\u00ade", "abcde"),
         ("1\u2009000\u202f000", "1 000 000"),
         ("\\text{b} \\mathbf{c}", "\\text{b} \\mathbf{c}"),  # visible
+        ("a <b>c</b> d", "a <b>c</b> d"),  # a tag without attributes: its content shows
+        ('a <img alt="<b>" src=x> c', "a  c"),
+        ("a <script>b</script> c <style>d</style>", "a  c "),
+        ("a [b](c) d ![e](f)", "a [b] d "),
+        ("[1]: b\nc", "\nc"),
     ],
 )
 def test_visible_removes_what_renders_invisibly(text, shown):
@@ -82,10 +87,23 @@ def test_reordered_or_overlapping_text_is_ambiguous(text):
         "<span style=x>",
         "\\begin{comment}",
         "{}",
+        "![",  # each Markdown link or image attempt must end at the next bracket
+        "](",
+        "<a style ",
+        "<b x=1>",
+        '<a b="<',
     ],
 )
 def test_visible_is_linear_on_repeated_hiding_markup(piece):
+    # This thread's CPU time: a backtracking pattern took minutes on some of these.
     text = (piece * (N // len(piece) + 1))[:N]
+    start = time.thread_time()
+    visible(text)
+    assert time.thread_time() - start < 0.5
+
+
+@pytest.mark.parametrize("text", ["<a " + "=" * N, "<a " + "style " * (N // 6), "<a b=" * (N // 5)])
+def test_visible_is_linear_on_one_long_unclosed_tag(text):
     start = time.thread_time()
     visible(text)
     assert time.thread_time() - start < 0.5
