@@ -16,13 +16,14 @@ _FILLER = (
     r"(?:[\s,]+(?:equal\s+to|equals?|exactly|just|simply|quite|actually|necessarily|really|even|"
     r"in\s+fact|i\s+think|i\s+believe|of\s+course|the\s+number|the\s+value))*"
 )
-# Right before the answer: a negator or a comparison (`at least 12` is not 12), then only
+# Right before the answer: a negator or a comparison (`more than 12` is not 12; not "at most",
+# which states a maximum: "Zach can have at most \boxed{2} left over" answers 2), then only
 # filler words, markup or a colon (not the end of a sentence: "Is it 7? No. \boxed{12}"
 # answers 12).
 NEGATED_BEFORE = re.compile(
     r"(?:\bnot|n['’]t|\bnever|\bhardly|\bscarcely|\bfar\s+from|\bno|\bnor|\bneither|≠|\\neq?(?![a-z])|\\not(?![a-z])|\\neg|\\lnot|¬|"
     r"\bcannot\s+be|\binstead\s+of|\brather\s+than|\banything\s+but|\bexcept|"
-    r"\b(?:more|less|greater|fewer|smaller|larger|bigger|other)\s+than|\bat\s+(?:least|most))"
+    r"\b(?:more|less|greater|fewer|smaller|larger|bigger|other)\s+than)"
     + _FILLER
     + r"[^\w.?!;\n]*\Z"
 )

@@ -453,7 +453,6 @@ NEGATED_AROUND = [
     "It isn't {}.",
     "It cannot be {}.",
     "It is hardly {}.",
-    "The answer is at least {}.",
     "It is more than {}.",
     "{} is wrong.",
     "{} is incorrect",
@@ -498,6 +497,7 @@ def test_a_negated_last_number_or_stated_answer_is_ambiguous(completion):
         ("13", "\\boxed{13}. No other value works."),
         ("13", "\\boxed{13}. I hope it is correct."),
         ("13", "\\boxed{13}, which is not divisible by 5."),
+        ("2", "Therefore, Zach can have at most $\\boxed{2}$ pencils left over."),  # MATH-500
         ("x \\neq 3", "<answer>x \\neq 3</answer>"),
         ("x \\neq 3", "\\boxed{x \\neq 3}"),
         ("No", "<answer>No</answer>"),
