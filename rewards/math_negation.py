@@ -38,14 +38,16 @@ _SUBJECT = (
     r"\s+looks)?|is|was|are|ca|can|could|must|would|should|might|seems|looks)?\s*(?:be\s+)?"
 )
 CROSS = re.compile("[✗✘✖❌🚫⛔]")  # a cross mark (`\\xmark` reads as one) right after an answer
-# Right after the answer: a verdict on it (`is wrong`, `-- wait, that's not right`), a bare
-# "No." / "Nope".
+# Right after the answer: a verdict on it (`is wrong`, `-- wait, that's not right`, `(it's
+# not)`), a bare "No." / "Nope".
 NEGATED_AFTER = re.compile(
     r"^[^\w]*"
     + _INTERJECTIONS.format("|no|nope")
     + _SUBJECT
     + r"(?:(?:definitely|clearly|probably|obviously|also|still|actually)\s+)?"
+    + r"(?:"
     + _VERDICT
+    + r"|(?:not|n['’]t)(?=\s*(?:[.!;,)]|\Z)))"  # `it's not.`, `(it isn't)`
     + r"|^[^\w]*"
     + _INTERJECTIONS.format("")
     + r"(?:no|nope|nah)\b(?!\s+\w)"

@@ -23,6 +23,8 @@ from rewards.math_negation import negated
         ("", "\n\nWait, that's wrong."),
         ("", " -- actually no, it is 13"),
         ("", " ✗"),
+        ("", "\n\n(Actually, it's not.)"),
+        ("", " is not!"),
         ("", " \\xmark"),
         ("", "\n" * 200 + "Wait, that is wrong."),  # however far, the next words
         ("", "." * 500 + " wrong"),
