@@ -15,7 +15,10 @@ Policies (documented in docs/rewards.md):
 - "50%" equals 50; it equals 0.5 only with `percent_fraction`;
 - a collection is not its item (`3, 3` != 3); sets and lists of solutions ignore repeats;
 - without </think>, <answer>, \\boxed, "the answer is" or "####", the last number is taken;
-  nothing inside an unclosed <think> is an answer.
+  nothing inside an unclosed <think> is an answer;
+- only what a reader sees counts (`rewards.math_visible`), and a final answer the text
+  negates ("is not 12", "\\boxed{12} is wrong") is ambiguous: 0, never guessed;
+- `1 000` is 1000 (groups of three), `1 2` and `12 34` are no number; `\\{5\\}` is not 5.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
-from rewards.math_extract import ANSWER_IS, extract_answer
+from rewards.math_extract import ANSWER_IS, extract_answer, find_answer
 from rewards.math_normalise import (
     MAX_ANSWER_CHARS,
     exact_number,
@@ -59,6 +62,7 @@ class Outcome(StrEnum):
     EQUAL = "equal"
     DIFFERENT = "different"
     NO_ANSWER = "no_answer"  # nothing extracted
+    AMBIGUOUS = "ambiguous"  # the text negates its final answer, or shows it reordered
     TOO_LONG = "too_long"  # an extracted answer over MAX_ANSWER_CHARS
     TIMEOUT = "timeout"  # the deadline passed before equivalence was decided
     ERROR = "error"  # an input the checker could not handle (a bug to report)
@@ -117,9 +121,12 @@ def check(
 
 
 def _check(gold: str, completion: str | list | dict, answer_tag: bool, policy: Policy) -> Outcome:
-    pred = extract_answer(completion, answer_tag)
-    if pred is None:
+    found = find_answer(completion, answer_tag)
+    if found is None:
         return Outcome.NO_ANSWER
+    if found.ambiguous:
+        return Outcome.AMBIGUOUS
+    pred = found.text
     if len(pred) > MAX_ANSWER_CHARS:
         return Outcome.TOO_LONG
     equal = equivalent(_gold_answer(gold), pred, policy)
@@ -160,6 +167,8 @@ def equivalent(gold: str, pred: str, policy: Policy = Policy()) -> bool:
     p_items, p_kind = _items(p)
     if not g_items or not p_items:  # the empty set equals only itself
         return not g_items and not p_items
+    if len(g_items) == len(p_items) == 1 and (g_kind == "set") != (p_kind == "set"):
+        return False  # a set of one element is not its element
     if len(g_items) > 1 or len(p_items) > 1:
         return _same_collection(g_items, g_kind, p_items, p_kind, policy)
     return _same_value(g_items[0], p_items[0], policy)

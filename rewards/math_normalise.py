@@ -13,7 +13,10 @@ UNITS = (
 REPLACEMENTS = [
     (r"\\\$", ""),
     (rf"\\(?:text|textbf|textnormal|mbox|mathrm)\{{\s*(?:{UNITS})\s*\}}", ""),
-    (r"\\left|\\right|\\displaystyle|\\q?quad\b|\\!|\\,|\\;|\\:|(?<!\\)\\ |~|\$", ""),
+    (r"\\left|\\right|\\displaystyle|\\!|\$", ""),
+    (r"\\q?quad\b|\\,|\\;|\\:|(?<!\\)\\ |~", " "),  # spacing: `1\,000`, never `1 2` = 12
+    (r"\\lbrace\b", r"\\{"),
+    (r"\\rbrace\b", r"\\}"),
     (r"\\[()\[\]]|\\?\"", ""),  # math delimiters \( \) \[ \] and quotes around the answer
     (r"\\[dt]frac", r"\\frac"),
     (r"\^\{?\\circ\}?|°", ""),
@@ -34,6 +37,12 @@ REPLACEMENTS = [
 TRAILING_WORDS = re.compile(r"((?:\s+[A-Za-z]{2,}(?:\^\{?[23]\}?)?)+)\.?\s*$")
 AFTER_MATHS = re.compile(r"(?:[\d})\]%]|\\[a-zA-Z]+)$")
 MATH_WORDS = {"pi", "sqrt", "infinity", "inf", "mod", "ln", "log", "sin", "cos", "tan", "exp"}
+# Digits in groups of three after the first (`1 000 000`, `12 345.5`, `1\,000`) are one number,
+# as thousands separators; any other space between digits (`1 2`, `12 34`, `3. 14`) leaves two
+# numbers side by side, which are no number: SPACED marks them so that nothing equals them.
+THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3})((?:[^\S\n]+\d{3})+)(?!\d)")
+DIGITS_APART = re.compile(r"(?<=\d)\s+(?=\.?\d)|(?<=\d\.)\s+(?=\d)")
+SPACED = "\u2423"  # an open-box character: what stood between digits set apart
 MAX_ANSWER_CHARS = 500  # longer "answers" are not answers: never normalised or parsed
 MAX_EXPONENT = 9999  # 10^{12345} is not a number anyone answers with; never build it
 REPEATING = re.compile(
@@ -45,8 +54,9 @@ E_NOTATION = re.compile(r"(-?)(\d+(?:\.\d+)?)[eE]([-+]?\d+)")
 
 def normalise(answer: str) -> str:
     """A canonical spelling: no $, sizing commands, spaces, \\text, units or degrees;
-    `1,000` -> `1000`; `\\frac12` -> `\\frac{1}{2}`; no trailing period."""
+    `1,000` and `1 000` -> `1000`; `\\frac12` -> `\\frac{1}{2}`; no trailing period; `{5}` a set."""
     text = answer.strip()
+    in_math = text.startswith(("$", "\\(", "\\["))  # where braces only group, unseen
     if len(text) > MAX_ANSWER_CHARS:  # not an answer: normalising it costs time quadratic in
         return text  # its length (runs of spaces against `\s*` patterns)
     if "\\begin" not in text:  # outside matrices `\\frac` is `\frac` escaped twice
@@ -56,6 +66,8 @@ def normalise(answer: str) -> str:
     text = _drop_trailing_words(text)
     text = re.sub(rf"(\d)\s*(?:\\?(?:{UNITS}))\b(?:\^\{{?[23]\}}?)?\.?", r"\1", text)
     text = re.sub(r"(\d),\s*(?=\d{3}(?!\d))", r"\1", text)  # thousands separators
+    text = THOUSANDS.sub(lambda m: m.group(1) + re.sub(r"\s+", "", m.group(2)), text)
+    text = DIGITS_APART.sub(SPACED, text)
     text = re.sub(r"\\frac(\d)(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"\\frac\{([^{}]+)\}(\d)", r"\\frac{\1}{\2}", text)
     text = re.sub(r"\\sqrt\s*(\d+)", r"\\sqrt{\1}", text)
@@ -63,7 +75,14 @@ def normalise(answer: str) -> str:
     if "," not in text:
         text = text.replace(";", ",")  # `-12;-11` and `(0;0;0)` list with semicolons
     text = re.sub(r"^\\pm(.+)$", r"\\{-\1,\1\\}", text)
-    return strip_braces(text)
+    return strip_braces(text) if in_math else _braces_as_set(text)
+
+
+def _braces_as_set(text: str) -> str:
+    """`{5}` -> `\\{5\\}`: in plain text, braces around a whole answer are seen, and read
+    as a set (a set of one element is not its element); in `$...$` they only group."""
+    inner = strip_braces(text)
+    return inner if inner == text else f"\\{{{inner}\\}}"
 
 
 def exact_number(text: str) -> Fraction | None:

@@ -10,6 +10,7 @@ import pytest
 from rewards import math as math_module
 from rewards import math_sympy
 from rewards.math import DEADLINE_S, OUTCOMES, Outcome, check, math_reward, verify
+from rewards.math_extract import Found
 
 SHARED = Path(
     os.environ.get("R1KIT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
@@ -293,9 +294,9 @@ def test_an_internal_error_is_false_and_counted(monkeypatch):
 def test_extraction_time_counts_against_the_deadline(monkeypatch):
     def slow_extraction(*_):
         time.sleep(DEADLINE_S)
-        return "(x+1)^2"  # needs sympy, and no time is left for it
+        return Found("(x+1)^2")  # needs sympy, and no time is left for it
 
-    monkeypatch.setattr(math_module, "extract_answer", slow_extraction)
+    monkeypatch.setattr(math_module, "find_answer", slow_extraction)
     start = time.perf_counter()
     assert check("x^2+2x+1", "<answer>(x+1)^2</answer>") is Outcome.TIMEOUT
     assert time.perf_counter() - start < DEADLINE_S + 0.2
@@ -435,3 +436,230 @@ def test_agreement_with_math_verify_conformance_cases():
 
 
 AGREEMENT_FLOOR = 0.89  # measured 0.911 (strict); the misses are documented in docs/rewards.md
+
+
+# Issue 31: answers the completion does not give, by kind, in <answer> and in \boxed.
+WRAPS = {"tag": "<answer>{}</answer>", "boxed": "\\boxed{{{}}}"}
+
+
+@pytest.fixture(params=list(WRAPS), ids=list(WRAPS))
+def wrap(request):
+    return lambda answer: WRAPS[request.param].format(answer)
+
+
+NEGATED_AROUND = [
+    "The answer is not {}.",
+    "The final answer is **NOT** {}",
+    "It isn't {}.",
+    "It cannot be {}.",
+    "It is hardly {}.",
+    "It is more than {}.",
+    "{} is wrong.",
+    "{} is incorrect",
+    "{} would be wrong",
+    "{}? No.",
+    "{}. Nope.",
+    "{} -- wait, that's not right.",
+    "{}, which is not the answer",
+    "{} ❌",
+    "{} (just kidding)",
+]
+NEGATED_INSIDE = ["\\neq 12", "≠ 12", "not 12", "\\text{not } 12", "12 (wrong)", "12? No"]
+
+
+@pytest.mark.parametrize("around", NEGATED_AROUND)
+def test_a_final_answer_the_text_negates_is_ambiguous(wrap, around):
+    assert check("12", around.format(wrap("12"))) is Outcome.AMBIGUOUS
+
+
+@pytest.mark.parametrize("answer", NEGATED_INSIDE)
+def test_an_answer_that_negates_itself_is_ambiguous(wrap, answer):
+    assert check("12", wrap(answer)) is Outcome.AMBIGUOUS
+
+
+@pytest.mark.parametrize(
+    "completion",
+    ["the answer is not 12", "so it is not 12.", "It's not $12$", "12? No.", "12 is wrong"],
+)
+def test_a_negated_last_number_or_stated_answer_is_ambiguous(completion):
+    assert check("12", completion) is Outcome.AMBIGUOUS
+
+
+@pytest.mark.parametrize(
+    ("gold", "completion"),
+    [
+        ("13", "12 is not prime, so the answer is 13"),
+        ("13", "The answer is 13, not 12."),
+        ("13", "The answer is $13$ rather than $12$."),
+        ("13", "The answer is not 12 but 13."),
+        ("13", "12 is wrong; \\boxed{13}"),
+        ("13", "Is it 12? No. \\boxed{13}"),
+        ("13", "\\boxed{13}. No other value works."),
+        ("13", "\\boxed{13}. I hope it is correct."),
+        ("13", "\\boxed{13}, which is not divisible by 5."),
+        ("2", "Therefore, Zach can have at most $\\boxed{2}$ pencils left over."),  # MATH-500
+        ("x \\neq 3", "<answer>x \\neq 3</answer>"),
+        ("x \\neq 3", "\\boxed{x \\neq 3}"),
+        ("No", "<answer>No</answer>"),
+        ("\\text{not possible}", "\\boxed{\\text{not possible}}"),
+        ("1000.99", "the number is not 10 which is 1,000.99"),
+    ],
+)
+def test_negation_words_that_do_not_negate_the_final_answer_leave_it(gold, completion):
+    assert verify(gold, completion)
+
+
+HIDDEN_BESIDE_VISIBLE_13 = [
+    "\\phantom{12}13",
+    "13\\vphantom{12}",
+    "13\\hphantom{12}",
+    "{\\color{white}12}13",
+    "\\textcolor{white}{12}13",
+    "\\textcolor[HTML]{FFFFFF}{12}13",
+    "\\mathcolor{white}{12}13",
+    "13\\iffalse 12\\fi",
+    "\\cancel{12}13",
+    "\\sout{12} 13",
+    "13<!-- 12 -->",
+    "13\\scalebox{0}{12}",
+    "1\u200b3",
+]
+
+
+@pytest.mark.parametrize("answer", HIDDEN_BESIDE_VISIBLE_13)
+def test_invisible_latex_inside_the_answer_is_not_read(wrap, answer):
+    assert not verify("12", wrap(answer))
+    assert verify("13", wrap(answer))
+
+
+HIDDEN_FINAL_ANSWER = [
+    "\\phantom{{{}}}",
+    "\\vphantom{{{}}}",
+    "\n% {}",
+    "\\newcommand{{\\x}}{{{}}}",
+    "\\def\\x{{{}}}",
+    "$ % {}\n$",
+    "<!-- {} -->",
+    "{{\\color{{white}} {}}}",
+    "\\textcolor{{white}}{{{}}}",
+    "\\iffalse {} \\fi",
+    "\\begin{{comment}}{}\\end{{comment}}",
+    "~~{}~~",
+    "<del>{}</del>",
+    '<span style="display:none">{}</span>',
+    "<div hidden>{}</div>",
+    "<details>{}</details>",
+    "<style>{}</style>",
+    '<img src="x.png" alt="{}">',
+    "![{}](x.png)",
+    " [see](https://x.org/{})",
+    "\n[1]: {}",
+]
+
+
+@pytest.mark.parametrize("hidden", HIDDEN_FINAL_ANSWER)
+def test_an_invisible_final_answer_is_not_taken_over_the_visible_one(wrap, hidden):
+    for visible_answer in ("The answer is 13. ", "The answer is 13"):
+        completion = visible_answer + hidden.format(wrap("12"))
+        assert not verify("12", completion)
+        assert verify("13", completion)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<answer>\u202e21</answer>",
+        "\\boxed{1\u20662\u2069}",
+        "The answer is 13\\hspace{-3em}\\boxed{12}",
+        "<answer>\\llap{12}13</answer>",
+    ],
+)
+def test_text_reordered_or_moved_over_other_text_is_ambiguous(completion):
+    assert check("12", completion) is Outcome.AMBIGUOUS
+    assert check("21", completion) is Outcome.AMBIGUOUS
+
+
+@pytest.mark.parametrize(
+    ("joined", "spaced"),
+    [
+        ("12", "1 2"),
+        ("1234", "12 34"),
+        ("12", "1\\,2"),
+        ("12", "1~2"),
+        ("12", "1\\ 2"),
+        ("12", "1\\quad 2"),
+        ("12", "1\u20092"),
+        ("1234", "1 2 3 4"),
+        ("12", "1\n2"),
+        ("12", "1\\phantom{0}2"),  # a phantom keeps its width
+        ("10000", "1 0000"),  # thousands come in threes
+        ("3.14", "3. 14"),
+        ("3.14", "3 .14"),
+    ],
+)
+def test_digits_set_apart_are_not_one_number(wrap, joined, spaced):
+    assert not verify(joined, wrap(spaced))
+    assert not verify(joined, f"The answer is {spaced}.")
+
+
+@pytest.mark.parametrize(
+    ("gold", "spaced"),
+    [
+        ("1000000", "1 000 000"),
+        ("1000000", "1\\,000\\,000"),
+        ("1000000", "1\u2009000\u2009000"),  # thin spaces
+        ("1000", "1\u202f000"),  # narrow no-break space
+        ("12345.5", "12 345.5"),
+    ],
+)
+def test_digits_grouped_in_threes_are_one_number(wrap, gold, spaced):
+    assert verify(gold, wrap(spaced))
+
+
+@pytest.mark.parametrize(
+    "one_element_set",
+    ["\\{5\\}", "\\left\\{ 5 \\right\\}", "\\lbrace 5 \\rbrace", "\\{5, 5\\}"],
+)
+def test_a_set_of_one_element_is_not_its_element(wrap, one_element_set):
+    assert not verify("5", wrap(one_element_set))
+    assert not verify(one_element_set, wrap("5"))
+    assert verify("\\{5\\}", wrap(one_element_set))
+
+
+@pytest.mark.parametrize(
+    ("gold", "completion", "equal"),
+    [
+        ("5", "<answer>{5}</answer>", False),  # seen as braces: a set
+        ("\\{5\\}", "<answer>{5}</answer>", True),
+        ("5", "\\boxed{{5}}", True),  # in math, braces only group
+        ("5", "<answer>${5}$</answer>", True),
+        ("\\{5\\}", "<answer>x \\in \\{5\\}</answer>", True),
+    ],
+)
+def test_plain_braces_are_a_set_where_they_are_seen(gold, completion, equal):
+    assert verify(gold, completion) is equal
+
+
+def test_braces_in_a_math_span_within_prose_only_group():
+    assert verify("5", "We checked every case and found ${5}$ in the end")
+
+
+# Two worked solutions the checker already misread before issue 31: "so our answer is correct"
+# after the box is read as the stated answer; two boxes joined by "or" are not one answer.
+KNOWN_MISREAD_SOLUTIONS = {"test/number_theory/1000.json", "test/number_theory/459.json"}
+
+
+@pytest.mark.skipif(
+    not (SHARED / "math500.jsonl").is_file() or not (SHARED / "gsm8k_test.jsonl").is_file(),
+    reason="no math500.jsonl / gsm8k_test.jsonl: set R1KIT_SHARED_DATA",
+)
+def test_honest_worked_solutions_still_verify_against_their_answers():
+    # The negation, visibility and digit rules must not cost honest answers: 1,819 real
+    # solutions (their words around the box included) as completions, about 2 s.
+    misread = set()
+    for name, key in (("math500.jsonl", "unique_id"), ("gsm8k_test.jsonl", None)):
+        for i, line in enumerate((SHARED / name).read_text().splitlines()):
+            row = json.loads(line)
+            if not verify(row["answer"], row["solution"]):
+                misread.add(row[key] if key else f"{name}:{i}")
+    assert misread <= KNOWN_MISREAD_SOLUTIONS, misread - KNOWN_MISREAD_SOLUTIONS

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from rewards.math_extract import after_reasoning, extract_answer
+from rewards.math_extract import after_reasoning, extract_answer, find_answer
 
 N = 100_000  # characters of each adversarial completion
 
@@ -108,6 +108,13 @@ def test_digits_inside_a_word_are_not_the_last_number(completion):
         "</think>",
         "1,",
         "-.",
+        "$1$ ",  # every span and number is a candidate
+        "1, not ",
+        "\\boxed{1} is wrong ",
+        "\\phantom{",
+        "{\\color{x}",
+        "%",
+        "<!--",
     ],
 )
 def test_extraction_is_linear_on_repeated_tags_and_braces(piece):
@@ -118,3 +125,30 @@ def test_extraction_is_linear_on_repeated_tags_and_braces(piece):
     extract_answer(completion)
     extract_answer(completion, answer_tag=True)
     assert time.thread_time() - start < 0.5
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("The answer is 13, not 12.", "13"),
+        ("The answer is $13$ rather than $12$.", "13"),
+        ("so 13 (not 12)", "13"),
+        ("The answer is not 12 but 13.", "13"),
+    ],
+)
+def test_a_contrast_reads_the_answer_before_it(completion, expected):
+    assert extract_answer(completion) == expected
+
+
+@pytest.mark.parametrize(
+    "completion",
+    ["The answer is not 12.", "\\boxed{12} is wrong", "<answer>\\neq 12</answer>", "so not 12"],
+)
+def test_a_negated_answer_is_found_ambiguous_and_extracts_as_none(completion):
+    assert find_answer(completion).ambiguous
+    assert extract_answer(completion) is None
+
+
+def test_extraction_reads_only_the_visible_text():
+    assert extract_answer("The answer is 13. <!-- \\boxed{12} -->") == "13"
+    assert extract_answer("<think>a</think> \\phantom{<answer>12</answer>} 13") == "13"
