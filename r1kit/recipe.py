@@ -133,7 +133,8 @@ class DataConfig(Section):
     @classmethod
     def _file_exists(cls, value: str) -> str:
         if Path(value).suffix in DATA_SUFFIXES and not Path(value).is_file():
-            raise ValueError(f"data file not found: {value}")
+            kind = "is a directory, not a file" if Path(value).is_dir() else "not found"
+            raise ValueError(f"data file {kind}: {value}")
         return value
 
 
