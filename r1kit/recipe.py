@@ -428,6 +428,8 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
     """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
     recipe unless told, e.g. distill's); RecipeError on any mistake."""
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path} is a directory; give a recipe .yaml file (see `r1kit recipes`)")
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
     try:
