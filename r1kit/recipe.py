@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -35,6 +35,9 @@ from rewards.registry import RewardStyle
 from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 from rollout.engines import EngineSpec, Placement
 from rollout.types import SamplingParams
+
+# A run's seed: numpy's generators (the bootstrap's) refuse negative ones.
+Seed = Annotated[int, Field(ge=0)]
 
 
 class RecipeError(UserError):
@@ -365,7 +368,7 @@ RESUMABLE_FIELDS = (
 
 class Recipe(Section):
     description: str = ""
-    seed: int = 0
+    seed: Seed = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     template: TemplateConfig = TemplateConfig()

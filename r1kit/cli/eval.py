@@ -16,7 +16,7 @@ from r1kit.cli.app import command, console
 from r1kit.cli.options import schema_range
 from r1kit.eval_run import EvalRequest, check_folder, read_summary, resolve, run, write
 from r1kit.evaluation import EvalError
-from r1kit.recipe import SamplingConfig
+from r1kit.recipe import Recipe, SamplingConfig
 from r1kit.tasks import TASKS
 
 
@@ -53,7 +53,7 @@ def eval_command(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an evaluation already in --out.")
     ] = False,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(**schema_range(Recipe, "seed"))] = 0,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     compare: Annotated[
         bool, typer.Option("--compare", help="Compare the saved evaluations in RUNS instead.")

@@ -13,7 +13,7 @@ from r1kit.cli.app import command, console
 from r1kit.cli.options import schema_range
 from r1kit.groups import generate_groups, score_groups
 from r1kit.models import load_model, load_tokenizer, model_dir
-from r1kit.recipe import DataConfig, EngineConfig, SamplingConfig, TemplateConfig
+from r1kit.recipe import DataConfig, EngineConfig, Recipe, SamplingConfig, TemplateConfig
 from r1kit.tasks import TASKS, load_task
 from rewards.registry import load_reward
 from rewards.scoring import WeightedReward
@@ -35,7 +35,7 @@ def generate(
     temperature: Annotated[
         float, typer.Option(help="0 is greedy.", **schema_range(SamplingConfig, "temperature"))
     ] = 1.0,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(**schema_range(Recipe, "seed"))] = 0,
 ) -> None:
     """Sample completions and score them: the engine and the rewards, end to end."""
     # The rows first: a bad --task fails before a model is loaded.

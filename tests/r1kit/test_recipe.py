@@ -114,6 +114,11 @@ def test_missing_data_file_is_reported():
         validate({"data": {"source": "nowhere.jsonl"}})
 
 
+def test_a_negative_seed_is_refused_naming_the_field():
+    with pytest.raises(RecipeError, match="seed: Input should be greater than or equal to 0"):
+        validate({"seed": -1})
+
+
 def test_a_data_file_that_is_a_directory_says_so(tmp_path):
     (tmp_path / "d.jsonl").mkdir()
     with pytest.raises(RecipeError, match="data file is a directory, not a file"):

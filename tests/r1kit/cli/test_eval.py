@@ -91,6 +91,7 @@ def said(result) -> str:
         ("--temperature", "-0.5", "greater than or equal to 0"),
         ("--max-new-tokens", "0", "greater than or equal to 1"),
         ("--limit", "-2", "greater than or equal to 1"),
+        ("--seed", "-1", "greater than or equal to 0"),
     ],
 )
 def test_a_bad_option_exits_2_naming_it_before_any_model_is_loaded(

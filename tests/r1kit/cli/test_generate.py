@@ -72,6 +72,7 @@ BAD_OPTIONS = [
     ("--prompts", "-1", "greater than or equal to 1"),
     ("--max-new-tokens", "-3", "greater than or equal to 1"),
     ("--temperature", "-1", "greater than or equal to 0"),
+    ("--seed", "-1", "greater than or equal to 0"),
     ("--n", "two", "valid integer"),
 ]
 
