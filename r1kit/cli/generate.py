@@ -36,10 +36,13 @@ def generate(
         float, typer.Option(help="0 is greedy.", **schema_range(SamplingConfig, "temperature"))
     ] = 1.0,
     seed: Annotated[int, typer.Option(**schema_range(Recipe, "seed"))] = 0,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Folder with gsm8k_test.jsonl and math500.jsonl.")
+    ] = None,
 ) -> None:
     """Sample completions and score them: the engine and the rewards, end to end."""
     # The rows first: a bad --task fails before a model is loaded.
-    task_rows = load_task(task, data=DataConfig(eval_size=prompts), seed=seed)
+    task_rows = load_task(task, data_dir, DataConfig(eval_size=prompts), seed)
     sampling = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens)
     engine = open_engine(
         EngineConfig().spec(), ModelSource(model_dir(model), partial(load_model, model))

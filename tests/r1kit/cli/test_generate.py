@@ -107,3 +107,11 @@ def test_prompts_0_in_a_real_process_exits_2_without_a_traceback(tmp_path):
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "'--prompts'" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_benchmark_task_is_read_from_data_dir(tmp_path):
+    (tmp_path / "gsm8k_test.jsonl").write_text('{"question": "What is 40 + 2?", "answer": "42"}\n')
+    args = ["generate", "--model", "tiny-llama", "--task", "gsm8k", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--n", "1", "--prompts", "1", "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output
+    assert "40 + 2" in result.output and "over 1 completions" in result.output
