@@ -164,9 +164,19 @@ def _check_has_rows(path: Path) -> None:
 
 def _normalised(rows: list[dict], cfg: DataConfig, split: str) -> list[dict]:
     """Rows as the trainer reads them; a bad row is found here, before training starts."""
-    return [
-        _normalise(row, cfg, f"{cfg.source!r} ({split}) row {i}") for i, row in enumerate(rows, 1)
-    ]
+    places = _row_places(cfg, split, len(rows))
+    return [_normalise(row, cfg, place) for row, place in zip(rows, places, strict=True)]
+
+
+def _row_places(cfg: DataConfig, split: str, count: int) -> list[str]:
+    """How a message names each row: file:line in a .jsonl file (whose blank lines `datasets`
+    skips), else the split and the row's number."""
+    path = Path(cfg.source)
+    if path.suffix == ".jsonl":
+        lines = [n for n, line in enumerate(path.read_bytes().splitlines(), 1) if line.strip()]
+        if len(lines) == count:
+            return [f"{path}:{n}" for n in lines]
+    return [f"{cfg.source!r} ({split}) row {i}" for i in range(1, count + 1)]
 
 
 def _normalise(row: dict, cfg: DataConfig, where: str) -> dict:
