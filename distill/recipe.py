@@ -24,6 +24,7 @@ from r1kit.recipe import (
     RewardConfig,
     SamplingConfig,
     Section,
+    Seed,
     TemplateConfig,
     load_recipe,
 )
@@ -148,7 +149,7 @@ class OnPolicyConfig(SamplingConfig):
 
 class DistillRecipe(Section):
     description: str = ""
-    seed: int = 0
+    seed: Seed = 0
     mode: Literal["sft", "on_policy"] = "sft"
     teacher: str | None = None  # run dir, checkpoint dir, built-in alias, HF dir or Hub id
     student: StudentConfig = StudentConfig()

@@ -138,6 +138,8 @@ def _load_split(cfg: DataConfig, split: str) -> list[dict]:
     import datasets  # slow to import; only file and Hub sources need it
 
     path = Path(cfg.source)
+    if path.suffix in DATA_SUFFIXES:
+        _check_has_rows(path)
     try:
         if path.suffix in DATA_SUFFIXES:
             kind = {".jsonl": "json", ".json": "json"}.get(path.suffix, path.suffix[1:])
@@ -151,11 +153,30 @@ def _load_split(cfg: DataConfig, split: str) -> list[dict]:
     return [dict(row) for row in dataset]
 
 
+def _check_has_rows(path: Path) -> None:
+    """Refuse a data file with nothing to train on, saying why (datasets' own error does not)."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    if not lines:
+        raise DataError(f"data.source {str(path)!r}: the file is empty (no rows)")
+    if path.suffix == ".csv" and len(lines) == 1:
+        raise DataError(f"data.source {str(path)!r}: only a header line, no rows")
+
+
 def _normalised(rows: list[dict], cfg: DataConfig, split: str) -> list[dict]:
     """Rows as the trainer reads them; a bad row is found here, before training starts."""
-    return [
-        _normalise(row, cfg, f"{cfg.source!r} ({split}) row {i}") for i, row in enumerate(rows, 1)
-    ]
+    places = _row_places(cfg, split, len(rows))
+    return [_normalise(row, cfg, place) for row, place in zip(rows, places, strict=True)]
+
+
+def _row_places(cfg: DataConfig, split: str, count: int) -> list[str]:
+    """How a message names each row: file:line in a .jsonl file (whose blank lines `datasets`
+    skips), else the split and the row's number."""
+    path = Path(cfg.source)
+    if path.suffix == ".jsonl":
+        lines = [n for n, line in enumerate(path.read_bytes().splitlines(), 1) if line.strip()]
+        if len(lines) == count:
+            return [f"{path}:{n}" for n in lines]
+    return [f"{cfg.source!r} ({split}) row {i}" for i in range(1, count + 1)]
 
 
 def _normalise(row: dict, cfg: DataConfig, where: str) -> dict:
@@ -167,9 +188,15 @@ def _normalise(row: dict, cfg: DataConfig, where: str) -> dict:
             f"the rows have {sorted(row)} (set data.prompt_column / answer_column / columns)"
         )
     prompt, answer = row[cfg.prompt_column], row[cfg.answer_column]
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or blank(prompt):
         raise DataError(f"data.source {where}: column {cfg.prompt_column!r} is empty or missing")
-    if answer is None:
+    if blank(answer):
         raise DataError(f"data.source {where}: column {cfg.answer_column!r} is empty or missing")
     extra = {column: row[column] for column in cfg.columns}
     return {**extra, "prompt": prompt, "answer": str(answer)}
+
+
+def blank(value: object) -> bool:
+    """Whether a prompt or an answer is missing: None, or text that is empty or only spaces
+    (a blank gold answer would make every completion's reward meaningless)."""
+    return value is None or not str(value).strip()

@@ -27,6 +27,8 @@ from rollout import (
     open_engine,
 )
 
+SUMMARY_KEYS = ("pass@1", "ci_low", "ci_high")  # what --compare tables and plots
+
 
 @dataclass(frozen=True)
 class EvalRequest:
@@ -45,6 +47,7 @@ class EvalRequest:
     data_dir: str | None = None
     seed: int = 0
     engine: EngineName = "hf"
+    overwrite: bool = False  # replace an evaluation already in `out`
 
 
 @dataclass
@@ -56,6 +59,16 @@ class EvalPlan:
     template: TemplateConfig
     sampling: SamplingParams
     out: Path
+
+
+def check_folder(option: str, path: Path) -> None:
+    """Refuse an output folder that is a file or lies under one, before any work is done."""
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                where = "is a file" if place == path else f"lies under {place}, which is a file"
+                raise EvalError(f"{option} {path}: {where}; give a folder")
+            return
 
 
 def resolve(request: EvalRequest) -> EvalPlan:
@@ -75,6 +88,12 @@ def resolve(request: EvalRequest) -> EvalPlan:
         stop=stop,
     ).params(request.n, seed)
     out = request.out or Path("runs/eval") / f"{Path(request.model).name}-{task.name}"
+    check_folder("--out", out)
+    if (out / "summary.json").exists() and not request.overwrite:
+        raise EvalError(
+            f"--out {out} already holds an evaluation (summary.json): replace it with "
+            "--overwrite, or give another --out"
+        )
     return EvalPlan(request, task, template, sampling, out)
 
 
@@ -129,4 +148,12 @@ def read_summary(directory: Path) -> dict:
     path = directory / "summary.json"
     if not path.is_file():
         raise EvalError(f"{path} not found: run `r1kit eval --out {directory}` first")
-    return json.loads(path.read_text())
+    again = f"run `r1kit eval --out {directory} --overwrite` again"
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise EvalError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); {again}") from None
+    missing = [key for key in SUMMARY_KEYS if not isinstance(summary, dict) or key not in summary]
+    if missing:
+        raise EvalError(f"{path}: not an evaluation summary (no {', '.join(missing)}); {again}")
+    return summary

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from r1kit.errors import UserError  # noqa: E402
 from r1kit.rundir import RunDir  # noqa: E402
 
 PANELS = [
@@ -25,6 +26,8 @@ def plot_run(run_dir: Path) -> Path:
     """Write RUN_DIR/curves.png from metrics.jsonl and return its path; steps where a health
     rule was raised are shaded red on every panel."""
     records = RunDir(run_dir).metrics()
+    if not records:
+        raise UserError(f"{run_dir}/metrics.jsonl: no step recorded yet; plot after the first step")
     flagged = health_steps(records)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7))
     for ax, (title, keys) in zip(axes.flat, PANELS, strict=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -35,6 +35,9 @@ from rewards.registry import RewardStyle
 from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 from rollout.engines import EngineSpec, Placement
 from rollout.types import SamplingParams
+
+# A run's seed: numpy's generators (the bootstrap's) refuse negative ones.
+Seed = Annotated[int, Field(ge=0)]
 
 
 class RecipeError(UserError):
@@ -133,7 +136,8 @@ class DataConfig(Section):
     @classmethod
     def _file_exists(cls, value: str) -> str:
         if Path(value).suffix in DATA_SUFFIXES and not Path(value).is_file():
-            raise ValueError(f"data file not found: {value}")
+            kind = "is a directory, not a file" if Path(value).is_dir() else "not found"
+            raise ValueError(f"data file {kind}: {value}")
         return value
 
 
@@ -364,7 +368,7 @@ RESUMABLE_FIELDS = (
 
 class Recipe(Section):
     description: str = ""
-    seed: int = 0
+    seed: Seed = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     template: TemplateConfig = TemplateConfig()
@@ -427,6 +431,8 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
     """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
     recipe unless told, e.g. distill's); RecipeError on any mistake."""
     path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path} is a directory; give a recipe .yaml file (see `r1kit recipes`)")
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
     try:

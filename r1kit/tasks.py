@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from r1kit.data import DataError
+from r1kit.data import DataError, blank
 from r1kit.recipe import DataConfig, Recipe, RewardConfig
 from r1kit.synthetic import BUILTIN_TASKS, builtin_task
 from rewards.registry import load_reward
@@ -118,18 +118,29 @@ def humaneval_rows() -> list[dict]:
 
 
 def question_rows(path: Path) -> list[dict]:
-    """A user's file: each row needs `prompt` (or `question`) and `answer`."""
+    """A user's file: each row needs a non-blank `prompt` (or `question`) and `answer`."""
     rows = []
-    for number, record in enumerate(read_jsonl(path), 1):
-        prompt = record.get("prompt", record.get("question"))
-        if not isinstance(prompt, str) or "answer" not in record:
-            raise DataError(f"{path} row {number}: needs a `prompt` (or `question`) and `answer`")
-        rows.append({**record, "prompt": prompt, "answer": str(record["answer"])})
+    for number, record in numbered_jsonl(path):
+        prompt, answer = record.get("prompt", record.get("question")), record.get("answer")
+        if not isinstance(prompt, str) or blank(prompt):
+            raise DataError(f"{path}:{number}: `prompt` (or `question`) is empty or missing")
+        if blank(answer):
+            raise DataError(f"{path}:{number}: `answer` is empty or missing")
+        rows.append({**record, "prompt": prompt, "answer": str(answer)})
+    if not rows:
+        raise DataError(f"{path}: no rows in it (the file is empty or only blank lines)")
     return rows
 
 
 def read_jsonl(path: Path) -> list[dict]:
     """The objects of a JSON Lines file; a bad line is reported by its number."""
+    return [record for _, record in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """The objects of a JSON Lines file with their line numbers (blank lines are skipped)."""
+    if path.is_dir():
+        raise DataError(f"task file {path} is a directory; give a .jsonl file")
     if not path.is_file():
         raise DataError(f"task file not found: {path}")
     rows = []
@@ -142,5 +153,5 @@ def read_jsonl(path: Path) -> list[dict]:
             raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: expected a JSON object")
-        rows.append(record)
+        rows.append((number, record))
     return rows

@@ -13,8 +13,10 @@ from rich.table import Table
 
 from r1kit.choices import EngineName, TemplateName
 from r1kit.cli.app import command, console
-from r1kit.eval_run import EvalRequest, read_summary, resolve, run, write
+from r1kit.cli.options import schema_range
+from r1kit.eval_run import EvalRequest, check_folder, read_summary, resolve, run, write
 from r1kit.evaluation import EvalError
+from r1kit.recipe import Recipe, SamplingConfig
 from r1kit.tasks import TASKS
 
 
@@ -25,9 +27,15 @@ def eval_command(
     ] = "smollm2-135m-instruct",
     task: Annotated[str, typer.Option(help=f"{' | '.join(TASKS)} | FILE.jsonl")] = "arithmetic",
     n: Annotated[int, typer.Option(min=1, help="Samples per problem.")] = 1,
-    temperature: Annotated[float, typer.Option(min=0.0, help="0 is greedy.")] = 0.0,
+    temperature: Annotated[
+        float, typer.Option(help="0 is greedy.", **schema_range(SamplingConfig, "temperature"))
+    ] = 0.0,
     max_new_tokens: Annotated[
-        int | None, typer.Option(min=1, help="256, or the recipe's rollout.max_new_tokens.")
+        int | None,
+        typer.Option(
+            help="256, or the recipe's rollout.max_new_tokens.",
+            **schema_range(SamplingConfig, "max_new_tokens"),
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first M problems.")] = None,
     engine: Annotated[EngineName, typer.Option(help="The rollout engine.")] = "hf",
@@ -42,7 +50,10 @@ def eval_command(
     data_dir: Annotated[
         str | None, typer.Option(help="Folder with gsm8k_test.jsonl and math500.jsonl.")
     ] = None,
-    seed: Annotated[int, typer.Option()] = 0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an evaluation already in --out.")
+    ] = False,
+    seed: Annotated[int, typer.Option(**schema_range(Recipe, "seed"))] = 0,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     compare: Annotated[
         bool, typer.Option("--compare", help="Compare the saved evaluations in RUNS instead.")
@@ -68,6 +79,7 @@ def eval_command(
         data_dir=data_dir,
         seed=seed,
         engine=engine,
+        overwrite=overwrite,
     )
     plan = resolve(request)
     with Progress(console=console, disable=json_, transient=True) as bar:
@@ -93,6 +105,8 @@ def compare_runs(dirs: list[Path], console: Console, out: Path | None = None) ->
     if not dirs:
         raise EvalError("--compare needs the eval folders to compare: r1kit eval --compare A B")
     summaries = [read_summary(d) for d in dirs]
+    if out is not None:
+        check_folder("--out", out)
     table = Table("", *[str(d) for d in dirs])
     for key in dict.fromkeys(k for s in summaries for k in s):
         table.add_row(key, *[_cell(s.get(key)) for s in summaries])

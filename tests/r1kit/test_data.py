@@ -36,8 +36,39 @@ def test_missing_column_names_it(tmp_path):
 def test_a_row_without_its_prompt_is_named_by_number_and_column(tmp_path, bad):
     path = tmp_path / "d.jsonl"
     _write_jsonl(path, [{"question": "q1", "answer": 1}, {"question": "q2", "answer": 2}, bad])
-    with pytest.raises(DataError, match=r"d.jsonl.*row 3: column 'question' is empty or missing"):
+    with pytest.raises(DataError, match=r"d.jsonl:3: column 'question' is empty or missing"):
         load_data(DataConfig(source=str(path), eval_size=1), seed=0)
+
+
+@pytest.mark.parametrize("answer", [None, "", "   "])
+def test_a_row_with_a_blank_answer_is_named_by_file_line_and_column(tmp_path, answer):
+    path = tmp_path / "d.jsonl"
+    rows = [{"question": "q1", "answer": "1"}, {"question": "q2", "answer": answer}]
+    path.write_text(f"{json.dumps(rows[0])}\n\n{json.dumps(rows[1])}\n")  # a blank line between
+    with pytest.raises(DataError, match=r"d.jsonl:3: column 'answer' is empty or missing"):
+        load_data(DataConfig(source=str(path), eval_size=1), seed=0)
+
+
+def test_a_bad_row_of_a_csv_is_named_by_its_number(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("question,answer\nq1,1\nq2,\n")
+    with pytest.raises(DataError, match=r"d.csv' \(train\) row 2: column 'answer' is empty"):
+        load_data(DataConfig(source=str(path), eval_size=1), seed=0)
+
+
+@pytest.mark.parametrize("name, text", [("d.jsonl", ""), ("d.jsonl", "\n \n"), ("d.csv", "")])
+def test_an_empty_data_file_says_it_is_empty(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"{name}': the file is empty \(no rows\)"):
+        load_data(DataConfig(source=str(path), eval_size=0), seed=0)
+
+
+def test_a_csv_with_only_its_header_says_so(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("question,answer\n")
+    with pytest.raises(DataError, match="d.csv': only a header line, no rows"):
+        load_data(DataConfig(source=str(path), eval_size=0), seed=0)
 
 
 def test_eval_size_must_leave_training_rows(tmp_path):

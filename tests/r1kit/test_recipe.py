@@ -114,6 +114,22 @@ def test_missing_data_file_is_reported():
         validate({"data": {"source": "nowhere.jsonl"}})
 
 
+def test_a_negative_seed_is_refused_naming_the_field():
+    with pytest.raises(RecipeError, match="seed: Input should be greater than or equal to 0"):
+        validate({"seed": -1})
+
+
+def test_a_data_file_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "d.jsonl").mkdir()
+    with pytest.raises(RecipeError, match="data file is a directory, not a file"):
+        validate({"data": {"source": str(tmp_path / "d.jsonl")}})
+
+
+def test_a_recipe_that_is_a_directory_says_so(tmp_path):
+    with pytest.raises(RecipeError, match="is a directory; give a recipe .yaml file"):
+        load_recipe(tmp_path)
+
+
 def test_overrides_are_applied_and_typed(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("learner: {lr: 1.0e-6}\n")

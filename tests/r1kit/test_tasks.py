@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 from pathlib import Path
@@ -90,11 +91,35 @@ def test_jsonl_rows_take_question_or_prompt(tmp_path):
     assert [(r["prompt"], r["answer"]) for r in task.rows] == [("1+1?", "2"), ("2+2?", "4")]
 
 
-def test_jsonl_row_without_answer_is_named(tmp_path):
+@pytest.mark.parametrize("answer", [None, "", "  \t"])
+def test_jsonl_row_with_a_blank_answer_is_named_by_file_and_line(tmp_path, answer):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"prompt": "1+1"}\n')
-    with pytest.raises(DataError, match=r"row 1: needs a `prompt` \(or `question`\) and `answer`"):
+    bad = {"prompt": "2+2"} if answer is None else {"prompt": "2+2", "answer": answer}
+    path.write_text(f'{{"prompt": "1+1", "answer": 2}}\n\n{json.dumps(bad)}\n')
+    with pytest.raises(DataError, match=r"t.jsonl:3: `answer` is empty or missing"):
         load_task(str(path))
+
+
+@pytest.mark.parametrize("prompt", ['"prompt": ""', '"question": " "', '"prompt": 7', ""])
+def test_jsonl_row_with_a_blank_prompt_is_named_by_file_and_line(tmp_path, prompt):
+    path = tmp_path / "t.jsonl"
+    path.write_text(f'{{{prompt}{", " if prompt else ""}"answer": 2}}\n')
+    with pytest.raises(DataError, match=r"t.jsonl:1: `prompt` \(or `question`\) is empty"):
+        load_task(str(path))
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_jsonl_without_rows_says_the_file_is_empty(tmp_path, text):
+    path = tmp_path / "t.jsonl"
+    path.write_text(text)
+    with pytest.raises(DataError, match=r"t.jsonl: no rows in it \(the file is empty"):
+        load_task(str(path))
+
+
+def test_a_directory_named_like_a_task_file_says_so(tmp_path):
+    (tmp_path / "t.jsonl").mkdir()
+    with pytest.raises(DataError, match=r"t.jsonl is a directory; give a .jsonl file"):
+        load_task(str(tmp_path / "t.jsonl"))
 
 
 def test_bad_jsonl_line_is_located(tmp_path):

@@ -105,7 +105,7 @@ BAD_INPUTS = {
     ),
     "empty-traces-file": ("traces", _empty_traces, "empty.jsonl: no traces in it"),
     "bad-traces-rows": ("traces", _bad_traces, "bad.jsonl: row 2: messages must end"),
-    "bad-data-rows": ("data", _bad_data, "data.jsonl' (train) row 2: column 'question'"),
+    "bad-data-rows": ("data", _bad_data, "data.jsonl:2: column 'question'"),
     "traces-too-long": (
         "sft",
         lambda tmp: {"max_length": 8},

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -76,3 +77,73 @@ def test_recipe_sets_template_length_and_held_out_rows(tmp_path):
 def test_unknown_template_exits_2():
     result = run("--model", "tiny-llama", "--template", "alpaca")
     assert result.exit_code == 2 and "'alpaca' is not one of" in result.output
+
+
+def said(result) -> str:
+    """The command's output as one line of words (without the error panel's borders)."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--n", "0", "greater than or equal to 1"),
+        ("--temperature", "-0.5", "greater than or equal to 0"),
+        ("--max-new-tokens", "0", "greater than or equal to 1"),
+        ("--limit", "-2", "greater than or equal to 1"),
+        ("--seed", "-1", "greater than or equal to 0"),
+    ],
+)
+def test_a_bad_option_exits_2_naming_it_before_any_model_is_loaded(
+    tmp_path, option, value, allowed
+):
+    result = run("--model", str(tmp_path / "no-model"), option, value)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '{option}'" in said(result) and allowed in said(result)
+
+
+def test_out_naming_a_file_exits_2_saying_so(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    result = run("--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "f"))
+    assert result.exit_code == 2 and f"--out {tmp_path / 'f'}: is a file" in said(result)
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_out_under_a_file_exits_2_naming_the_file(tmp_path):
+    (tmp_path / "f").write_text("mine")
+    result = run("--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "f" / "ev"))
+    assert result.exit_code == 2 and f"lies under {tmp_path / 'f'}, which is a file" in said(result)
+
+
+def test_out_holding_an_evaluation_is_refused_without_overwrite(tiny_eval, tmp_path):
+    out = tmp_path / "ev"
+    shutil.copytree(tiny_eval[0], out)
+    before = (out / "summary.json").read_text()
+    result = run("--model", str(tmp_path / "no-model"), "--out", str(out))
+    assert result.exit_code == 2 and "already holds an evaluation" in said(result)
+    assert "--overwrite" in said(result) and (out / "summary.json").read_text() == before
+
+
+def test_overwrite_replaces_an_earlier_evaluation(tiny_eval, tmp_path):
+    out = tmp_path / "ev"
+    shutil.copytree(tiny_eval[0], out)
+    args = ["--model", "tiny-llama", "--limit", "1", "--max-new-tokens", "2", "--out", str(out)]
+    result = run(*args, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["problems"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [("{oops", "summary.json:1: not valid JSON"), ('{"n": 1}', "not an evaluation summary")],
+)
+def test_compare_of_a_damaged_summary_exits_2_naming_it(tmp_path, text, problem):
+    (tmp_path / "summary.json").write_text(text)
+    result = run("--compare", str(tmp_path))
+    assert result.exit_code == 2 and problem in said(result)
+
+
+def test_compare_out_naming_a_file_exits_2(tiny_eval, tmp_path):
+    (tmp_path / "f").write_text("")
+    result = run("--compare", str(tiny_eval[0]), "--out", str(tmp_path / "f"))
+    assert result.exit_code == 2 and "is a file; give a folder" in said(result)

@@ -21,3 +21,9 @@ def test_plot_writes_a_png(tmp_path):
 
 def test_plot_of_a_non_run_exits_2(tmp_path):
     assert runner.invoke(app, ["plot", str(tmp_path)]).exit_code == 2
+
+
+def test_plot_of_a_run_without_a_step_exits_2_saying_so(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    result = runner.invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code == 2 and "no step recorded yet" in result.output
