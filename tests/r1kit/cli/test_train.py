@@ -5,7 +5,7 @@ import yaml
 from typer.testing import CliRunner
 
 from r1kit.cli import RECIPES_DIR, app
-from r1kit.cli.train import _resolve_recipe
+from r1kit.cli.train import _resumed_recipe
 from r1kit.recipe import RESUMABLE_FIELDS, validate
 from r1kit.rundir import RunDir
 
@@ -127,13 +127,13 @@ def test_every_resumable_field_is_tested():
 
 @pytest.mark.parametrize(("field", "value"), ALLOWED.items())
 def test_resume_accepts_and_records_each_field_that_may_change(tmp_path, field, value):
-    recipe = _resolve_recipe(None, [f"{field}={value}"], _saved_run(tmp_path))
+    recipe = _resumed_recipe(None, [f"{field}={value}"], RunDir(_saved_run(tmp_path)))
     assert [(c.step, c.field, c.value) for c in recipe.changes] == [(0, field, value)]
 
 
 def test_resume_records_an_allowed_change_with_its_step(tmp_path):
     run = _saved_run(tmp_path)
-    recipe = _resolve_recipe(None, ["learner.lr=3e-6", "train.steps=7"], run)
+    recipe = _resumed_recipe(None, ["learner.lr=3e-6", "train.steps=7"], RunDir(run))
     assert recipe.learner.lr == 3e-6 and recipe.train.steps == 7
     assert [(c.step, c.field, c.value) for c in recipe.changes] == [
         (0, "learner.lr", 3e-6),
@@ -153,7 +153,7 @@ def test_resume_with_the_runs_own_recipe_is_accepted(tmp_path):
     run = _saved_run(tmp_path, learner={"lr": 1e-6})
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"learner": {"lr": 1e-6}}))
-    assert _resolve_recipe(same, [], run).learner.lr == 1e-6
+    assert _resumed_recipe(same, [], RunDir(run)).learner.lr == 1e-6
 
 
 def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path):
