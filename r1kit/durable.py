@@ -219,8 +219,8 @@ def _digest(file: Path, fsync: bool = False) -> dict:
 
 
 def append_jsonl(path: Path, records: list[dict]) -> None:
-    """Append one line per record, fsynced; a partial last line (a kill mid-write, or a
-    write cut by a full disk) goes first."""
+    """Append one line per record, fsynced; a partial last line (a kill mid-write) goes
+    first, and a failed write leaves none."""
     data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
     with writing(path, len(data)), path.open("a+b") as f:
         end = f.seek(0, os.SEEK_END)
@@ -228,10 +228,15 @@ def append_jsonl(path: Path, records: list[dict]) -> None:
             f.seek(end - 1)
             if f.read(1) != b"\n":
                 f.seek(0)
-                f.truncate(f.read().rfind(b"\n") + 1)
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+                end = f.read().rfind(b"\n") + 1
+                f.truncate(end)
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError:
+            f.truncate(end)  # no partial line holding the space a full disk lacks
+            raise
 
 
 class DamagedFile(UserError):

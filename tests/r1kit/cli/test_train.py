@@ -1,3 +1,5 @@
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,38 @@ def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path
     result = runner.invoke(app, ["train", str(recipe)])
     assert result.exit_code == 2
     assert f"--resume {run}" in " ".join(result.output.split()) and "--overwrite" in result.output
+
+
+def _tiny_run(tmp_path, tiny_recipe, **sections) -> tuple[Path, Path]:
+    """A tiny recipe's file, and its run directory holding only config.yaml (not started)."""
+    raw = tiny_recipe(**sections)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = RunDir(validate(raw).run_dir())
+    run.create(validate(raw), tensorboard=False)
+    return path, run.path
+
+
+@pytest.mark.parametrize("how", ["--resume", "--overwrite"])
+def test_a_second_writer_of_a_live_run_exits_2_naming_the_first(
+    tmp_path, tiny_recipe, lock_holder, how
+):
+    recipe, run = _tiny_run(tmp_path, tiny_recipe)
+    holder, _ = lock_holder(run)
+    args = ["--resume", str(run)] if how == "--resume" else [str(recipe), "--overwrite"]
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run} is being written by pid {holder.pid}" in message and "stop it" in message
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml"]  # nothing touched
+
+
+def test_a_sigkilled_run_never_blocks_its_resume(tmp_path, tiny_recipe, lock_holder):
+    _, run = _tiny_run(tmp_path, tiny_recipe, train={"steps": 1})
+    holder, child = lock_holder(run)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    os.kill(child, 0)  # its orphan child lives on
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert [m["step"] for m in RunDir(run).metrics()] == [0, 1]
