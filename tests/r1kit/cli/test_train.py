@@ -1,5 +1,7 @@
 import os
+import shlex
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +203,75 @@ def test_a_sigkilled_run_never_blocks_its_resume(tmp_path, tiny_recipe, lock_hol
     result = runner.invoke(app, ["train", "--resume", str(run)])
     assert result.exit_code == 0, result.output
     assert [m["step"] for m in RunDir(run).metrics()] == [0, 1]
+
+
+def _cli(*args: str) -> str:
+    """A shell command running the r1kit CLI (a real process, as a user runs it)."""
+    return shlex.join([sys.executable, "-m", "r1kit.cli", *args])
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_with_exit_2_and_the_run_resumes_once_there_is_room(
+    tmp_path, tiny_recipe, small_disk
+):
+    """60 MiB holds the step-2 checkpoint (~42 MiB) but not step-4 beside it."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    out.mkdir()
+    recipe, _ = _tiny_run(tmp_path, tiny_recipe, output={"dir": str(disk)})
+    run = disk / "tiny"
+    script = (
+        f"{_cli('train', str(recipe))} > {out}/full.txt 2>&1; echo $? > {out}/full.rc; "
+        f"cp -a {run} {out}/after; mount -o remount,size=200m {disk}; "
+        f"{_cli('train', '--resume', str(run))} > {out}/resumed.txt 2>&1; "
+        f"echo $? > {out}/resumed.rc; cp -a {run} {out}/resumed"
+    )
+    assert small_disk(disk, "60m", script).returncode == 0
+    message = " ".join((out / "full.txt").read_text().split())
+    assert (out / "full.rc").read_text() == "2\n", message
+    assert f"cannot write {run}/checkpoints/step-4: No space left on device" in message
+    assert "it needs about" in message and f"r1kit train --resume {run}" in message
+    assert sorted(p.name for p in (out / "after/checkpoints").iterdir()) == ["step-2"]
+    assert RunDir(out / "after").recover_checkpoint()[1] == []  # step-2 whole
+    assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
+    assert [m["step"] for m in RunDir(out / "resumed").metrics()] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_resume_removes_a_killed_save_s_scratch_before_it_writes(tmp_path, tiny_recipe, small_disk):
+    """A save killed on a full disk left checkpoints/step-4.tmp filling it: `--resume --set`
+    must free that before it writes config.yaml, else it fails every time."""
+    recipe, _ = _tiny_run(tmp_path, tiny_recipe, train={"steps": 2})
+    assert runner.invoke(app, ["train", str(recipe), "--overwrite"]).exit_code == 0
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    out.mkdir()
+    run = disk / "tiny"
+    resume = _cli(
+        "train", "--resume", str(run), "--set", "train.steps=4", "--set", "train.keep_last=1"
+    )
+    script = (
+        f"cp -a {tmp_path}/runs/tiny {run} && mkdir {run}/checkpoints/step-4.tmp && "
+        f"(dd if=/dev/zero of={run}/checkpoints/step-4.tmp/model.safetensors bs=1M || true) && "
+        f"{resume} > {out}/resumed.txt 2>&1; echo $? > {out}/resumed.rc; cp -a {run} {out}/resumed"
+    )
+    assert small_disk(disk, "110m", script).returncode == 0
+    assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
+    resumed = RunDir(out / "resumed")
+    assert [m["step"] for m in resumed.metrics()] == [0, 1, 2, 3, 4]
+    assert [
+        c["field"] for c in yaml.safe_load((out / "resumed/config.yaml").read_text())["changes"]
+    ] == ["train.steps", "train.keep_last"]
+
+
+@pytest.mark.slow
+def test_a_read_only_checkpoint_directory_exits_2_before_a_step(tmp_path, tiny_recipe, small_disk):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    checkpoints = run / "checkpoints"
+    script = (
+        f"mount -o remount,ro {checkpoints} && {_cli('train', '--resume', str(run))}"
+        f" > {tmp_path}/out.txt 2>&1; echo $? > {tmp_path}/rc"
+    )
+    assert small_disk(checkpoints, "1m", script).returncode == 0
+    message = " ".join((tmp_path / "out.txt").read_text().split())
+    assert (tmp_path / "rc").read_text() == "2\n", message
+    assert f"cannot write {checkpoints}: Read-only file system" in message
+    assert not (run / "metrics.jsonl").exists()  # not even the step-0 evaluation was spent
