@@ -8,6 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from r1kit import durable
 from r1kit.cli import RECIPES_DIR, app
 from r1kit.cli.train import _resumed_recipe
 from r1kit.recipe import RESUMABLE_FIELDS, validate
@@ -275,3 +276,64 @@ def test_a_read_only_checkpoint_directory_exits_2_before_a_step(tmp_path, tiny_r
     assert (tmp_path / "rc").read_text() == "2\n", message
     assert f"cannot write {checkpoints}: Read-only file system" in message
     assert not (run / "metrics.jsonl").exists()  # not even the step-0 evaluation was spent
+
+
+def test_a_config_yaml_that_is_not_yaml_exits_2_naming_its_line(tmp_path, tiny_recipe):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    lines = (run / "config.yaml").read_text().splitlines()
+    lines[6] = "  lr: [0.03"  # an edit cut short
+    (run / "config.yaml").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run}/config.yaml:8: not YAML" in message and "--overwrite" in message
+
+
+@pytest.mark.parametrize("log", ["metrics.jsonl", "samples.jsonl"])
+def test_a_corrupt_log_line_exits_2_naming_file_and_line(tmp_path, tiny_recipe, log):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    (run / log).write_text('{"step": 0}\n{"step": 1, "lo\n{"step": 2}\n')
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run / log}:2: not a JSON line" in message and "delete that line" in message
+
+
+def _checkpointed(tmp_path, tiny_recipe, edit: str = "") -> Path:
+    """A run whose step-2 checkpoint holds its config.yaml, then `edit` (`old -> new`), if
+    any, made to config.yaml by hand."""
+    _, path = _tiny_run(tmp_path, tiny_recipe)
+    run = RunDir(path)
+    with durable.replace_dir(run.checkpoint_dir(2), step=2) as checkpoint:
+        (checkpoint / "config.yaml").write_text((path / "config.yaml").read_text())
+    if edit:
+        old, new = edit.split(" -> ")
+        text = (path / "config.yaml").read_text()
+        assert old in text
+        (path / "config.yaml").write_text(text.replace(old, new))
+    return path
+
+
+def test_a_hand_edit_of_a_resumable_field_is_recorded_as_a_change(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe, "lr: 0.03 -> lr: 0.001")
+    recipe = _resumed_recipe(None, [], RunDir(run))
+    assert recipe.learner.lr == 0.001
+    assert [(c.step, c.field, c.value) for c in recipe.changes] == [(2, "learner.lr", 0.001)]
+
+
+def test_a_hand_edit_of_what_the_run_learned_from_exits_2_naming_it(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe, "group_size: 4 -> group_size: 8")
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run}/config.yaml: edited by hand since checkpoint step-2" in message
+    assert "rollout.group_size (was 4, now 8)" in message and "restore it" in message
+    assert "with --set" in message and "learner.lr" in message
+
+
+def test_a_set_on_resume_stopped_before_its_checkpoint_is_recorded_once(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe)
+    first = _resumed_recipe(None, ["learner.lr=0.001"], RunDir(run))
+    RunDir(run).write_config(first)  # then stopped before a checkpoint copied it in
+    again = _resumed_recipe(None, [], RunDir(run))
+    assert [(c.field, c.value) for c in again.changes] == [("learner.lr", 0.001)]
