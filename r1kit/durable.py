@@ -27,36 +27,41 @@ PROBE = ".probe" + SCRATCH  # proves a directory writable; a kill leaves only sc
 
 # The write failures a user fixes (disk full, no permission, ...) and how to fix each.
 FREE_SPACE = (
-    "free space there (delete old runs or checkpoints; train.keep_last keeps fewer) or set "
-    "output.dir to a larger disk"
+    "free space there (delete old runs or checkpoints, or keep fewer: train.keep_last, "
+    "sft.keep_last) or set output.dir to a larger disk"
 )
+MAKE_WRITABLE = "make it writable for this user (chmod/chown) or set output.dir elsewhere"
 DISK_FAULTS = {
     errno.ENOSPC: FREE_SPACE,
     errno.EDQUOT: "your disk quota there is used up: " + FREE_SPACE,
-    errno.EACCES: "make it writable for this user (chmod/chown) or set output.dir elsewhere",
-    errno.EPERM: "make it writable for this user (chmod/chown) or set output.dir elsewhere",
+    errno.EACCES: MAKE_WRITABLE,
+    errno.EPERM: MAKE_WRITABLE,
     errno.EROFS: "remount that filesystem read-write or set output.dir to a writable disk",
 }
 OS_ERROR = re.compile(r"\(os error (\d+)\)")  # how Rust writers (safetensors) report one
 
 
 class DiskFault(UserError):
-    """A write failed for a reason of the disk's (full, read-only, not permitted)."""
+    """A write failed for a reason of the disk's (full, read-only, not permitted): `errno`."""
+
+    def __init__(self, message: str, errno: int):
+        super().__init__(message)
+        self.errno = errno
 
 
 @contextlib.contextmanager
 def writing(path: Path, needed: int | Callable[[], int] = 0) -> Iterator[None]:
     """Turn a disk fault raised while writing `path` into a DiskFault that names the path,
-    the fault, the bytes needed (`needed`, or a function computing them) and the fix."""
+    the fault, the bytes needed (`needed`, or a function computing them) and the fix; the
+    outermost `writing` names it (a checkpoint, not the file inside it that failed)."""
     try:
         yield
-    except UserError:
-        raise
     except Exception as err:
         code = fault_errno(err)
-        if code is None:
+        if code is None or (isinstance(err, UserError) and not isinstance(err, DiskFault)):
             raise
-        raise DiskFault(_explain(path, code, needed() if callable(needed) else needed)) from None
+        amount = needed() if callable(needed) else needed
+        raise DiskFault(_explain(path, code, amount), code) from None
 
 
 def fault_errno(err: BaseException) -> int | None:
@@ -75,7 +80,7 @@ def fault_errno(err: BaseException) -> int | None:
 def _explain(path: Path, code: int, needed: int) -> str:
     message = f"cannot write {path}: {os.strerror(code)}"
     if code in (errno.ENOSPC, errno.EDQUOT):
-        message += f"; it needs about {size(needed)}, and {size(_free(path))} are free there"
+        message += f"; it needs about {_size(needed)}, and {_size(_free(path))} are free there"
     return f"{message}; {DISK_FAULTS[code]}"
 
 
@@ -86,7 +91,7 @@ def _free(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def size(count: int) -> str:
+def _size(count: int) -> str:
     """A byte count as people read it: 812 bytes, 4.2 MiB, 1.3 GiB."""
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= scale:

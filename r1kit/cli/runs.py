@@ -104,7 +104,8 @@ def fit_until_stopped(
     except DiskFault as fault:
         raise DiskFault(
             f"{fault}; then continue with: r1kit {command} --resume {run.path} (the last "
-            "checkpoint is intact)"
+            "checkpoint is intact)",
+            fault.errno,
         ) from None
     except StopNow as stop:
         console.print(f"stopped at once by {stop}; the last checkpoint is intact")
