@@ -23,6 +23,7 @@ from r1kit.recipe import RecipeError, Section
 CONFIG = "config.yaml"
 LOGS = ("metrics.jsonl", "samples.jsonl")
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
+FIX_CONFIG = "restore it, or start afresh with --overwrite"
 NOT_STARTED = (CONFIG, "tb", runlock.LOCK)  # what a run stopped before its first result holds
 
 
@@ -77,7 +78,10 @@ class RunDir:
         path = self.path / CONFIG
         if not path.is_file():
             raise RecipeError(f"--resume {self.path}: no {CONFIG} there; is it a run directory?")
-        self.config = path.read_text()
+        try:
+            self.config = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise RecipeError(f"{path}: unreadable ({err}); {FIX_CONFIG}") from None
         return parse_config(self.config, path)
 
     def open(self, tensorboard: bool) -> None:
@@ -138,7 +142,7 @@ class RunDir:
             if parent.is_dir():
                 durable.recover(parent)
 
-    def saved_config(self) -> tuple[int, dict] | None:
+    def checkpoint_config(self) -> tuple[int, dict] | None:
         """(step, raw recipe) of the newest checkpoint holding a copy of the config.yaml it
         was trained with (checkpoints of earlier releases hold none: None)."""
         for step, path in reversed(self.saved()):
@@ -166,14 +170,15 @@ class RunDir:
 
 def parse_config(text: str, path: Path) -> dict:
     """A config.yaml's mapping; a RecipeError naming `path:line` when it is not YAML."""
-    fix = "restore it, or start afresh with --overwrite"
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         reason = getattr(err, "problem", None) or type(err).__name__
-        raise RecipeError(f"{where}: not YAML ({reason}); {fix}") from None
+        raise RecipeError(f"{where}: not YAML ({reason}); {FIX_CONFIG}") from None
     if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: not a recipe (a {type(raw).__name__}, not a mapping); {fix}")
+        raise RecipeError(
+            f"{path}: not a recipe (a {type(raw).__name__}, not a mapping); {FIX_CONFIG}"
+        )
     return raw

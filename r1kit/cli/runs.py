@@ -35,7 +35,7 @@ def hand_edits(run: RunDir, saved: Section, allowed: tuple[str, ...]) -> list[st
     """The fields of config.yaml (validated: `saved`) edited by hand since the newest
     checkpoint copied it in, all in `allowed`; a RecipeError naming any other, which would
     change what the run has learned."""
-    copy = run.saved_config()
+    copy = run.checkpoint_config()
     if copy is None:
         return []
     step, raw = copy

@@ -217,9 +217,9 @@ def test_a_config_yaml_that_is_not_a_mapping_names_the_file(tmp_path):
         run.read_config()
 
 
-def test_the_config_copy_of_the_newest_checkpoint_is_the_saved_one(tmp_path):
+def test_the_config_copy_of_the_newest_checkpoint_is_the_one_compared_with(tmp_path):
     run = _run(tmp_path, 1, 3)
     for step, lr in ((1, 0.1), (3, 0.3)):
         (run.checkpoint_dir(step) / "config.yaml").write_text(f"learner: {{lr: {lr}}}\n")
     _save(run, 5)  # a checkpoint of an earlier release: no copy
-    assert run.saved_config() == (3, {"learner": {"lr": 0.3}})
+    assert run.checkpoint_config() == (3, {"learner": {"lr": 0.3}})
