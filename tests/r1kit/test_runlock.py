@@ -1,7 +1,9 @@
 """One writer per run: a live holder refuses a second one; a dead one (SIGKILL) never blocks."""
 
 import os
+import shlex
 import signal
+import sys
 import time
 
 import pytest
@@ -42,3 +44,13 @@ def test_a_directory_that_was_there_keeps_what_it_holds(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [LOCK, "config.yaml"]
     with hold(tmp_path / "run"):  # released: the next writer takes it
         pass
+
+
+def test_a_run_on_a_read_only_disk_is_a_disk_fault_naming_the_lock(small_disk, tmp_path):
+    disk = tmp_path / "disk"
+    take = "import sys; from pathlib import Path; from r1kit.runlock import hold; "
+    take += "hold(Path(sys.argv[1])).__enter__()"
+    command = shlex.join([sys.executable, "-c", take, str(disk / "run")])
+    script = f"mkdir {disk}/run && mount -o remount,ro {disk} && {command}"
+    proc = small_disk(disk, "64k", script)
+    assert f"DiskFault: cannot write {disk / 'run' / LOCK}: Read-only file system" in proc.stderr
