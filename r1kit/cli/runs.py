@@ -102,9 +102,10 @@ def fit_until_stopped(
     try:
         stopped = fit()
     except DiskFault as fault:
+        saved = run.saved()
+        kept = f"from step-{saved[-1][0]}, intact" if saved else "from the start: none was saved"
         raise DiskFault(
-            f"{fault}; then continue with: r1kit {command} --resume {run.path} (the last "
-            "checkpoint is intact)",
+            f"{fault}; then continue with: r1kit {command} --resume {run.path} ({kept})",
             fault.errno,
         ) from None
     except StopNow as stop:

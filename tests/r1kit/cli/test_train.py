@@ -230,7 +230,10 @@ def test_a_full_disk_stops_with_exit_2_and_the_run_resumes_once_there_is_room(
     message = " ".join((out / "full.txt").read_text().split())
     assert (out / "full.rc").read_text() == "2\n", message
     assert f"cannot write {run}/checkpoints/step-4: No space left on device" in message
-    assert "it needs about" in message and f"r1kit train --resume {run}" in message
+    assert (
+        "it needs about" in message
+        and f"r1kit train --resume {run} (from step-2, intact)" in message
+    )
     assert sorted(p.name for p in (out / "after/checkpoints").iterdir()) == ["step-2"]
     assert RunDir(out / "after").recover_checkpoint()[1] == []  # step-2 whole
     assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
