@@ -12,6 +12,7 @@ or read-only disk is a DiskFault saying how much space a save needs.
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from safetensors.torch import load_file
 
 from r1kit import durable
 from r1kit.errors import UserError
-from r1kit.rundir import CONFIG, RunDir
+from r1kit.rundir import CHECKPOINT_NAME, CONFIG, RunDir
 
 
 class Parts(Protocol):
@@ -53,14 +54,21 @@ def save_checkpoint(
         "data": data if data is not None else parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
-    # What the save takes, counted only on a disk fault.
-    needed = lambda: _weight_bytes(parts) + _bytes(state)  # noqa: E731
+    needed = functools.partial(_save_bytes, path, parts, state)  # asked only on a disk fault
     with durable.replace_dir(path, needed=needed, step=step) as tmp:
         _write_model(tmp, parts)
         with (tmp / "trainer_state.pt").open("wb") as f:
             torch.save(state, f)  # to a file, not a path: a failed write keeps its OSError
         if config is not None:
             (tmp / CONFIG).write_text(config)
+
+
+def _save_bytes(path: Path, parts: Parts, state: dict) -> int:
+    """What saving a checkpoint at `path` takes on disk: its tensors' bytes, or the size of a
+    checkpoint beside it (tokenizer files and all) when larger."""
+    beside = [p for p in path.parent.iterdir() if CHECKPOINT_NAME.fullmatch(p.name) and p != path]
+    sizes = [sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in beside]
+    return max([_weight_bytes(parts) + _bytes(state), *sizes])
 
 
 def _weight_bytes(parts: Parts) -> int:

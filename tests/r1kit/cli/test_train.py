@@ -1,4 +1,5 @@
 import os
+import re
 import shlex
 import signal
 import sys
@@ -236,6 +237,9 @@ def test_a_full_disk_stops_with_exit_2_and_the_run_resumes_once_there_is_room(
     )
     assert sorted(p.name for p in (out / "after/checkpoints").iterdir()) == ["step-2"]
     assert RunDir(out / "after").recover_checkpoint()[1] == []  # step-2 whole
+    step_2 = sum(f.stat().st_size for f in (out / "after/checkpoints/step-2").rglob("*"))
+    needs = float(re.search(r"needs about ([\d.]+) MiB", message)[1])
+    assert needs >= round(step_2 / (1 << 20), 1)  # what a checkpoint takes, tokenizer and all
     assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
     assert [m["step"] for m in RunDir(out / "resumed").metrics()] == [0, 1, 2, 3, 4]
 
