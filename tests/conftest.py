@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns fast."""
+"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns fast;
+a real small disk (tmpfs) for the tests of full and read-only disks."""
 
 import shlex
 import subprocess
