@@ -110,7 +110,7 @@ def _resumed_recipe(recipe: Path | None, overrides: list[str], run: RunDir) -> R
             )
         apply_override(raw, override)
     resolved = validate(raw, source=f"{run.path / CONFIG} with --set") if overrides else saved
-    step = max((saved for saved, _ in run.saved()), default=0)
+    step = max((number for number, _ in run.saved()), default=0)
     resolved.changes += [
         Change(step=step, field=key, value=_field(resolved, key))
         for key in dict.fromkeys(edited + keys)
