@@ -1,6 +1,7 @@
 """Fault injection: SIGKILL a tiny training run at random instants, resume it, compare.
 
     python benchmarks/fault_injection.py [--n 50] [--steps 4] [--kills-per-run 1] [--seed 0]
+                                         [--cases kill,second-writer,disk-full]
 
 One uninterrupted run gives the reference final weights. Then, n times: a fresh run of the
 same recipe (save_every 1) is killed at a uniformly random instant of the reference's wall
@@ -8,6 +9,12 @@ time, `--kills-per-run` times (each resume can be killed again), then resumed to
 counts as resumed exactly when the resume exits 0, its final weights equal the reference's
 bit for bit, and metrics.jsonl / samples.jsonl hold each step exactly once. "Lost steps" are
 steps logged before a kill that the resume had to redo (at most 1 each with save_every 1).
+
+Two more cases, n times each: a second writer (`--resume`, or the recipe with `--overwrite`)
+started at a random instant of a live run must exit 2 naming the live run's pid, and the live
+run end exactly; a run on a disk (a tmpfs, in namespaces of its own: needs `unshare -rm`) of a
+random size below what it needs must stop with exit 2 saying what it cannot write, then,
+the disk made large enough, resume exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -45,10 +53,11 @@ class Tally:
     before_start: int = 0  # killed before config.yaml existed: the run is simply started again
     exact: int = 0
     lost_steps: int = 0
+    cases_exact: dict[str, int] = field(default_factory=dict)  # second-writer, disk-full
     failures: list[str] = field(default_factory=list)
 
 
-def recipe(work: Path, name: str, steps: int) -> Path:
+def recipe(work: Path, name: str, steps: int, out: Path | None = None) -> Path:
     """A tiny recipe (tiny random model, a learnable reward) that checkpoints every step."""
     (work / "even.py").write_text(EVEN_TOKENS)
     raw = {
@@ -67,7 +76,7 @@ def recipe(work: Path, name: str, steps: int) -> Path:
             "keep_last": 2,
             "samples_per_step": 2,
         },
-        "output": {"dir": str(work / "runs"), "name": name, "tensorboard": False},
+        "output": {"dir": str(out or work / "runs"), "name": name, "tensorboard": False},
     }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -146,6 +155,55 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
     return f"{name}: kills: {landed} -> {problem or 'resumed exactly'}"
 
 
+def second_writer(index: int, work: Path, duration: float, reference, steps: int) -> str | None:
+    """A run, and at a random instant of it a second writer; what went wrong (None: nothing).
+    Whichever took the lock first must end exactly, the other exit 2 naming its pid."""
+    name = f"second-{index}"
+    recipe_path, run = recipe(work, name, steps), work / "runs" / name
+    first = launch(recipe_path, run, work / f"{name}.log")
+    time.sleep(random.uniform(0, duration))
+    how = random.choice(["--resume", "--overwrite"])
+    args = ["--resume", str(run)] if how == "--resume" else [str(recipe_path), "--overwrite"]
+    second = subprocess.Popen([*CLI, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    said = " ".join(second.communicate()[1].decode().split())
+    overlapped = first.poll() is None  # the first lived through all of the second
+    code = first.wait()
+    first_said = " ".join((work / f"{name}.log").read_text().split())
+    if code == 2 and f"being written by pid {second.pid}" in first_said:
+        code = 0  # the second took the lock first: the first was refused, and it ran
+    elif overlapped and (second.returncode != 2 or f"being written by pid {first.pid}" not in said):
+        return f"second writer ({how}) exited {second.returncode} during the run: {said[-300:]}"
+    if code or second.returncode not in (0, 2):
+        return f"exits {code} and {second.returncode}: {first_said[-300:]} {said[-300:]}"
+    return check(run, reference, steps)
+
+
+def disk_full(index: int, work: Path, footprint: int, reference, steps: int) -> str | None:
+    """A fresh run on a disk of a random size below `footprint` (what the whole run wrote),
+    then that disk made large enough and the run resumed; what went wrong (None: nothing)."""
+    name, disk = f"full-{index}", work / f"disk-{index}"
+    disk.mkdir()
+    run, logs = disk / name, work / name
+    fresh = shlex.join([*CLI, str(recipe(work, name, steps, out=disk))])
+    resume = shlex.join([*CLI, "--resume", str(run)])
+    script = (
+        f"mount -t tmpfs -o size={int(footprint * random.uniform(0.1, 1.0))} tmpfs {disk} && "
+        f"{fresh} >/dev/null 2>{logs}.full; echo $? > {logs}.full.rc; "
+        f"mount -o remount,size={3 * footprint} {disk}; "
+        f"{resume} >/dev/null 2>{logs}.resumed; echo $? > {logs}.resumed.rc; "
+        f"cp -a {run} {work / 'runs' / name}"
+    )
+    if subprocess.run(["unshare", "-rm", "sh", "-c", script]).returncode:
+        return "could not run on a small disk (needs `unshare -rm` and tmpfs mounts)"
+    said = " ".join(Path(f"{logs}.full").read_text().split())
+    code, resumed = (int(Path(f"{logs}.{stage}.rc").read_text()) for stage in ("full", "resumed"))
+    if code not in (0, 2) or (code == 2 and "cannot write" not in said):
+        return f"the run on a full disk exited {code}: {said[-300:]}"
+    if resumed:
+        return f"the resume exited {resumed}: {Path(f'{logs}.resumed').read_text()[-300:]}"
+    return check(work / "runs" / name, reference, steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="runs to kill and resume")
@@ -153,7 +211,11 @@ def main() -> None:
     parser.add_argument("--kills-per-run", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill instants")
     parser.add_argument("--keep", type=Path, help="work directory to keep (default: a temp one)")
+    parser.add_argument(
+        "--cases", default="kill,second-writer,disk-full", help="comma-separated cases to run"
+    )
     args = parser.parse_args()
+    cases = args.cases.split(",")
     random.seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
@@ -169,12 +231,28 @@ def main() -> None:
             sys.exit(f"the uninterrupted run failed:\n{whole.stderr}")
         duration = time.perf_counter() - start
         reference = load_file(work / "runs" / "whole" / "final" / "model.safetensors")
+        footprint = sum(f.stat().st_size for f in (work / "runs" / "whole").rglob("*"))
         tally = Tally()
+        others = {
+            "second-writer": lambda i: second_writer(i, work, duration, reference, args.steps),
+            "disk-full": lambda i: disk_full(i, work, footprint, reference, args.steps),
+        }
         for index in range(args.n):
-            print(trial(index, work, args, duration, reference, tally), flush=True)
-    print(f"kills tried: {tally.kills} ({tally.before_start} before the run wrote anything)")
-    print(f"resumed exactly: {tally.exact}/{args.n}")
-    print(f"lost steps (logged, then redone after a kill): {tally.lost_steps}")
+            if "kill" in cases:
+                print(trial(index, work, args, duration, reference, tally), flush=True)
+            for case in (case for case in others if case in cases):
+                problem = others[case](index)
+                if problem:
+                    tally.failures.append(f"{case}-{index}: {problem}")
+                else:
+                    tally.cases_exact[case] = tally.cases_exact.get(case, 0) + 1
+                print(f"{case}-{index}: {problem or 'ended exactly'}", flush=True)
+    for case in (case for case in others if case in cases):
+        print(f"{case}: ended exactly {tally.cases_exact.get(case, 0)}/{args.n}")
+    if "kill" in cases:
+        print(f"kills tried: {tally.kills} ({tally.before_start} before the run wrote anything)")
+        print(f"resumed exactly: {tally.exact}/{args.n}")
+        print(f"lost steps (logged, then redone after a kill): {tally.lost_steps}")
     for failure in tally.failures:
         print(f"FAILED {failure}")
     sys.exit(1 if tally.failures else 0)

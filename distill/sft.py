@@ -74,7 +74,7 @@ def total_steps(cfg: SFTConfig, examples: int) -> int:
 
 def save(run: RunDir, parts, step: int, keep_last: int) -> None:
     """Checkpoint `step` atomically, keeping the newest `keep_last`."""
-    save_checkpoint(run.checkpoint_dir(step), parts, step)
+    save_checkpoint(run.checkpoint_dir(step), parts, step, config=run.config)
     run.prune_checkpoints(keep_last)
 
 

@@ -27,6 +27,7 @@ from grpo.objective import PolicyGradient
 from grpo.prefetch import Prefetch, staleness
 from r1kit.advantages import group_advantages
 from r1kit.display import Display
+from r1kit.durable import DiskFault
 from r1kit.errors import UserError
 from r1kit.evaluation import evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
@@ -51,12 +52,15 @@ class Trainer:
     def fit(self, resume: bool = False) -> int | None:
         """Train until `train.steps` or a stop signal, checkpointing on the way; return the
         signal that stopped the run early (after its checkpoint), or None. A user's mistake
-        found mid-run (a reward failing on too much of a batch) is checkpointed first."""
+        found mid-run (a reward failing on too much of a batch) is checkpointed first; a disk
+        fault is not (the disk that refused a write would refuse the checkpoint)."""
         if resume:
             self._resume()
         try:
             with self.stopper:
                 self._train()
+        except DiskFault:
+            raise
         except UserError:
             self.save()
             raise
@@ -231,6 +235,7 @@ class Trainer:
             self.parts,
             self.step_done,
             data=self.prefetch.position(),  # prefetched rows are drawn again on resume
+            config=self.run.config,
         )
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done

@@ -1,24 +1,30 @@
 """The run directory: resolved recipe, metrics, samples, TensorBoard, checkpoints, final model.
 
-runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  tb/  checkpoints/step-N/  final/
+runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  tb/  checkpoints/step-N/  final/  .lock
 
 Everything here survives a kill at any instant (see r1kit/durable.py): config.yaml, every
 checkpoint and final/ appear whole or not at all, log lines are fsynced, and `recover_checkpoint`
-turns whatever a kill left into a directory `--resume` continues from.
+turns whatever a kill left into a directory `--resume` continues from. One process writes a
+run at a time (`lock`, r1kit/runlock.py); a full or read-only disk is a DiskFault naming the
+file, never a half-written one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
 import yaml
 
-from r1kit import durable
-from r1kit.recipe import Recipe
+from r1kit import durable, runlock
+from r1kit.recipe import RecipeError, Section
 
+CONFIG = "config.yaml"
 LOGS = ("metrics.jsonl", "samples.jsonl")
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
+FIX_CONFIG = "restore it, or start afresh with --overwrite"
+NOT_STARTED = (CONFIG, "tb", runlock.LOCK)  # what a run stopped before its first result holds
 
 
 class RunDir:
@@ -28,26 +34,60 @@ class RunDir:
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
         self.final = self.path / "final"
+        self.config: str | None = None  # config.yaml as this process wrote or read it
         self._tb = None
 
-    def create(self, recipe: Recipe, tensorboard: bool) -> None:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """This process is the run's one writer until the block ends (RunBusy if another is)."""
+        return runlock.hold(self.path)
+
+    def create(self, recipe: Section, tensorboard: bool) -> None:
         """A new run: the directory and its resolved recipe."""
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(recipe)
         self.open(tensorboard)
 
     def started(self) -> bool:
-        """Whether the run holds anything but its config.yaml and tb/: results, progress or
-        checkpoints (a run stopped by a bad input before its first result holds none)."""
-        return any(path.name not in ("config.yaml", "tb") for path in self.path.iterdir())
+        """Whether the run holds anything but its config.yaml, tb/ and lock: results, progress
+        or checkpoints (a run stopped by a bad input before its first result holds none)."""
+        return any(path.name not in NOT_STARTED for path in self.path.iterdir())
 
-    def write_config(self, recipe: Recipe) -> None:
-        """The fully resolved recipe (atomically), as `--resume` reads it back."""
+    def clear(self) -> None:
+        """Delete everything the run holds but its lock (held by this process, which must stay
+        the same file for a writer that comes next); config.yaml first, so a kill midway
+        leaves no run that `--resume` would take for whole."""
+        for path in sorted(self.path.iterdir(), key=lambda p: p.name != CONFIG):
+            if path.name == runlock.LOCK:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                durable.remove_dir(path)
+            else:
+                path.unlink()
+
+    def write_config(self, recipe: Section) -> None:
+        """The fully resolved recipe (atomically), as `--resume` reads it back; not written
+        again when config.yaml holds it already (a resume without changes writes nothing)."""
         text = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
-        durable.write_text(self.path / "config.yaml", text)
+        if text != self.config:
+            durable.write_text(self.path / CONFIG, text)
+            self.config = text
+
+    def read_config(self) -> dict:
+        """The raw recipe in config.yaml (what `--resume` continues); a RecipeError naming the
+        file and line when it is missing or not YAML."""
+        path = self.path / CONFIG
+        if not path.is_file():
+            raise RecipeError(f"--resume {self.path}: no {CONFIG} there; is it a run directory?")
+        try:
+            self.config = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise RecipeError(f"{path}: unreadable ({err}); {FIX_CONFIG}") from None
+        return parse_config(self.config, path)
 
     def open(self, tensorboard: bool) -> None:
-        """Start (or continue) writing TensorBoard events."""
+        """Start (or continue) writing: prove the checkpoints' directory writable before any
+        step is spent (a DiskFault naming it), then open TensorBoard's events."""
+        durable.probe(self.checkpoints if self.checkpoints.is_dir() else self.path)
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -64,7 +104,7 @@ class RunDir:
         durable.append_jsonl(self.path / "samples.jsonl", [{"step": step, **s} for s in samples])
 
     def metrics(self) -> list[dict]:
-        return durable.read_jsonl(self.path / "metrics.jsonl")
+        return durable.read_jsonl(self.path / "metrics.jsonl", keys=("step",))
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"
@@ -81,9 +121,7 @@ class RunDir:
         A broken checkpoint is renamed `step-N.broken` (kept for inspection): the resumed run
         writes that step again, and a broken one must not count towards `keep_last`.
         """
-        for parent in (self.path, self.checkpoints):
-            if parent.is_dir():
-                durable.recover(parent)
+        self.recover()
         problems = []
         for step, path in reversed(self.saved()):
             manifest, wrong = durable.verify_dir(path)
@@ -97,6 +135,21 @@ class RunDir:
             problems.append(f"{path}: {'; '.join(wrong)}; set aside as {broken.name}")
         return None, problems
 
+    def recover(self) -> None:
+        """Finish or undo what a kill or a failed write left half done (scratch files, a
+        set-aside checkpoint): first thing on `--resume`, before anything is written."""
+        for parent in (self.path, self.checkpoints):
+            if parent.is_dir():
+                durable.recover(parent)
+
+    def checkpoint_config(self) -> tuple[int, dict] | None:
+        """(step, raw recipe) of the newest checkpoint holding a copy of the config.yaml it
+        was trained with (checkpoints of earlier releases hold none: None)."""
+        for step, path in reversed(self.saved()):
+            with contextlib.suppress(OSError, RecipeError):
+                return step, parse_config((path / CONFIG).read_text(), path / CONFIG)
+        return None
+
     def prune_checkpoints(self, keep_last: int) -> None:
         """Delete all but the newest `keep_last` (>= 1) checkpoints."""
         for _, path in self.saved()[:-keep_last]:
@@ -107,9 +160,25 @@ class RunDir:
         for name in LOGS:
             path = self.path / name
             if path.is_file():
-                kept = [r for r in durable.read_jsonl(path) if r["step"] < step]
+                kept = [r for r in durable.read_jsonl(path, keys=("step",)) if r["step"] < step]
                 durable.rewrite_jsonl(path, kept)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def parse_config(text: str, path: Path) -> dict:
+    """A config.yaml's mapping; a RecipeError naming `path:line` when it is not YAML."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        reason = getattr(err, "problem", None) or type(err).__name__
+        raise RecipeError(f"{where}: not YAML ({reason}); {FIX_CONFIG}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            f"{path}: not a recipe (a {type(raw).__name__}, not a mapping); {FIX_CONFIG}"
+        )
+    return raw

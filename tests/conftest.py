@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns fast."""
+"""Shared fixtures: a tiny GRPO recipe on a tiny random model, with a reward it learns fast;
+a real small disk (tmpfs) for the tests of full and read-only disks."""
+
+import shlex
+import subprocess
 
 import pytest
 
@@ -40,3 +44,30 @@ def tiny_recipe(tmp_path):
         return recipe
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_disk(tmp_path_factory):
+    """A runner of shell scripts that see a real small filesystem (tmpfs) mounted at a path,
+    in user and mount namespaces of their own: a disk that fills up, or (remounted `ro`) is
+    read-only even to root, as chmod is not. Skipped where namespaces are not permitted."""
+    probe = tmp_path_factory.mktemp("probe")
+    try:
+        allowed = _on_tmpfs(probe, "64k", "true").returncode == 0
+    except FileNotFoundError:  # no unshare
+        allowed = False
+    if not allowed:
+        pytest.skip("needs `unshare -rm` and `mount -t tmpfs` (user namespaces) for a small disk")
+    return _on_tmpfs
+
+
+def _on_tmpfs(mountpoint, size: str, script: str, timeout: int = 300):
+    """Run `script` (sh) with a tmpfs of `size` at `mountpoint`; it is gone afterwards."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    mount = f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(mountpoint))}"
+    return subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"{mount} && {script}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

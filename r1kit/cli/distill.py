@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 import yaml
@@ -14,13 +14,17 @@ from r1kit.cli.runs import (
     OverwriteOption,
     ResumeOption,
     SetOption,
-    clear_for_new_run,
     fit_until_stopped,
+    hand_edits,
+    make_ready,
     saved_config,
 )
 from r1kit.recipe import RecipeError, validate
 from r1kit.references import check_engine_section
-from r1kit.rundir import RunDir
+from r1kit.rundir import CONFIG, RunDir
+
+if TYPE_CHECKING:
+    from distill.recipe import DistillRecipe
 
 
 @command("distill")
@@ -38,34 +42,40 @@ def distill(
     if resume is not None:
         if set_ or recipe is not None:
             raise RecipeError(f"resume with `r1kit distill --resume {resume}` alone")
-        raw, saved = saved_config(resume)
-        resolved = validate(raw, str(saved), DistillRecipe)
+        run = RunDir(resume)
+        resolved = validate(saved_config(run), str(run.path / CONFIG), DistillRecipe)
+        hand_edits(run, resolved, allowed=())
     elif recipe is None:
         raise RecipeError("give a distill recipe file or --resume RUN_DIR")
     else:
         resolved = load_distill_recipe(recipe, set_)
+        run = RunDir(resolved.run_dir())
     check_distill_references(resolved)
     if resolved.generates():
         check_engine_section(resolved.generate, resolved.ray, "generate", cluster=not dry_run)
-    run = RunDir(resume or resolved.run_dir())
     if dry_run:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json", by_alias=True)))
         return
-    if resume is None:
-        clear_for_new_run(run, overwrite)
+    with run.lock():
+        make_ready(run, resume is not None, overwrite)
+        _distill(resolved, run, resume is not None)
+
+
+def _distill(resolved: DistillRecipe, run: RunDir, resume: bool) -> None:
+    """Read the inputs, write the run's config (a new run) and run every stage."""
     from distill.inputs import prepare  # torch and transformers: slow to import
     from distill.pipeline import Distillation
 
     inputs = prepare(resolved)  # a bad input fails here, before the run directory is written
-    if resume is None:
-        run.create(resolved, resolved.output.tensorboard)
-    else:
+    if resume:
         run.open(resolved.output.tensorboard)
+    else:
+        run.create(resolved, resolved.output.tensorboard)
     job = Distillation(resolved, run, inputs)
     fit_until_stopped(
         "distill",
         run,
-        lambda: job.fit(resume=resume is not None),
+        lambda: job.fit(resume=resume),
         lambda: "at a safe point (the last checkpoint and every whole chunk of traces are kept)",
     )
     for stage, summary in job.results.items():

@@ -14,8 +14,9 @@ from r1kit.cli.runs import (
     OverwriteOption,
     ResumeOption,
     SetOption,
-    clear_for_new_run,
     fit_until_stopped,
+    hand_edits,
+    make_ready,
     saved_config,
 )
 from r1kit.recipe import (
@@ -28,7 +29,7 @@ from r1kit.recipe import (
     validate,
 )
 from r1kit.references import check_references
-from r1kit.rundir import RunDir
+from r1kit.rundir import CONFIG, RunDir
 
 
 @command("train")
@@ -42,14 +43,23 @@ def train(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Train a model with GRPO as the recipe says."""
-    resolved = _resolve_recipe(recipe, set_, resume)
+    if resume is None:
+        resolved = _new_recipe(recipe, set_)
+        run = RunDir(resolved.run_dir())
+    else:
+        run = RunDir(resume)
+        resolved = _resumed_recipe(recipe, set_, run)
     check_references(resolved, cluster=not dry_run)
-    run = RunDir(resume or resolved.run_dir())
     if dry_run:
         _print_plan(resolved, run)
         return
-    if resume is None:
-        clear_for_new_run(run, overwrite)
+    with run.lock():
+        make_ready(run, resume is not None, overwrite)
+        _train(resolved, run, resume is not None)
+
+
+def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
+    """Build the parts, write the run's config (a new run, or a resume's changes) and fit."""
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.trainer import Trainer
 
@@ -58,11 +68,11 @@ def train(
 
         console.print(f"code sandbox isolation: {isolation_mode()}")
     parts = Components.build(resolved)
-    if resume is None:
-        run.create(resolved, resolved.output.tensorboard)
-    else:
-        run.write_config(resolved)  # records any `--set` changes
+    if resume:
+        run.write_config(resolved)  # records any changes; nothing written without
         run.open(resolved.output.tensorboard)
+    else:
+        run.create(resolved, resolved.output.tensorboard)
     if resolved.train.threads:
         import torch
 
@@ -71,35 +81,48 @@ def train(
     fit_until_stopped(
         "train",
         run,
-        lambda: trainer.fit(resume=resume is not None),
+        lambda: trainer.fit(resume=resume),
         lambda: f"after step {trainer.step_done} (checkpoint saved)",
     )
     console.print(f"done: {run.path}  (final model: {run.final})")
 
 
-def _resolve_recipe(recipe: Path | None, overrides: list[str], resume: Path | None) -> Recipe:
-    if resume is None:
-        if recipe is None:
-            raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
-        return load_recipe(recipe, overrides)
-    raw, saved_path = saved_config(resume)
-    saved = validate(raw, source=str(saved_path))
+def _new_recipe(recipe: Path | None, overrides: list[str]) -> Recipe:
+    if recipe is None:
+        raise RecipeError("give a recipe file (see `r1kit recipes`) or --resume RUN_DIR")
+    return load_recipe(recipe, overrides)
+
+
+def _resumed_recipe(recipe: Path | None, overrides: list[str], run: RunDir) -> Recipe:
+    """The run's config.yaml with the `--set` overrides; each field they or a hand edit of
+    config.yaml change (only RESUMABLE_FIELDS may) is recorded in `changes`."""
+    raw = saved_config(run)
+    saved = validate(raw, source=str(run.path / CONFIG))
     if recipe is not None:
-        _check_same_run(load_recipe(recipe), saved, recipe, resume)
-    if not overrides:
-        return saved
-    step = max((saved for saved, _ in RunDir(resume).saved()), default=0)
+        _check_same_run(load_recipe(recipe), saved, recipe, run.path)
+    edited = [key for key in hand_edits(run, saved, RESUMABLE_FIELDS) if not _recorded(saved, key)]
     keys = [override.partition("=")[0] for override in overrides]
     for key, override in zip(keys, overrides, strict=True):
         if key not in RESUMABLE_FIELDS:
             raise RecipeError(
-                f"--set {key}: cannot change when resuming {resume} (it would change what the run "
-                f"has learned); these can: {', '.join(RESUMABLE_FIELDS)}"
+                f"--set {key}: cannot change when resuming {run.path} (it would change what the "
+                f"run has learned); these can: {', '.join(RESUMABLE_FIELDS)}"
             )
         apply_override(raw, override)
-    resolved = validate(raw, source=f"{saved_path} with --set")
-    resolved.changes += [Change(step=step, field=key, value=_field(resolved, key)) for key in keys]
+    resolved = validate(raw, source=f"{run.path / CONFIG} with --set") if overrides else saved
+    step = max((number for number, _ in run.saved()), default=0)
+    resolved.changes += [
+        Change(step=step, field=key, value=_field(resolved, key))
+        for key in dict.fromkeys(edited + keys)
+    ]
     return resolved
+
+
+def _recorded(recipe: Recipe, key: str) -> bool:
+    """Whether `changes` holds the field's value already: a `--set` on an earlier resume that
+    stopped before its first checkpoint, which still holds the value before."""
+    values = [change.value for change in recipe.changes if change.field == key]
+    return bool(values) and values[-1] == _field(recipe, key)
 
 
 def _field(recipe: Recipe, key: str) -> object:

@@ -2,13 +2,17 @@
 
 checkpoints/step-N/  model.safetensors, config.json, tokenizer files  (loads in transformers)
                      trainer_state.pt: optimizer, scheduler, LoRA adapter, data position, RNG
+                     config.yaml: the run's config.yaml it was trained with (a hand edit of
+                     the run's own is found by comparing the two on `--resume`)
                      manifest.json: step, and each file's size and sha256
 Both it and final/ are written under a scratch name, fsynced and renamed (r1kit/durable.py):
-a kill mid-save never leaves a half checkpoint, nor deletes the last complete one.
+a kill mid-save never leaves a half checkpoint, nor deletes the last complete one, and a full
+or read-only disk is a DiskFault saying how much space a save needs.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import warnings
 from pathlib import Path
@@ -19,7 +23,7 @@ from safetensors.torch import load_file
 
 from r1kit import durable
 from r1kit.errors import UserError
-from r1kit.rundir import RunDir
+from r1kit.rundir import CHECKPOINT_NAME, CONFIG, RunDir
 
 
 class Parts(Protocol):
@@ -33,13 +37,16 @@ class Parts(Protocol):
 
 def save_model(path: Path, parts: Parts) -> None:
     """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load."""
-    with durable.replace_dir(path) as tmp:
+    with durable.replace_dir(path, needed=lambda: _weight_bytes(parts)) as tmp:
         _write_model(tmp, parts)
 
 
-def save_checkpoint(path: Path, parts: Parts, step: int, data: dict | None = None) -> None:
+def save_checkpoint(
+    path: Path, parts: Parts, step: int, data: dict | None = None, config: str | None = None
+) -> None:
     """The model plus trainer state; saving a step that exists replaces it safely. `data`:
-    the data position to resume from, when not the stream's own (rows drawn ahead)."""
+    the data position to resume from, when not the stream's own (rows drawn ahead); `config`:
+    the text of the run's config.yaml, copied in."""
     state = {
         "step": step,
         "learner": parts.learner.state_dict(),
@@ -47,9 +54,36 @@ def save_checkpoint(path: Path, parts: Parts, step: int, data: dict | None = Non
         "data": data if data is not None else parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
-    with durable.replace_dir(path, step=step) as tmp:
+    needed = functools.partial(_save_bytes, path, parts, state)  # asked only on a disk fault
+    with durable.replace_dir(path, needed=needed, step=step) as tmp:
         _write_model(tmp, parts)
-        torch.save(state, tmp / "trainer_state.pt")
+        with (tmp / "trainer_state.pt").open("wb") as f:
+            torch.save(state, f)  # to a file, not a path: a failed write keeps its OSError
+        if config is not None:
+            (tmp / CONFIG).write_text(config)
+
+
+def _save_bytes(path: Path, parts: Parts, state: dict) -> int:
+    """What saving a checkpoint at `path` takes on disk: its tensors' bytes, or the size of a
+    checkpoint beside it (tokenizer files and all) when larger."""
+    beside = [p for p in path.parent.iterdir() if CHECKPOINT_NAME.fullmatch(p.name) and p != path]
+    sizes = [sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in beside]
+    return max([_weight_bytes(parts) + _bytes(state), *sizes])
+
+
+def _weight_bytes(parts: Parts) -> int:
+    return sum(_bytes(tensor) for _, tensor in parts.learner.named_weights())
+
+
+def _bytes(obj: Any) -> int:
+    """The bytes of the tensors in nested dicts and lists: what writing them takes on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_bytes(value) for value in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(_bytes(value) for value in obj)
+    return 0
 
 
 def _write_model(path: Path, parts: Parts) -> None:
@@ -64,12 +98,12 @@ def _write_model(path: Path, parts: Parts) -> None:
 
 def load_checkpoint(path: Path, parts: Parts) -> int:
     """Restore weights, optimizer, schedule, data position and RNG; return the step."""
-    state = torch.load(path / "trainer_state.pt", weights_only=False)
+    state = _read(path / "trainer_state.pt", lambda file: torch.load(file, weights_only=False))
     model = parts.learner.model
     if state["adapter"] is not None:
         parts.learner.load_weights(state["adapter"])
     else:
-        weights = load_file(path / "model.safetensors")
+        weights = _read(path / "model.safetensors", load_file)
         try:
             missing, unexpected = parts.learner.load_weights(weights)
         except RuntimeError as err:  # shapes differ: a checkpoint of another model
@@ -85,6 +119,18 @@ def load_checkpoint(path: Path, parts: Parts) -> int:
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
     return state["step"]
+
+
+def _read(file: Path, load: Any) -> Any:
+    """`load(file)`; a file it cannot read (one its manifest vouches for, yet of another
+    version or written by hand) is a UserError saying how to go on."""
+    try:
+        return load(file)
+    except Exception as err:
+        raise UserError(
+            f"{file}: unreadable ({type(err).__name__}: {err}); delete {file.parent} to resume "
+            "from the checkpoint before it, or start afresh with --overwrite"
+        ) from None
 
 
 def resume_from(run: RunDir, parts: Parts) -> int | None:

@@ -1,8 +1,11 @@
 """Kill-proof writes: every state a kill can leave is recovered to a whole directory."""
 
 import contextlib
+import json
 import os
+import shlex
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -175,3 +178,120 @@ def test_jsonl_reader_names_the_line_of_a_corrupt_record(tmp_path):
     path.write_text('{"step": 0}\nnot json\n{"step": 2}\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl:2"):
         durable.read_jsonl(path)
+
+
+# Runs on a small tmpfs (256 KiB) at DISK, in namespaces of its own (see `small_disk`): a
+# checkpoint-like directory, a config file and a log are written, then each again, bigger
+# than the disk (or after the disk is remounted read-only).
+FILL_A_SMALL_DISK = """
+import json, os
+from pathlib import Path
+from r1kit import durable
+
+disk = Path(os.environ["DISK"])
+with durable.replace_dir(disk / "step-2", step=2) as scratch:
+    (scratch / "weights.bin").write_bytes(b"old" * 1000)
+durable.write_text(disk / "config.yaml", "lr: 1\\n")
+if os.environ["READ_ONLY"]:
+    os.system(f"mount -o remount,ro {disk}")
+
+def checkpoint():
+    with durable.replace_dir(disk / "step-2", needed=5 << 20, step=2) as scratch:
+        (scratch / "weights.bin").write_bytes(b"new" * (1 << 20))
+
+faults = {}
+for name, write in {
+    "checkpoint": checkpoint,
+    "config": lambda: durable.write_text(disk / "config.yaml", "x" * (1 << 20)),
+    "log": lambda: durable.append_jsonl(disk / "metrics.jsonl", [{"x": "y" * (1 << 20)}]),
+}.items():
+    try:
+        write()
+        faults[name] = None
+    except durable.DiskFault as fault:
+        faults[name] = str(fault)
+print(json.dumps({
+    "faults": faults,
+    "names": sorted(p.name for p in disk.iterdir()),
+    "old_intact": durable.verify_dir(disk / "step-2")[1] == [],
+    "config": (disk / "config.yaml").read_text(),
+}))
+"""
+
+
+def _fill_small_disk(small_disk, tmp_path, read_only: bool) -> dict:
+    disk = tmp_path / "disk"
+    script = f"{sys.executable} -c {shlex.quote(FILL_A_SMALL_DISK)}"
+    env = f"DISK={shlex.quote(str(disk))} READ_ONLY={'1' if read_only else ''}"
+    proc = small_disk(disk, "256k", f"{env} {script}")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_a_full_disk_is_a_disk_fault_naming_the_path_and_the_space(small_disk, tmp_path):
+    result = _fill_small_disk(small_disk, tmp_path, read_only=False)
+    disk = tmp_path / "disk"
+    for name, path in [
+        ("checkpoint", "step-2"),
+        ("config", "config.yaml"),
+        ("log", "metrics.jsonl"),
+    ]:
+        fault = result["faults"][name]
+        assert fault.startswith(f"cannot write {disk / path}: No space left on device"), fault
+        assert "KiB are free there" in fault and "delete old runs or checkpoints" in fault
+    assert "it needs about 5.0 MiB" in result["faults"]["checkpoint"]
+    assert "it needs about 1.0 MiB" in result["faults"]["config"]
+
+
+def test_a_failed_write_leaves_the_old_copy_whole_and_no_scratch(small_disk, tmp_path):
+    result = _fill_small_disk(small_disk, tmp_path, read_only=False)
+    assert result["names"] == ["config.yaml", "metrics.jsonl", "step-2"]
+    assert result["old_intact"] and result["config"] == "lr: 1\n"
+
+
+def test_a_read_only_disk_is_a_disk_fault_saying_to_remount(small_disk, tmp_path):
+    result = _fill_small_disk(small_disk, tmp_path, read_only=True)
+    for fault in result["faults"].values():
+        assert "Read-only file system" in fault and "remount that filesystem read-write" in fault
+    assert result["old_intact"]
+
+
+# torch.save and safetensors report a full disk in their own exceptions (a RuntimeError with
+# the OSError as its context; a SafetensorError saying "os error 28").
+LIBRARY_WRITES = """
+import json, os
+from pathlib import Path
+import torch
+from safetensors.torch import save_file
+from r1kit import durable
+
+disk, tensors = Path(os.environ["DISK"]), {"w": torch.zeros(1 << 18)}
+
+def torch_save():
+    with (disk / "state.pt").open("wb") as f:
+        torch.save(tensors, f)
+
+def safetensors_save():
+    save_file(tensors, disk / "w.safetensors")
+
+faults = {}
+for name, write in {"torch": torch_save, "safetensors": safetensors_save}.items():
+    try:
+        with durable.writing(disk):
+            write()
+    except durable.DiskFault as fault:
+        faults[name] = str(fault)
+    for file in disk.iterdir():
+        file.unlink()
+print(json.dumps(faults))
+"""
+
+
+def test_a_library_s_failed_write_is_a_disk_fault(small_disk, tmp_path):
+    disk = tmp_path / "disk"
+    script = f"DISK={shlex.quote(str(disk))} {sys.executable} -c {shlex.quote(LIBRARY_WRITES)}"
+    proc = small_disk(disk, "256k", script)
+    assert proc.returncode == 0, proc.stderr
+    faults = json.loads(proc.stdout.splitlines()[-1])
+    assert set(faults) == {"torch", "safetensors"}
+    assert all("No space left on device" in fault for fault in faults.values())

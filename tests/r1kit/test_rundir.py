@@ -5,6 +5,7 @@ import json
 import pytest
 
 from r1kit import durable
+from r1kit.recipe import RecipeError
 from r1kit.rundir import CHECKPOINT_NAME, RunDir
 
 
@@ -194,3 +195,31 @@ def test_a_run_holding_only_its_config_and_tb_has_not_started(tmp_path):
     assert not run.started()
     run.log_metrics(1, {"loss": 1.0})
     assert run.started()
+
+
+def test_the_lock_file_is_not_a_start_and_survives_clearing(tmp_path):
+    from r1kit.recipe import validate
+
+    run = RunDir(tmp_path / "run")
+    with run.lock():
+        run.create(validate({}), tensorboard=False)
+        assert not run.started()
+        _log(run, range(2))
+        _save(run, 1)
+        run.clear()
+        assert [p.name for p in run.path.iterdir()] == [".lock"]
+
+
+def test_a_config_yaml_that_is_not_a_mapping_names_the_file(tmp_path):
+    run = RunDir(tmp_path)
+    (tmp_path / "config.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(RecipeError, match=r"config.yaml: not a recipe \(a list"):
+        run.read_config()
+
+
+def test_the_config_copy_of_the_newest_checkpoint_is_the_one_compared_with(tmp_path):
+    run = _run(tmp_path, 1, 3)
+    for step, lr in ((1, 0.1), (3, 0.3)):
+        (run.checkpoint_dir(step) / "config.yaml").write_text(f"learner: {{lr: {lr}}}\n")
+    _save(run, 5)  # a checkpoint of an earlier release: no copy
+    assert run.checkpoint_config() == (3, {"learner": {"lr": 0.3}})

@@ -365,3 +365,36 @@ def test_sigterm_during_on_policy_distillation_exits_143_with_a_checkpoint(tmp_p
     run = tmp_path / "runs" / "tiny"
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-1"]
     assert not (run / "final").exists()
+
+
+def _distill_run(tmp_path) -> Path:
+    """A distill run directory holding only its config.yaml, with a step-1 checkpoint that
+    copied it in."""
+    from distill.recipe import load_distill_recipe
+    from r1kit import durable
+    from r1kit.rundir import RunDir
+
+    recipe = load_distill_recipe(recipe_file(tmp_path))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    with durable.replace_dir(run.checkpoint_dir(1), step=1) as checkpoint:
+        (checkpoint / "config.yaml").write_text(run.config)
+    return run.path
+
+
+def test_a_live_distill_run_makes_a_second_writer_exit_2(tmp_path, lock_holder):
+    run = _distill_run(tmp_path)
+    holder, _ = lock_holder(run)
+    result = runner.invoke(app, ["distill", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    assert f"is being written by pid {holder.pid}" in " ".join(result.output.split())
+
+
+def test_a_hand_edited_distill_config_is_refused_naming_the_field(tmp_path):
+    run = _distill_run(tmp_path)
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("lr: 0.001", "lr: 0.01"))
+    result = runner.invoke(app, ["distill", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "edited by hand since checkpoint step-1: sft.lr (was 0.001, now 0.01)" in message

@@ -1,11 +1,17 @@
+import os
+import re
+import shlex
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from r1kit import durable
 from r1kit.cli import RECIPES_DIR, app
-from r1kit.cli.train import _resolve_recipe
+from r1kit.cli.train import _resumed_recipe
 from r1kit.recipe import RESUMABLE_FIELDS, validate
 from r1kit.rundir import RunDir
 
@@ -127,13 +133,13 @@ def test_every_resumable_field_is_tested():
 
 @pytest.mark.parametrize(("field", "value"), ALLOWED.items())
 def test_resume_accepts_and_records_each_field_that_may_change(tmp_path, field, value):
-    recipe = _resolve_recipe(None, [f"{field}={value}"], _saved_run(tmp_path))
+    recipe = _resumed_recipe(None, [f"{field}={value}"], RunDir(_saved_run(tmp_path)))
     assert [(c.step, c.field, c.value) for c in recipe.changes] == [(0, field, value)]
 
 
 def test_resume_records_an_allowed_change_with_its_step(tmp_path):
     run = _saved_run(tmp_path)
-    recipe = _resolve_recipe(None, ["learner.lr=3e-6", "train.steps=7"], run)
+    recipe = _resumed_recipe(None, ["learner.lr=3e-6", "train.steps=7"], RunDir(run))
     assert recipe.learner.lr == 3e-6 and recipe.train.steps == 7
     assert [(c.step, c.field, c.value) for c in recipe.changes] == [
         (0, "learner.lr", 3e-6),
@@ -153,7 +159,7 @@ def test_resume_with_the_runs_own_recipe_is_accepted(tmp_path):
     run = _saved_run(tmp_path, learner={"lr": 1e-6})
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump({"learner": {"lr": 1e-6}}))
-    assert _resolve_recipe(same, [], run).learner.lr == 1e-6
+    assert _resumed_recipe(same, [], RunDir(run)).learner.lr == 1e-6
 
 
 def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path):
@@ -164,3 +170,177 @@ def test_a_new_run_over_an_existing_one_says_how_to_resume_or_overwrite(tmp_path
     result = runner.invoke(app, ["train", str(recipe)])
     assert result.exit_code == 2
     assert f"--resume {run}" in " ".join(result.output.split()) and "--overwrite" in result.output
+
+
+def _tiny_run(tmp_path, tiny_recipe, **sections) -> tuple[Path, Path]:
+    """A tiny recipe's file, and its run directory holding only config.yaml (not started)."""
+    raw = tiny_recipe(**sections)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    run = RunDir(validate(raw).run_dir())
+    run.create(validate(raw), tensorboard=False)
+    return path, run.path
+
+
+@pytest.mark.parametrize("how", ["--resume", "--overwrite"])
+def test_a_second_writer_of_a_live_run_exits_2_naming_the_first(
+    tmp_path, tiny_recipe, lock_holder, how
+):
+    recipe, run = _tiny_run(tmp_path, tiny_recipe)
+    holder, _ = lock_holder(run)
+    args = ["--resume", str(run)] if how == "--resume" else [str(recipe), "--overwrite"]
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run} is being written by pid {holder.pid}" in message and "stop it" in message
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml"]  # nothing touched
+
+
+def test_a_sigkilled_run_never_blocks_its_resume(tmp_path, tiny_recipe, lock_holder):
+    _, run = _tiny_run(tmp_path, tiny_recipe, train={"steps": 1})
+    holder, child = lock_holder(run)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    os.kill(child, 0)  # its orphan child lives on
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert [m["step"] for m in RunDir(run).metrics()] == [0, 1]
+
+
+def _cli(*args: str) -> str:
+    """A shell command running the r1kit CLI (a real process, as a user runs it)."""
+    return shlex.join([sys.executable, "-m", "r1kit.cli", *args])
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_with_exit_2_and_the_run_resumes_once_there_is_room(
+    tmp_path, tiny_recipe, small_disk
+):
+    """60 MiB holds the step-2 checkpoint (~42 MiB) but not step-4 beside it."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    out.mkdir()
+    recipe, _ = _tiny_run(tmp_path, tiny_recipe, output={"dir": str(disk)})
+    run = disk / "tiny"
+    script = (
+        f"{_cli('train', str(recipe))} > {out}/full.txt 2>&1; echo $? > {out}/full.rc; "
+        f"cp -a {run} {out}/after; mount -o remount,size=200m {disk}; "
+        f"{_cli('train', '--resume', str(run))} > {out}/resumed.txt 2>&1; "
+        f"echo $? > {out}/resumed.rc; cp -a {run} {out}/resumed"
+    )
+    assert small_disk(disk, "60m", script).returncode == 0
+    message = " ".join((out / "full.txt").read_text().split())
+    assert (out / "full.rc").read_text() == "2\n", message
+    assert f"cannot write {run}/checkpoints/step-4: No space left on device" in message
+    assert (
+        "it needs about" in message
+        and f"r1kit train --resume {run} (from step-2, intact)" in message
+    )
+    assert sorted(p.name for p in (out / "after/checkpoints").iterdir()) == ["step-2"]
+    assert RunDir(out / "after").recover_checkpoint()[1] == []  # step-2 whole
+    step_2 = sum(f.stat().st_size for f in (out / "after/checkpoints/step-2").rglob("*"))
+    needs = float(re.search(r"needs about ([\d.]+) MiB", message)[1])
+    assert needs >= round(step_2 / (1 << 20), 1)  # what a checkpoint takes, tokenizer and all
+    assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
+    assert [m["step"] for m in RunDir(out / "resumed").metrics()] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_resume_removes_a_killed_save_s_scratch_before_it_writes(tmp_path, tiny_recipe, small_disk):
+    """A save killed on a full disk left checkpoints/step-4.tmp filling it: `--resume --set`
+    must free that before it writes config.yaml, else it fails every time."""
+    recipe, _ = _tiny_run(tmp_path, tiny_recipe, train={"steps": 2})
+    assert runner.invoke(app, ["train", str(recipe), "--overwrite"]).exit_code == 0
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    out.mkdir()
+    run = disk / "tiny"
+    resume = _cli(
+        "train", "--resume", str(run), "--set", "train.steps=4", "--set", "train.keep_last=1"
+    )
+    script = (
+        f"cp -a {tmp_path}/runs/tiny {run} && mkdir {run}/checkpoints/step-4.tmp && "
+        f"(dd if=/dev/zero of={run}/checkpoints/step-4.tmp/model.safetensors bs=1M || true) && "
+        f"{resume} > {out}/resumed.txt 2>&1; echo $? > {out}/resumed.rc; cp -a {run} {out}/resumed"
+    )
+    assert small_disk(disk, "110m", script).returncode == 0
+    assert (out / "resumed.rc").read_text() == "0\n", (out / "resumed.txt").read_text()
+    resumed = RunDir(out / "resumed")
+    assert [m["step"] for m in resumed.metrics()] == [0, 1, 2, 3, 4]
+    assert [
+        c["field"] for c in yaml.safe_load((out / "resumed/config.yaml").read_text())["changes"]
+    ] == ["train.steps", "train.keep_last"]
+
+
+@pytest.mark.slow
+def test_a_read_only_checkpoint_directory_exits_2_before_a_step(tmp_path, tiny_recipe, small_disk):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    checkpoints = run / "checkpoints"
+    script = (
+        f"mount -o remount,ro {checkpoints} && {_cli('train', '--resume', str(run))}"
+        f" > {tmp_path}/out.txt 2>&1; echo $? > {tmp_path}/rc"
+    )
+    assert small_disk(checkpoints, "1m", script).returncode == 0
+    message = " ".join((tmp_path / "out.txt").read_text().split())
+    assert (tmp_path / "rc").read_text() == "2\n", message
+    assert f"cannot write {checkpoints}: Read-only file system" in message
+    assert not (run / "metrics.jsonl").exists()  # not even the step-0 evaluation was spent
+
+
+def test_a_config_yaml_that_is_not_yaml_exits_2_naming_its_line(tmp_path, tiny_recipe):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    lines = (run / "config.yaml").read_text().splitlines()
+    lines[6] = "  lr: [0.03"  # an edit cut short
+    (run / "config.yaml").write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run}/config.yaml:8: not YAML" in message and "--overwrite" in message
+
+
+@pytest.mark.parametrize("log", ["metrics.jsonl", "samples.jsonl"])
+def test_a_corrupt_log_line_exits_2_naming_file_and_line(tmp_path, tiny_recipe, log):
+    _, run = _tiny_run(tmp_path, tiny_recipe)
+    (run / log).write_text('{"step": 0}\n{"step": 1, "lo\n{"step": 2}\n')
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run / log}:2: not a JSON line" in message and "delete that line" in message
+
+
+def _checkpointed(tmp_path, tiny_recipe, edit: str = "") -> Path:
+    """A run whose step-2 checkpoint holds its config.yaml, then `edit` (`old -> new`), if
+    any, made to config.yaml by hand."""
+    _, path = _tiny_run(tmp_path, tiny_recipe)
+    run = RunDir(path)
+    with durable.replace_dir(run.checkpoint_dir(2), step=2) as checkpoint:
+        (checkpoint / "config.yaml").write_text((path / "config.yaml").read_text())
+    if edit:
+        old, new = edit.split(" -> ")
+        text = (path / "config.yaml").read_text()
+        assert old in text
+        (path / "config.yaml").write_text(text.replace(old, new))
+    return path
+
+
+def test_a_hand_edit_of_a_resumable_field_is_recorded_as_a_change(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe, "lr: 0.03 -> lr: 0.001")
+    recipe = _resumed_recipe(None, [], RunDir(run))
+    assert recipe.learner.lr == 0.001
+    assert [(c.step, c.field, c.value) for c in recipe.changes] == [(2, "learner.lr", 0.001)]
+
+
+def test_a_hand_edit_of_what_the_run_learned_from_exits_2_naming_it(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe, "group_size: 4 -> group_size: 8")
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"{run}/config.yaml: edited by hand since checkpoint step-2" in message
+    assert "rollout.group_size (was 4, now 8)" in message and "restore it" in message
+    assert "with --set" in message and "learner.lr" in message
+
+
+def test_a_set_on_resume_stopped_before_its_checkpoint_is_recorded_once(tmp_path, tiny_recipe):
+    run = _checkpointed(tmp_path, tiny_recipe)
+    first = _resumed_recipe(None, ["learner.lr=0.001"], RunDir(run))
+    RunDir(run).write_config(first)  # then stopped before a checkpoint copied it in
+    again = _resumed_recipe(None, [], RunDir(run))
+    assert [(c.field, c.value) for c in again.changes] == [("learner.lr", 0.001)]

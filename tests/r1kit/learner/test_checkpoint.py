@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM
 from grpo.components import Components
 from grpo.trainer import Trainer
 from r1kit import durable
+from r1kit.errors import UserError
 from r1kit.learner.checkpoint import load_checkpoint, save_checkpoint, save_model
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
@@ -82,3 +83,19 @@ def test_final_model_is_written_whole(trained):
     save_model(run.final, parts)
     assert durable.verify_dir(run.final)[1] == []
     assert sorted(p.name for p in run.path.iterdir() if p.name.startswith("final")) == ["final"]
+
+
+def test_a_checkpoint_copies_the_run_s_config_in(trained):
+    _, run, parts = trained
+    save_checkpoint(run.checkpoint_dir(1), parts, step=1, config=run.config)
+    assert (run.checkpoint_dir(1) / "config.yaml").read_text() == run.config
+    assert "config.yaml" in durable.verify_dir(run.checkpoint_dir(1))[0]["files"]
+
+
+def test_a_verified_but_unloadable_state_file_is_a_user_error_naming_it(tmp_path):
+    """Its manifest vouches for it (written by hand, or by another version of torch)."""
+    path = tmp_path / "step-1"
+    with durable.replace_dir(path, step=1) as scratch:
+        (scratch / "trainer_state.pt").write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match=r"step-1/trainer_state.pt: unreadable .*delete .*step-1"):
+        load_checkpoint(path, parts=None)
