@@ -69,6 +69,10 @@ DECLARATIONS = ("color", "pagecolor")
 DECLARATION_END = re.compile(r"\n|\$|\\[)\]]|</?[a-zA-Z]")
 EMPTY_GROUP = re.compile(r"(?<![\\a-zA-Z^_}])\{\s*\}")  # what a hidden group leaves: `{}13`
 COMMAND = re.compile(r"\\([a-zA-Z]+)|[{}]")
+# Whether any of them is there at all: most texts hold none, and need no brace matching.
+HIDING_COMMAND = re.compile(
+    rf"\\(?:{'|'.join(sorted({*HIDING, *DECLARATIONS}, key=len, reverse=True))})(?![a-zA-Z])"
+)
 CONTROL_SEQUENCE = re.compile(r"\\(?:[a-zA-Z]+|.)", re.S)
 
 
@@ -129,6 +133,8 @@ def _without_latex_comments(text: str) -> str:
 def _without_hidden_arguments(text: str) -> str:
     """The text less each hiding command with its arguments and each colour declaration with
     the rest of its group (see `_group_end`), in one pass."""
+    if not HIDING_COMMAND.search(text):
+        return text
     tokens = list(COMMAND.finditer(text))
     closing = _closing(tokens)
     cuts: list[tuple[int, int]] = []

@@ -87,6 +87,7 @@ def test_reordered_or_overlapping_text_is_ambiguous(text):
         "<span style=x>",
         "\\begin{comment}",
         "{}",
+        "\\phantom{}{}{}{}",  # every brace matched: the costly path
         "![",  # each Markdown link or image attempt must end at the next bracket
         "](",
         "<a style ",
@@ -99,11 +100,11 @@ def test_visible_is_linear_on_repeated_hiding_markup(piece):
     text = (piece * (N // len(piece) + 1))[:N]
     start = time.thread_time()
     visible(text)
-    assert time.thread_time() - start < 0.5
+    assert time.thread_time() - start < 1.0  # what a checker call may take
 
 
 @pytest.mark.parametrize("text", ["<a " + "=" * N, "<a " + "style " * (N // 6), "<a b=" * (N // 5)])
 def test_visible_is_linear_on_one_long_unclosed_tag(text):
     start = time.thread_time()
     visible(text)
-    assert time.thread_time() - start < 0.5
+    assert time.thread_time() - start < 1.0  # what a checker call may take
