@@ -77,6 +77,7 @@ class RunDir:
         file and line when it is missing or not YAML."""
         path = self.path / CONFIG
         if not path.is_file():
+            runlock.check_free(self.path)  # a run that is starting has none yet
             raise RecipeError(f"--resume {self.path}: no {CONFIG} there; is it a run directory?")
         try:
             self.config = path.read_text()

@@ -54,6 +54,22 @@ def hold(run: Path) -> Iterator[None]:
             os.close(fd)
 
 
+def check_free(run: Path) -> None:
+    """RunBusy naming the holder if another process holds the run's lock now; for a reader
+    that would otherwise misjudge a run that is only starting (no config.yaml yet). Never
+    call it while holding the lock: closing a descriptor of the file would drop that."""
+    try:
+        fd = os.open(run / LOCK, os.O_RDWR)
+    except OSError:
+        return  # no lock file (or none this user may open): no writer to name
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        raise _busy(run, fd) from None
+    finally:
+        os.close(fd)  # and with it the lock, if this process took it
+
+
 def _acquire(run: Path) -> int:
     """An open descriptor of RUN/.lock, locked by this process, with this process's details."""
     path = run / LOCK
@@ -64,11 +80,9 @@ def _acquire(run: Path) -> int:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (BlockingIOError, PermissionError):  # EAGAIN or EACCES: another process holds it
-            holder = _holder(fd)
+            busy = _busy(run, fd)
             os.close(fd)
-            raise RunBusy(
-                f"{run} is being written by {holder}; wait for it to finish or stop it"
-            ) from None
+            raise busy from None
         # The holder before us may have removed the file (an empty run it made) between our
         # open and our lock: then we hold a lock nobody else can see; take the new file's.
         if _same_file(fd, path):
@@ -81,6 +95,10 @@ def _acquire(run: Path) -> int:
         os.pwrite(fd, details, 0)
         os.ftruncate(fd, len(details))
     return fd
+
+
+def _busy(run: Path, fd: int) -> RunBusy:
+    return RunBusy(f"{run} is being written by {_holder(fd)}; wait for it to finish or stop it")
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from r1kit.runlock import LOCK, RunBusy, hold
+from r1kit.runlock import LOCK, RunBusy, check_free, hold
 
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path, lock_holder):
@@ -54,3 +54,19 @@ def test_a_run_on_a_read_only_disk_is_a_disk_fault_naming_the_lock(small_disk, t
     script = f"mkdir {disk}/run && mount -o remount,ro {disk} && {command}"
     proc = small_disk(disk, "64k", script)
     assert f"DiskFault: cannot write {disk / 'run' / LOCK}: Read-only file system" in proc.stderr
+
+
+def test_check_free_names_a_live_holder(tmp_path, lock_holder):
+    holder, _ = lock_holder(tmp_path / "run")
+    with pytest.raises(RunBusy, match=f"being written by pid {holder.pid}"):
+        check_free(tmp_path / "run")
+
+
+def test_check_free_of_a_free_run_leaves_it_free(tmp_path):
+    with hold(tmp_path / "run"):
+        pass
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK).write_text("{}")
+    check_free(tmp_path / "run")
+    with hold(tmp_path / "run"):  # nothing held on by the check
+        pass

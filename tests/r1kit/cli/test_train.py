@@ -196,6 +196,14 @@ def test_a_second_writer_of_a_live_run_exits_2_naming_the_first(
     assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml"]  # nothing touched
 
 
+def test_resuming_a_run_that_is_only_starting_names_its_writer(tmp_path, lock_holder):
+    run = tmp_path / "starting"  # locked, config.yaml not written yet
+    holder, _ = lock_holder(run)
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2, result.output
+    assert f"being written by pid {holder.pid}" in " ".join(result.output.split())
+
+
 def test_a_sigkilled_run_never_blocks_its_resume(tmp_path, tiny_recipe, lock_holder):
     _, run = _tiny_run(tmp_path, tiny_recipe, train={"steps": 1})
     holder, child = lock_holder(run)
