@@ -57,6 +57,38 @@ def clipped_surrogate(
     return -torch.min(ratio * adv, clipped * adv)
 
 
+@register_policy_loss("cispo", zero_at_zero_advantage=True)
+def clipped_is_weight(
+    ratio: torch.Tensor, adv: torch.Tensor, epsilon_low: float, epsilon_high: float
+) -> torch.Tensor:
+    """-sg(clip(r, 1 - eps_low, 1 + eps_high)) A log pi: CISPO (MiniMax-M1, 2025).
+
+    The importance weight is clipped and detached, so no token loses its gradient (PPO's clip
+    drops it). Written as -sg(clip(r) / r) r A: the same gradient, -clip(r) A grad log pi,
+    with the value -clip(r) A.
+    """
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    return -(clipped / ratio).detach() * ratio * adv
+
+
+# SAPO's temperatures for positive and negative advantages (the paper's defaults).
+SAPO_TAU_POS, SAPO_TAU_NEG = 1.0, 1.05
+
+
+@register_policy_loss("sapo", zero_at_zero_advantage=True)
+def soft_gate(
+    ratio: torch.Tensor, adv: torch.Tensor, epsilon_low: float, epsilon_high: float
+) -> torch.Tensor:
+    """-(4 / tau) sigmoid(tau (r - 1)) A: SAPO (Qwen, Gao et al. 2025), a soft clip.
+
+    The gradient weight 4 sigmoid(x)(1 - sigmoid(x)), x = tau (r - 1), is 1 on-policy and
+    decays smoothly as r leaves 1 instead of dropping to 0; tau is 1.0 for A > 0 and 1.05
+    (a faster decay) for A < 0. The clip range is not used.
+    """
+    tau = torch.where(adv > 0, SAPO_TAU_POS, SAPO_TAU_NEG)
+    return -(4 / tau) * torch.sigmoid(tau * (ratio - 1)) * adv
+
+
 @register_aggregation("grpo")
 def sequence_mean(per_token: torch.Tensor, valid: torch.Tensor, norm: Normalisers) -> torch.Tensor:
     """Mean per sequence, summed / num_sequences (DeepSeekMath's GRPO; GSPO's)."""
@@ -113,6 +145,7 @@ def policy_loss(
     ratio_level: str = "token",
     epsilon_low: float = 0.2,
     epsilon_high: float = 0.28,
+    clip_ratio_c: float | None = None,
     beta: float = 0.0,
     kl_estimator: str = "k3",
     ref_logprobs: torch.Tensor | None = None,
@@ -123,9 +156,11 @@ def policy_loss(
     Per token, with ratio r = pi / pi_old (or its sequence's, `ratio_level`) and the
     advantage A of its sequence, e.g. "clip": -min(r A, clip(r, 1 - eps_low, 1 + eps_high) A);
     `aggregation` turns the per-token losses into the micro-batch's share of the batch loss.
+    `clip_ratio_c` (dual-clip, Ye et al. 2020; verl's `clip_ratio_c`): for A < 0 the per-token
+    loss is at most -c A, so a huge ratio on a bad token cannot blow the update up.
     """
     _check_inputs(logprobs, old_logprobs, advantages, mask, ref_logprobs, tis_weights)
-    _check_settings(epsilon_low, epsilon_high, beta, ref_logprobs)
+    _check_settings(epsilon_low, epsilon_high, clip_ratio_c, beta, ref_logprobs)
     loss_fn, aggregate = POLICY_LOSSES.pick(policy), AGGREGATIONS.pick(aggregation)
     level, kl_fn = RATIO_LEVELS.pick(ratio_level), KL_ESTIMATORS.pick(kl_estimator)
     valid = mask.bool()
@@ -134,6 +169,10 @@ def policy_loss(
     ratio = torch.exp(log_ratio)
     adv = advantages[:, None]
     per_token = loss_fn(ratio, adv, epsilon_low, epsilon_high)
+    dual_clipped = torch.zeros_like(valid)
+    if clip_ratio_c is not None:
+        dual_clipped = valid & (adv < 0) & (per_token > -clip_ratio_c * adv)
+        per_token = torch.where(adv < 0, torch.minimum(per_token, -clip_ratio_c * adv), per_token)
     if tis_weights is not None:
         per_token = per_token * (tis_weights if tis_weights.dim() == 2 else tis_weights[:, None])
     kl = torch.zeros_like(per_token)
@@ -145,6 +184,7 @@ def policy_loss(
         "token_count": valid.sum().item(),
         "clip_low_count": (valid & (ratio < 1 - epsilon_low) & (adv < 0)).sum().item(),
         "clip_high_count": (valid & (ratio > 1 + epsilon_high) & (adv > 0)).sum().item(),
+        "clip_dual_count": dual_clipped.sum().item(),
         "kl_sum": kl.sum().item(),
         "ratio_sum": torch.where(valid, ratio, 0.0).sum().item(),
     }
@@ -196,6 +236,7 @@ def _check_inputs(
 def _check_settings(
     epsilon_low: float,
     epsilon_high: float,
+    clip_ratio_c: float | None,
     beta: float,
     ref_logprobs: torch.Tensor | None,
 ) -> None:
@@ -204,6 +245,8 @@ def _check_settings(
         raise LossInputError(
             f"need 0 <= epsilon_low <= 1 and epsilon_high >= 0, got {epsilon_low}, {epsilon_high}"
         )
+    if clip_ratio_c is not None and clip_ratio_c <= 1:
+        raise LossInputError(f"clip_ratio_c (dual-clip) must be > 1, got {clip_ratio_c}")
     if beta < 0:
         raise LossInputError(f"beta (the KL coefficient) must be >= 0, got {beta}")
     if beta > 0 and ref_logprobs is None:

@@ -75,6 +75,7 @@ class PolicyGradient(Objective):
             ratio_level=cfg.ratio_level,
             epsilon_low=cfg.epsilon_low,
             epsilon_high=cfg.epsilon_high,
+            clip_ratio_c=cfg.clip_ratio_c,
             beta=cfg.beta,
             kl_estimator=cfg.kl_estimator,
             ref_logprobs=learner.reference_logprobs(mb) if cfg.beta > 0 else None,
@@ -100,6 +101,9 @@ class PolicyGradient(Objective):
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
         """Per-token means over the tokens the learner ran (skipped sequences have none)."""
         tokens = max(totals["token_count"], 1.0)
+        dual = {}
+        if self.cfg.clip_ratio_c is not None:  # logged only when on: today's metrics unchanged
+            dual = {"clip_frac/dual": totals["clip_dual_count"] / tokens}
         return {
             "kl": totals["kl_sum"] / tokens,
             "clip_frac/low": totals["clip_low_count"] / tokens,
@@ -107,4 +111,4 @@ class PolicyGradient(Objective):
             "ratio": totals["ratio_sum"] / tokens,
             "entropy": totals["entropy_sum"] / tokens,
             "mismatch_kl": totals["mismatch_kl_sum"] / tokens,
-        }
+        } | dual

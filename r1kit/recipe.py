@@ -295,6 +295,8 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     kl_estimator: str = "k3"  # of the beta penalty
     epsilon_low: float = Field(0.2, ge=0.0)
     epsilon_high: float = Field(0.28, ge=0.0)
+    # Dual-clip (Ye et al. 2020): for A < 0 the per-token loss is at most -c A; None: off.
+    clip_ratio_c: float | None = Field(None, gt=1.0)
     beta: float = Field(0.0, ge=0.0)  # KL penalty; 0 loads no reference model
     num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
     tis: TISConfig = TISConfig()

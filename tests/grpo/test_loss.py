@@ -242,11 +242,13 @@ def test_mismatch_is_zero_when_engine_and_learner_agree():
 
 
 @pytest.mark.parametrize(
-    ("aggregation", "ratio_level"),
-    [("grpo", "token"), ("dapo", "token"), ("bnpo", "token"), ("dr_grpo", "token")]
-    + [("grpo", "sequence")],
+    ("aggregation", "ratio_level", "policy", "clip_ratio_c"),
+    [("grpo", "token", "clip", None), ("dapo", "token", "clip", None)]
+    + [("bnpo", "token", "clip", None), ("dr_grpo", "token", "clip", None)]
+    + [("grpo", "sequence", "clip", None), ("dapo", "token", "clip", 1.5)]
+    + [("dapo", "token", "cispo", None), ("dapo", "token", "sapo", None)],
 )
-def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level):
+def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level, policy, clip_ratio_c):
     torch.manual_seed(0)
     logp = torch.randn(4, 3, requires_grad=True)
     old, ref = (logp + 0.3 * torch.randn(2, 4, 3)).detach()
@@ -263,6 +265,8 @@ def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level):
             norm,
             aggregation=aggregation,
             ratio_level=ratio_level,
+            policy=policy,
+            clip_ratio_c=clip_ratio_c,
             beta=0.1,
             ref_logprobs=ref[rows],
             tis_weights=weights[rows],
@@ -274,6 +278,59 @@ def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level):
     (split_grad,) = torch.autograd.grad(split, logp)
     assert split.item() == pytest.approx(whole.item(), abs=1e-6)
     assert torch.allclose(split_grad, whole_grad, atol=1e-6)
+
+
+def test_cispo_clips_the_detached_weight_and_keeps_every_tokens_gradient():
+    # ratios e^0.5 = 1.65 (clipped to 1.28) and e^-0.5 = 0.61 (clipped to 0.8) on seq0 (A = 1);
+    # seq1 (A = -3) at ratio 1. Value -clip(r) A; gradient wrt logp -clip(r) A, never 0.
+    logp = [[0.5, -0.5], [0.0, 0.0]]
+    loss, _ = _loss(torch.tensor(logp), ON_POLICY, policy="cispo")
+    assert loss.item() == pytest.approx((-1.28 - 0.8 + 3) / 3)
+    grad = _grad(logp, ON_POLICY, policy="cispo")
+    assert torch.allclose(grad, torch.tensor([[-1.28, -0.8], [3.0, 0.0]]) / 3)
+
+
+def test_sapo_weights_the_gradient_by_the_soft_gate():
+    # seq0 (A = 1, tau 1) at r = e^0.5: loss -4 sigmoid(e^0.5 - 1); the gradient wrt logp is
+    # -4 s (1 - s) r A (chain rule through r = e^logp). seq1 (A = -3, tau 1.05) on-policy:
+    # loss -(4 / 1.05) sigmoid(0) (-3) = 6 / 1.05, gradient -4 * 0.25 * 1 * (-3) = 3.
+    logp = [[0.5, 0.0], [0.0, 0.0]]
+    r = math.exp(0.5)
+    s = 1 / (1 + math.exp(-(r - 1)))
+    loss, _ = _loss(torch.tensor(logp), ON_POLICY, policy="sapo")
+    assert loss.item() == pytest.approx((-4 * s - 2 + 6 / 1.05) / 3)
+    grad = _grad(logp, ON_POLICY, policy="sapo")
+    expected = torch.tensor([[-4 * s * (1 - s) * r, -1.0], [3.0, 0.0]]) / 3
+    assert torch.allclose(grad, expected)
+
+
+@pytest.mark.parametrize("policy", ["cispo", "sapo"])
+def test_new_policy_losses_are_zero_at_zero_advantage(policy):
+    logp = torch.tensor([[0.7, -0.4], [0.3, 9.0]], requires_grad=True)
+    loss, _ = policy_loss(logp, ON_POLICY, torch.zeros(2), MASK, NORM, policy=policy)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(logp.grad, torch.zeros(2, 2))
+    assert zero_at_zero_advantage(policy)
+
+
+def test_dual_clip_bounds_the_loss_of_a_negative_advantage():
+    # seq1 (A = -3) at r = e^1.5 = 4.48: clip's loss -min(rA, clip(r)A) = 13.4, capped at
+    # -c A = 9 with c = 3; its gradient is then 0. seq0 (A > 0) is untouched.
+    logp = [[0.0, 0.0], [1.5, 0.0]]
+    loss, stats = _loss(torch.tensor(logp), ON_POLICY, clip_ratio_c=3.0)
+    assert loss.item() == pytest.approx((-1 - 1 + 9) / 3)
+    assert stats["clip_dual_count"] == 1
+    assert _grad(logp, ON_POLICY, clip_ratio_c=3.0)[1, 0].item() == 0.0
+
+
+def test_dual_clip_leaves_ratios_below_c_alone():
+    logp = torch.tensor([[0.0, 0.0], [0.5, 0.0]])
+    assert torch.equal(_loss(logp, ON_POLICY, clip_ratio_c=3.0)[0], _loss(logp, ON_POLICY)[0])
+
+
+def test_dual_clip_c_of_at_most_one_is_rejected():
+    with pytest.raises(LossInputError, match="clip_ratio_c .* must be > 1"):
+        _loss(ON_POLICY, ON_POLICY, clip_ratio_c=1.0)
 
 
 def test_unknown_aggregation_is_rejected():

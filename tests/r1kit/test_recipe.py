@@ -24,6 +24,11 @@ def test_wrong_type_names_the_field():
         validate({"rollout": {"group_size": "eight"}})
 
 
+def test_a_dual_clip_c_of_at_most_one_is_refused():
+    with pytest.raises(RecipeError, match=r"learner\.clip_ratio_c: Input should be greater than 1"):
+        validate({"learner": {"clip_ratio_c": 1.0}})
+
+
 def test_wrong_choice_lists_what_is_allowed():
     with pytest.raises(RecipeError, match=r"learner\.strategy: .*'ddp'.*got 'zero3'"):
         validate({"learner": {"strategy": "zero3"}})
