@@ -15,7 +15,7 @@ from typing import get_args
 
 import torch
 
-from r1kit.advantages import ADVANTAGES
+from r1kit.advantages import ADVANTAGES, ESTIMATORS
 from r1kit.choices import TISLevel
 from r1kit.learner.kl import KL_ESTIMATORS
 from r1kit.learner.normalisers import LossInputError, Normalisers
@@ -194,7 +194,7 @@ def policy_loss(
 def variants_table() -> str:
     """The markdown table of the built-in variants (those registered in their registry's home
     module, not a user's), as docs/grpo_losses.md shows it."""
-    registries = (POLICY_LOSSES, AGGREGATIONS, RATIO_LEVELS, ADVANTAGES, KL_ESTIMATORS)
+    registries = (POLICY_LOSSES, AGGREGATIONS, RATIO_LEVELS, ESTIMATORS, ADVANTAGES, KL_ESTIMATORS)
     rows = ["| recipe field | name | what | zero at A = 0 |", "|---|---|---|---|"]
     for registry in registries:
         for name in sorted(registry):

@@ -116,7 +116,11 @@ class Trainer:
         with timer("learn"):
             rewards = torch.cat([group.rewards() for group in groups])
             advantages = group_advantages(
-                rewards, cfg.rollout.group_size, cfg.learner.advantage_scale
+                rewards,
+                cfg.rollout.group_size,
+                cfg.learner.advantage_scale,
+                estimator=cfg.learner.advantage,
+                k=cfg.learner.passk,
             )
             # Async, TIS off: the ratio's old policy is the engine that sampled (a version
             # behind). TIS on: the learner's own, weighted by learner / engine (TIS).

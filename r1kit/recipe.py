@@ -291,7 +291,9 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     policy_loss: str = "clip"
     loss: str = "dapo"  # the aggregation of the per-token losses
     ratio_level: str = "token"  # sequence: GSPO's length-normalised sequence ratio
+    advantage: str = "grpo"  # the estimator; advantage_scale is how grpo scales
     advantage_scale: str = "group"
+    passk: int = Field(1, ge=1)  # grpo_passk's k, at most rollout.group_size
     kl_estimator: str = "k3"  # of the beta penalty
     epsilon_low: float = Field(0.2, ge=0.0)
     epsilon_high: float = Field(0.28, ge=0.0)
@@ -304,7 +306,9 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     world_size: int = Field(1, ge=1)  # 1: in-process; N: N Ray actors, one torch.distributed group
     strategy: Strategy = "fsdp"  # with world_size > 1: ddp (replicas) or fsdp (FSDP2 shards)
 
-    @field_validator("policy_loss", "loss", "ratio_level", "advantage_scale", "kl_estimator")
+    @field_validator(
+        "policy_loss", "loss", "ratio_level", "advantage", "advantage_scale", "kl_estimator"
+    )
     @classmethod
     def _registered(cls, value: str, info: ValidationInfo) -> str:
         field = f"learner.{info.field_name}"
@@ -313,6 +317,21 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
         if value not in registered(field):
             raise ValueError(unknown(field, value))
         return value
+
+    @model_validator(mode="after")
+    def _advantage_options_apply(self) -> LearnerConfig:
+        """Refuse the options the chosen estimator ignores: a run would not do what it says."""
+        if self.advantage != "grpo" and self.advantage_scale != "group":
+            raise ValueError(
+                f"learner.advantage_scale: {self.advantage_scale} scales only learner.advantage: "
+                f"grpo, not {self.advantage}; remove advantage_scale or use advantage: grpo"
+            )
+        if self.advantage != "grpo_passk" and self.passk != 1:
+            raise ValueError(
+                f"learner.passk: {self.passk} is grpo_passk's k; set learner.advantage: "
+                "grpo_passk or remove passk"
+            )
+        return self
 
 
 class TrainConfig(Section):
@@ -406,6 +425,11 @@ class Recipe(Section):
             raise ValueError(
                 "learner.micro_batch_size is larger than a whole batch "
                 "(train.prompts_per_step x rollout.group_size)"
+            )
+        if self.learner.passk > self.rollout.group_size:
+            raise ValueError(
+                f"learner.passk: {self.learner.passk} is more than rollout.group_size "
+                f"({self.rollout.group_size}): pass@k needs k <= G completions per prompt"
             )
         self._ranks_fit()
         return self

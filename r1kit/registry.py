@@ -15,6 +15,7 @@ HOMES = {
     "learner.policy_loss": "grpo.loss",
     "learner.loss": "grpo.loss",
     "learner.ratio_level": "grpo.loss",
+    "learner.advantage": "r1kit.advantages",
     "learner.advantage_scale": "r1kit.advantages",
     "learner.kl_estimator": "r1kit.learner.kl",
 }

@@ -475,3 +475,20 @@ def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe)
     assert all("curriculum/level" in m for m in run.metrics()[1:])
     state = torch.load(run.checkpoint_dir(2) / "trainer_state.pt", weights_only=False)
     assert state["data"]["curriculum"]["level"] == run.metrics()[-1]["curriculum/level"]
+
+
+@pytest.mark.parametrize(
+    "learner",
+    [
+        {"policy_loss": "cispo", "advantage": "reinforce_pp", "clip_ratio_c": 3.0},
+        {"policy_loss": "sapo", "advantage": "grpo_passk", "passk": 2},
+    ],
+)
+def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner):
+    recipe = validate(tiny_recipe(learner=learner, train={"steps": 1, "save_every": 0}))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    Trainer(recipe, run, Components.build(recipe)).fit()
+    step = run.metrics()[1]
+    assert all(math.isfinite(v) for v in step.values() if isinstance(v, float)), step
+    assert ("clip_frac/dual" in step) == ("clip_ratio_c" in learner)

@@ -29,6 +29,21 @@ def test_a_dual_clip_c_of_at_most_one_is_refused():
         validate({"learner": {"clip_ratio_c": 1.0}})
 
 
+def test_a_scale_the_estimator_ignores_is_refused():
+    with pytest.raises(RecipeError, match=r"advantage_scale: none scales only learner.advantage"):
+        validate({"learner": {"advantage": "rloo", "advantage_scale": "none"}})
+
+
+def test_passk_without_the_pass_at_k_estimator_is_refused():
+    with pytest.raises(RecipeError, match=r"learner\.passk: 4 is grpo_passk's k"):
+        validate({"learner": {"passk": 4}})
+
+
+def test_passk_above_the_group_size_is_refused():
+    with pytest.raises(RecipeError, match=r"learner\.passk: 9 is more than rollout\.group_size"):
+        validate({"learner": {"advantage": "grpo_passk", "passk": 9}})
+
+
 def test_wrong_choice_lists_what_is_allowed():
     with pytest.raises(RecipeError, match=r"learner\.strategy: .*'ddp'.*got 'zero3'"):
         validate({"learner": {"strategy": "zero3"}})
@@ -39,6 +54,7 @@ def test_wrong_choice_lists_what_is_allowed():
     [
         ("loss", "bnpo, dapo, dr_grpo, grpo"),
         ("ratio_level", "sequence, token"),
+        ("advantage", "grpo, grpo_passk, reinforce_pp, reinforce_pp_baseline, rloo"),
         ("advantage_scale", "batch, group, none"),
         ("kl_estimator", "k1, k2, k3"),
     ],
