@@ -63,6 +63,29 @@ def _judge(answer: str | None, numbers: list[int], target: int) -> str | None:
     return "solved" if hits else "legal"
 
 
+def equation_form(answer: str | None) -> str | None:
+    """The equation with its numbers abstracted, in order of appearance: `3 + 5 - 2` and
+    `7 + 1 - 4` are both `a + b - c`, `(4 * 6) / 3` is `a * b / c` (Python's minimal brackets);
+    None for anything that does not parse as + - * / over numbers. An exploration measure: how
+    many different ways of solving the model uses."""
+    if answer is None:
+        return None
+    expression = answer.replace("\\times", "*").replace("\\div", "/").replace("×", "*")
+    expression = expression.split("=")[0].strip()
+    if not re.fullmatch(r"[\d+\-*/().\s]+", expression):
+        return None
+    try:
+        tree = ast.parse(expression, mode="eval")
+        _evaluate(tree.body, [])
+    except (SyntaxError, ValueError, ZeroDivisionError):
+        return None
+    numbers = [node for node in ast.walk(tree) if isinstance(node, ast.Constant)]
+    numbers.sort(key=lambda node: node.col_offset)
+    for index, node in enumerate(numbers):
+        node.value = chr(ord("a") + index) if index < 26 else f"x{index}"
+    return ast.unparse(tree).replace("'", "")
+
+
 def _evaluate(node: ast.AST, used: list[int]) -> Fraction:
     """Exact arithmetic over the parsed expression; anything but numbers and + - * / is refused."""
     if isinstance(node, ast.Constant) and isinstance(node.value, int):

@@ -1,6 +1,6 @@
 import pytest
 
-from rewards.countdown import countdown_reward
+from rewards.countdown import countdown_reward, equation_form
 
 
 def _score(answer: str, nums=(20, 5, 15), target=30) -> float:
@@ -68,3 +68,23 @@ def test_valid_score_pays_a_legal_miss_but_never_a_non_equation():
 def test_valid_score_must_stay_below_a_solution():
     with pytest.raises(ValueError, match="valid_score"):
         countdown_reward(["q"], ["x"], [[1, 2]], [3], valid_score=1.0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "form"),
+    [
+        ("3 + 5 - 2", "a + b - c"),
+        ("7+1-4 = 4", "a + b - c"),
+        ("(4 * 6) / 3", "a * b / c"),
+        ("4 * (6 / 3)", "a * (b / c)"),
+        ("12 - (3 + 4)", "a - (b + c)"),
+        ("3 \\times 5", "a * b"),
+    ],
+)
+def test_equation_form_abstracts_the_numbers(answer, form):
+    assert equation_form(answer) == form
+
+
+@pytest.mark.parametrize("answer", [None, "x + 1", "3 +", "2 ** 3", "4 / 0"])
+def test_equation_form_is_none_for_what_is_not_an_equation(answer):
+    assert equation_form(answer) is None
