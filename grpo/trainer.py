@@ -29,14 +29,16 @@ from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.durable import DiskFault
 from r1kit.errors import UserError
-from r1kit.evaluation import evaluate
+from r1kit.evaluation import EvalResult, evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
 from r1kit.learner.batch import to_batch
 from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
-from rollout.types import Completion
+from rewards.countdown import equation_form
+from rewards.math import extract_answer
+from rollout.types import Completion, SamplingParams
 
 
 class Trainer:
@@ -212,7 +214,20 @@ class Trainer:
             self.recipe.rollout.params(1, self.recipe.seed),
             temperature=self.recipe.train.eval_temperature,
         )
-        result = evaluate(
+        result = self._evaluate_with(sampling)
+        metrics = {f"eval/{key}": value for key, value in result.summary.items()}
+        if self.recipe.data.source == "countdown":
+            metrics["eval/answer_forms"] = answer_forms(result.samples)
+        samples = self.recipe.train.eval_pass_k
+        if samples:  # pass@k from `samples` draws at the rollout temperature: does it explore?
+            drawn = self._evaluate_with(self.recipe.rollout.params(samples, self.recipe.seed))
+            passes = {k: v for k, v in drawn.summary.items() if k.startswith("pass@")}
+            metrics |= {f"eval/sampled/{key}": value for key, value in passes.items()}
+        return metrics
+
+    def _evaluate_with(self, sampling: SamplingParams) -> EvalResult:
+        """The held-out rows evaluated with `sampling`."""
+        return evaluate(
             self.parts.engine,
             self.parts.tokenizer,
             self.recipe.template,
@@ -220,7 +235,6 @@ class Trainer:
             self.parts.correctness,
             sampling,
         )
-        return {f"eval/{key}": value for key, value in result.summary.items()}
 
     def _evaluate_unless_stopped(self) -> dict[str, float]:
         """`evaluate`, left out (empty) when a stop signal cuts it."""
@@ -271,6 +285,17 @@ def prompts_to_draw(missing: int, drawn: int, kept: int, max_oversample: float) 
         return missing
     most = math.ceil(missing * max_oversample)
     return min(most, math.ceil(missing * drawn / kept)) if kept else most
+
+
+def answer_forms(samples: list[dict]) -> int:
+    """How many distinct Countdown equation forms (numbers abstracted) the correct held-out
+    answers use: 1 means one pattern learned, not a search."""
+    forms = {
+        equation_form(extract_answer(sample["completion"]))
+        for sample in samples
+        if sample["correct"]
+    }
+    return len(forms - {None})
 
 
 def _completions(groups: list[Group]) -> list[Completion]:

@@ -341,6 +341,9 @@ class TrainConfig(Section):
     # Held-out sampling is the rollout's, one sample each, at this temperature (0: greedy), which
     # the rollout's own cannot be.
     eval_temperature: float = Field(0.0, ge=0.0)
+    # Also pass@k at evaluation: this many samples per held-out problem at the rollout's
+    # temperature (Chen et al. 2021's unbiased estimator, k = 2, 4, ... up to it); 0: off.
+    eval_pass_k: int = Field(0, ge=0)
     # The reward whose value 1 means "correct", for accuracy; None: the task's own
     # (`r1kit.tasks.correctness_reward`: countdown for countdown, else math).
     correctness: str | None = None
@@ -426,6 +429,8 @@ class Recipe(Section):
                 "learner.micro_batch_size is larger than a whole batch "
                 "(train.prompts_per_step x rollout.group_size)"
             )
+        if self.train.eval_pass_k == 1:
+            raise ValueError("train.eval_pass_k: 1 is pass@1 again; use 2 or more, or 0 (off)")
         if self.learner.passk > self.rollout.group_size:
             raise ValueError(
                 f"learner.passk: {self.learner.passk} is more than rollout.group_size "

@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import load_file
 
 from grpo.components import Components
-from grpo.trainer import Trainer, prompts_to_draw
+from grpo.trainer import Trainer, answer_forms, prompts_to_draw
 from r1kit.errors import UserError
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
@@ -492,3 +492,25 @@ def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner)
     step = run.metrics()[1]
     assert all(math.isfinite(v) for v in step.values() if isinstance(v, float)), step
     assert ("clip_frac/dual" in step) == ("clip_ratio_c" in learner)
+
+
+def test_eval_pass_k_logs_sampled_pass_at_k_next_to_pass_at_one(tiny_recipe):
+    run = _train(tiny_recipe(train={"steps": 1, "save_every": 0, "eval_pass_k": 4}))
+    first = run.metrics()[0]
+    assert {"eval/pass@1", "eval/sampled/pass@1", "eval/sampled/pass@4"} <= set(first)
+    assert (
+        first["eval/sampled/pass@1"] <= first["eval/sampled/pass@2"] <= first["eval/sampled/pass@4"]
+    )
+
+
+def test_eval_pass_k_is_off_by_default(tiny_recipe):
+    assert not any(key.startswith("eval/sampled/") for key in _train(tiny_recipe()).metrics()[0])
+
+
+def test_answer_forms_count_the_distinct_forms_of_correct_answers():
+    def sample(answer: str, correct: bool = True) -> dict:
+        return {"completion": f"try</think> <answer>{answer}</answer>", "correct": correct}
+
+    samples = [sample("3 + 5 - 2"), sample("9 + 1 - 4"), sample("(2 * 6) / 3")]
+    samples += [sample("2 * 6 - 1", correct=False)]
+    assert answer_forms(samples) == 2

@@ -44,6 +44,11 @@ def test_passk_above_the_group_size_is_refused():
         validate({"learner": {"advantage": "grpo_passk", "passk": 9}})
 
 
+def test_eval_pass_k_of_one_is_refused():
+    with pytest.raises(RecipeError, match=r"train\.eval_pass_k: 1 is pass@1 again"):
+        validate({"train": {"eval_pass_k": 1}})
+
+
 def test_wrong_choice_lists_what_is_allowed():
     with pytest.raises(RecipeError, match=r"learner\.strategy: .*'ddp'.*got 'zero3'"):
         validate({"learner": {"strategy": "zero3"}})
