@@ -150,6 +150,8 @@ def policy_loss(
     kl_estimator: str = "k3",
     ref_logprobs: torch.Tensor | None = None,
     tis_weights: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+    entropy_coef: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The named policy loss (+ beta * KL) over [B, T] tokens; returns (loss, summed stats).
 
@@ -158,6 +160,8 @@ def policy_loss(
     `aggregation` turns the per-token losses into the micro-batch's share of the batch loss.
     `clip_ratio_c` (dual-clip, Ye et al. 2020; verl's `clip_ratio_c`): for A < 0 the per-token
     loss is at most -c A, so a huge ratio on a bad token cannot blow the update up.
+    `entropy_coef` (the entropy bonus, as TRL's / verl's `entropy_coeff`): - coef * H_t per
+    token, aggregated like the surrogate; it needs `entropy` [B, T] with its graph.
     """
     _check_inputs(logprobs, old_logprobs, advantages, mask, ref_logprobs, tis_weights)
     _check_settings(epsilon_low, epsilon_high, clip_ratio_c, beta, ref_logprobs)
@@ -179,6 +183,10 @@ def policy_loss(
     if beta > 0:
         kl = kl_fn(torch.where(valid, logprobs, 0.0), torch.where(valid, ref_logprobs, 0.0))
         per_token = per_token + beta * kl
+    if entropy_coef > 0:
+        if entropy is None or entropy.shape != logprobs.shape:
+            raise LossInputError("entropy_coef > 0 needs the [B, T] entropy of each token")
+        per_token = per_token - entropy_coef * torch.where(valid, entropy, 0.0)
     loss = aggregate(torch.where(valid, per_token, 0.0), valid, norm)
     stats = {
         "token_count": valid.sum().item(),

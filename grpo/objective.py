@@ -25,15 +25,17 @@ class PolicyGradient(Objective):
 
     def __init__(self, cfg: LearnerConfig, store_old: bool = False):
         self.cfg, self.store_old = cfg, store_old
+        self.entropy_grad = cfg.entropy_coef > 0
         self.old: dict[int, torch.Tensor] = {}  # with store_old: sequence -> its window row
 
     def rows(self, batch: Batch) -> list[int]:
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
 
-        A masked or empty completion contributes nothing. With beta 0 the loss of a sequence
-        of advantage 0 is 0 for a policy loss that says so (`zero_at_zero_advantage`), in every
-        aggregation and ratio level (TIS only scales it); its tokens still count in the
-        batch-wide normalisers, which the caller computed over the whole batch.
+        A masked or empty completion contributes nothing. With beta 0 and no entropy bonus the
+        loss of a sequence of advantage 0 is 0 for a policy loss that says so
+        (`zero_at_zero_advantage`), in every aggregation and ratio level (TIS only scales it);
+        its tokens still count in the batch-wide normalisers, which the caller computed over
+        the whole batch.
         """
         if not self.cfg.skip_zero_advantage:
             return list(range(len(batch)))
@@ -44,6 +46,7 @@ class PolicyGradient(Objective):
             and batch.completion_ids[i]
             and (
                 self.cfg.beta > 0
+                or self.cfg.entropy_coef > 0
                 or not zero_at_zero_advantage(self.cfg.policy_loss)
                 or batch.advantages[i].item() != 0
             )
@@ -80,9 +83,11 @@ class PolicyGradient(Objective):
             kl_estimator=cfg.kl_estimator,
             ref_logprobs=learner.reference_logprobs(mb) if cfg.beta > 0 else None,
             tis_weights=weights,
+            entropy=entropy,
+            entropy_coef=cfg.entropy_coef,
         )
         mismatch_kl = mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"]
-        stats["entropy_sum"] = (entropy * mb.mask).sum().item()
+        stats["entropy_sum"] = (entropy.detach() * mb.mask).sum().item()
         stats["mismatch_kl_sum"] = mismatch_kl * mb.mask.sum().item()
         if self.store_old:
             for row, i in enumerate(mb.rows):

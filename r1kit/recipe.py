@@ -300,6 +300,7 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     # Dual-clip (Ye et al. 2020): for A < 0 the per-token loss is at most -c A; None: off.
     clip_ratio_c: float | None = Field(None, gt=1.0)
     beta: float = Field(0.0, ge=0.0)  # KL penalty; 0 loads no reference model
+    entropy_coef: float = Field(0.0, ge=0.0)  # entropy bonus: - coef * H per token; 0: off
     num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
     tis: TISConfig = TISConfig()
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero

@@ -74,7 +74,7 @@ class Learner:
         rows = list(range(len(batch))) if self.router_loss_on else objective.rows(batch)
         for mb in self.micro_batches(batch, rows):
             mb = mb.to(self.device)
-            logprobs, entropy, aux_loss = self.forward(self.model, mb)
+            logprobs, entropy, aux_loss = self.forward(self.model, mb, objective.entropy_grad)
             loss, loss_stats = objective.loss(self, mb, logprobs, entropy, norm)
             if aux_loss is not None:
                 # The router's load-balancing loss is a per-forward mean: weight it by this
@@ -113,7 +113,7 @@ class Learner:
         return batch.micro_batches(size, rows)
 
     def forward(
-        self, model: nn.Module, mb: MicroBatch
+        self, model: nn.Module, mb: MicroBatch, entropy_grad: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Per completion token ([B, C], 0 where none): log-prob of the sampled token at the
         sampling temperature, and the entropy of that distribution; the policy's MoE aux loss
@@ -148,7 +148,12 @@ class Learner:
         states = hidden[0].reshape(-1, hidden[0].shape[-1]).index_select(0, mb.source[real])
         head = model.get_output_embeddings()
         flat = token_logprobs(
-            states, mb.targets[real], head, self.temperature, self.batching.logprob_chunk
+            states,
+            mb.targets[real],
+            head,
+            self.temperature,
+            self.batching.logprob_chunk,
+            entropy_grad,
         )
         logprobs, entropy = (torch.zeros(mb.targets.shape, device=self.device) for _ in range(2))
         logprobs = logprobs.masked_scatter(real, flat[0])

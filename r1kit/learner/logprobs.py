@@ -7,6 +7,7 @@ the forward pass and (recomputed under activation checkpointing) in the backward
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
@@ -19,18 +20,21 @@ def token_logprobs(
     head: Callable[[torch.Tensor], torch.Tensor],
     temperature: float,
     chunk: int,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per token: log-prob of `targets` under softmax(head(hidden) / temperature), and the
-    entropy of that distribution (no graph: a diagnostic).
+    entropy of that distribution (no graph, a diagnostic, unless `entropy_grad`: a loss with
+    an entropy bonus differentiates it).
 
     hidden: [N, H] (or logits with `head` the identity); targets: [N]. chunk: tokens per
     chunk, 0 for all at once.
     """
     if chunk <= 0 or len(hidden) <= chunk:
-        return _logprobs(hidden, targets, head, temperature)
+        return _logprobs(hidden, targets, head, temperature, entropy_grad)
     parts = []
     for start in range(0, len(hidden), chunk):
-        args = (hidden[start : start + chunk], targets[start : start + chunk], head, temperature)
+        rows = slice(start, start + chunk)
+        args = (hidden[rows], targets[rows], head, temperature, entropy_grad)
         # Checkpointing keeps only this chunk's inputs for the backward pass, not its logits.
         parts.append(
             checkpoint(_logprobs, *args, use_reentrant=False)
@@ -46,9 +50,10 @@ def _logprobs(
     targets: torch.Tensor,
     head: Callable[[torch.Tensor], torch.Tensor],
     temperature: float,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     log_probs = torch.log_softmax(head(hidden).float() / temperature, dim=-1)
     logprobs = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    with torch.no_grad():
+    with contextlib.nullcontext() if entropy_grad else torch.no_grad():
         entropy = -(log_probs.exp() * log_probs).sum(-1)
     return logprobs, entropy

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class Objective(ABC):
     """One loss over a batch; subclasses implement `loss` and `metrics`."""
 
+    entropy_grad = False  # whether `loss` differentiates the entropy (an entropy bonus)
+
     def rows(self, batch: Batch) -> list[int]:
         """The sequences whose loss can have a nonzero gradient (the core runs only these;
         all of them unless the objective knows better)."""

@@ -333,6 +333,44 @@ def test_dual_clip_c_of_at_most_one_is_rejected():
         _loss(ON_POLICY, ON_POLICY, clip_ratio_c=1.0)
 
 
+def test_the_entropy_bonus_subtracts_coef_times_entropy_per_token():
+    # entropies [[1, 2], [3, masked 50]], coef 0.1: dapo ((-1 - 0.1) + (-1 - 0.2) + (3 - 0.3)) / 3;
+    # d loss / d H = -0.1 / 3 on each real token, 0 on the masked one
+    entropy = torch.tensor([[1.0, 2.0], [3.0, 50.0]], requires_grad=True)
+    loss, _ = _loss(ON_POLICY, ON_POLICY, entropy=entropy, entropy_coef=0.1)
+    assert loss.item() == pytest.approx((-1.1 - 1.2 + 2.7) / 3)
+    loss.backward()
+    assert torch.allclose(entropy.grad, torch.tensor([[-0.1, -0.1], [-0.1, 0.0]]) / 3)
+
+
+def test_the_entropy_bonus_adds_up_over_micro_batches():
+    torch.manual_seed(0)
+    entropy = torch.rand(4, 3, requires_grad=True)
+    mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    norm = Normalisers(num_tokens=9, num_sequences=4, max_completion_len=3)
+    logp, adv = torch.zeros(4, 3), torch.randn(4)
+
+    def loss(rows: slice) -> torch.Tensor:
+        return policy_loss(
+            logp[rows],
+            logp[rows],
+            adv[rows],
+            mask[rows],
+            norm,
+            entropy=entropy[rows],
+            entropy_coef=0.05,
+        )[0]
+
+    (whole,) = torch.autograd.grad(loss(slice(0, 4)), entropy)
+    (split,) = torch.autograd.grad(loss(slice(0, 1)) + loss(slice(1, 4)), entropy)
+    assert torch.allclose(split, whole, atol=1e-7)
+
+
+def test_an_entropy_bonus_without_entropy_is_rejected():
+    with pytest.raises(LossInputError, match="entropy_coef > 0 needs the"):
+        _loss(ON_POLICY, ON_POLICY, entropy_coef=0.1)
+
+
 def test_unknown_aggregation_is_rejected():
     with pytest.raises(LossInputError, match="learner.loss: unknown 'ppo'; registered: bnpo"):
         _loss(ON_POLICY, ON_POLICY, "ppo")

@@ -57,6 +57,11 @@ def test_nothing_is_skipped_with_a_kl_penalty_except_masked_rows():
     assert PolicyGradient(LearnerConfig(beta=0.1)).rows(_batch()) == [0, 1, 2, 3, 4, 5, 6]
 
 
+def test_nothing_is_skipped_with_an_entropy_bonus_except_masked_rows():
+    objective = PolicyGradient(LearnerConfig(entropy_coef=0.01))
+    assert objective.entropy_grad and objective.rows(_batch()) == [0, 1, 2, 3, 4, 5, 6]
+
+
 def test_nothing_is_skipped_with_the_skip_off():
     cfg = LearnerConfig(skip_zero_advantage=False)
     assert PolicyGradient(cfg).rows(_batch()) == list(range(8))

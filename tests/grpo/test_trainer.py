@@ -482,6 +482,7 @@ def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe)
     [
         {"policy_loss": "cispo", "advantage": "reinforce_pp", "clip_ratio_c": 3.0},
         {"policy_loss": "sapo", "advantage": "grpo_passk", "passk": 2},
+        {"advantage": "rloo", "entropy_coef": 0.01},
     ],
 )
 def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner):

@@ -55,6 +55,15 @@ def test_entropy_carries_no_graph():
     assert logprobs.requires_grad and not entropy.requires_grad
 
 
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_entropy_grad_differentiates_the_entropy_as_the_full_softmax(chunk):
+    h, targets, head = _inputs()
+    (expected,) = torch.autograd.grad(_plain(h, targets, head, 0.7)[1].sum(), h)
+    entropy = token_logprobs(h, targets, head, 0.7, chunk, entropy_grad=True)[1]
+    (grad,) = torch.autograd.grad(entropy.sum(), h)
+    assert torch.allclose(grad, expected, atol=1e-5)
+
+
 def test_temperature_sharpens_the_distribution():
     h, targets, head = _inputs()
     cold = token_logprobs(h, targets, head, 0.1, 4)[1]
