@@ -135,7 +135,7 @@ class Trainer:
                 learn_metrics = self.parts.learner.step(batch, objective, norm)
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
-        self.run.log_samples(step, self._examples(groups))
+        self.run.log_samples(step, self._examples(groups, advantages))
         completions = _completions(groups)
         lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float)
         return {
@@ -258,19 +258,22 @@ class Trainer:
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done
 
-    def _examples(self, groups: list[Group]) -> list[dict]:
-        """`samples_per_step` completions spread evenly over the batch, for samples.jsonl."""
+    def _examples(self, groups: list[Group], advantages: torch.Tensor) -> list[dict]:
+        """`samples_per_step` completions spread evenly over the batch, for samples.jsonl:
+        each with its total reward, every reward's value and its advantage."""
         flat = [(group, i) for group in groups for i in range(len(group.completions))]
         count = self.recipe.train.samples_per_step
-        picked = flat[:: max(1, len(flat) // max(count, 1))][:count]
+        picked = list(enumerate(flat))[:: max(1, len(flat) // max(count, 1))][:count]
         return [
             {
                 "prompt": group.row["prompt"],
                 "answer": group.row["answer"],
                 "completion": group.completions[i].text,
                 "reward": group.rewards()[i].item(),
+                "rewards": {name: values[i] for name, values in group.per_reward.items()},
+                "advantage": advantages[n].item(),
             }
-            for group, i in picked
+            for n, (group, i) in picked
         ]
 
     def _due(self, every: int) -> bool:

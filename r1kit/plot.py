@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -23,8 +24,15 @@ PANELS = [
 
 
 def plot_run(run_dir: Path) -> Path:
-    """Write RUN_DIR/curves.png from metrics.jsonl and return its path; steps where a health
-    rule was raised are shaded red on every panel."""
+    """Write RUN_DIR/curves.png from metrics.jsonl and return its path."""
+    out = Path(run_dir) / "curves.png"
+    out.write_bytes(curves_png(run_dir))
+    return out
+
+
+def curves_png(run_dir: Path) -> bytes:
+    """A run's curves from metrics.jsonl as PNG bytes; steps where a health rule was raised
+    are shaded red on every panel."""
     records = RunDir(run_dir).metrics()
     if not records:
         raise UserError(f"{run_dir}/metrics.jsonl: no step recorded yet; plot after the first step")
@@ -45,10 +53,10 @@ def plot_run(run_dir: Path) -> Path:
             ax.legend()
     fig.suptitle(Path(run_dir).name + (" (red: health warnings)" if flagged else ""))
     fig.tight_layout()
-    out = Path(run_dir) / "curves.png"
-    fig.savefig(out, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return out
+    return buffer.getvalue()
 
 
 def health_steps(records: list[dict]) -> list[int]:

@@ -4,7 +4,7 @@ This package sits on top: it imports `grpo/`, `distill/` and the shared floor (`
 and nothing below imports it.
 """
 
-from r1kit.cli import distill, eval, generate, plot, recipes, train  # noqa: F401  (registers commands)
+from r1kit.cli import distill, eval, generate, plot, recipes, report, train  # noqa: F401  (registers commands)
 from r1kit.cli.app import RECIPES_DIR, app
 
 __all__ = ["RECIPES_DIR", "app", "main"]
