@@ -115,6 +115,8 @@ class Trainer:
             rollout_metrics |= staleness(self.parts.engine.version, _completions(groups))
             if step < cfg.train.steps:  # step + 1 samples while this step learns
                 self._prefetch(step + 1)
+        if not cfg.rollout.async_:  # async samples while the learner trains: no sleep
+            self.parts.engine.sleep()  # the GPU is the learner's; update_weights wakes it
         with timer("learn"):
             rewards = torch.cat([group.rewards() for group in groups])
             advantages = group_advantages(

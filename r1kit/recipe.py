@@ -194,6 +194,25 @@ class VLLMConfig(Section):
     """The vLLM engine's own settings."""
 
     kv_cache_gb: float = Field(1.0, gt=0.0)  # KV cache size of each engine
+    # GPU: the share of GPU memory vLLM may claim (weights + KV cache); replaces kv_cache_gb.
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_model_len: int | None = Field(None, ge=1)  # None: the model's own
+    enforce_eager: bool | None = None  # None: eager on CPU, CUDA graphs on GPU
+    # 1: vLLM's level-1 sleep while the learner trains (weights offloaded, KV cache freed), so
+    # learner and engine share one GPU; 0: the engine stays awake. GPU only: off on CPU.
+    sleep_level: Literal[0, 1] = 0
+
+    @model_validator(mode="after")
+    def _one_memory_budget(self) -> VLLMConfig:
+        # vLLM sizes the KV cache from kv_cache_memory_bytes and then ignores
+        # gpu_memory_utilization: a recipe naming both would not get what it asks.
+        if self.gpu_memory_utilization is not None and "kv_cache_gb" in self.model_fields_set:
+            raise ValueError(
+                "kv_cache_gb and gpu_memory_utilization are alternatives: vLLM sizes its KV "
+                "cache from one of them; remove kv_cache_gb to give vLLM a share of the GPU"
+            )
+        return self
 
 
 class EngineConfig(Section):

@@ -79,6 +79,12 @@ class HFEngine:
                     params[name].copy_(tensor)
         self.policy_version += 1
 
+    def sleep(self) -> None:
+        """Nothing to free: the model is the learner's or a CPU copy."""
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        """Nothing to take back (see `sleep`)."""
+
     def close(self) -> None:
         """Nothing to release: the model lives in this process."""
 

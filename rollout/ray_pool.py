@@ -99,6 +99,12 @@ class RolloutWorker:
         self.engine.update_weights(named_tensors)
         self.version = version
 
+    def sleep(self) -> None:
+        self.engine.sleep()
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        self.engine.wake_up(tags)
+
     def leftovers(self) -> tuple[leftovers.Leftovers, str]:
         """What this actor's engine would leave if killed, and the node it runs on."""
         return leftovers.collect(), ray.get_runtime_context().get_node_id()
@@ -153,6 +159,14 @@ class RayPool:
         ]
         if not self.in_flight:
             self._settle_updates()
+
+    def sleep(self) -> None:
+        """Every actor's engine frees its GPU memory (queued behind a running rollout)."""
+        ray.get([actor.sleep.remote() for actor in self.actors])
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        """Every actor's engine takes its memory back."""
+        ray.get([actor.wake_up.remote(tags) for actor in self.actors])
 
     def _settle_updates(self) -> None:
         """Wait for the queued updates; replace an actor that died taking one (once)."""

@@ -69,6 +69,16 @@ class Engine(Protocol):
         """Load new policy weights, streamed as (name, tensor) pairs."""
         ...
 
+    def sleep(self) -> None:
+        """Free the accelerator memory the engine holds while the learner trains (vLLM's sleep
+        mode on GPU; a no-op where the engine has none)."""
+        ...
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        """Take back what `sleep` freed (`tags`: only those parts, e.g. ["weights"]); the engine
+        also wakes by itself to generate or to load weights."""
+        ...
+
     def close(self) -> None:
         """Release the engine's processes and memory (a no-op for an in-process engine)."""
         ...

@@ -30,6 +30,7 @@ from r1kit.recipe import (
 )
 from r1kit.references import check_references
 from r1kit.rundir import CONFIG, RunDir
+from rollout.weight_transfer import WeightRoute, choose_route
 
 
 @command("train")
@@ -157,6 +158,38 @@ def _ranks(recipe: Recipe) -> str:
     )
 
 
+def _engine(recipe: Recipe) -> str:
+    """The plan's engine line: where it runs, its memory share, sleep, and the weight route."""
+    rollout = recipe.rollout
+    place = f"{rollout.workers} Ray workers" if rollout.workers else "in-process"
+    if rollout.engine != "vllm":
+        return f"{rollout.engine}, {place}"
+    vllm = rollout.vllm
+    memory = (
+        f"{vllm.gpu_memory_utilization:.0%} of the GPU"
+        if vllm.gpu_memory_utilization is not None
+        else f"KV cache {vllm.kv_cache_gb:g} GiB"
+    )
+    sleep = "sleeps while the learner trains (GPU)" if vllm.sleep_level else "stays awake"
+    colocated = " (colocated with the learner)" if not rollout.workers else ""
+    return f"vllm, {place}{colocated}, {memory}, {sleep}, tp {vllm.tensor_parallel_size}"
+
+
+def _weights(recipe: Recipe) -> str:
+    """The plan's weights line: the route updates take today, and the native one on CUDA."""
+    lora = recipe.model.lora
+    modules = None if lora is None else _as_list(lora.target_modules)
+    today = WeightRoute("shm", "none" if lora is None else "merged")
+    if recipe.rollout.engine != "vllm":
+        return today.describe() if recipe.rollout.workers else "in place"
+    native = choose_route("cuda", True, colocated=not recipe.rollout.workers, lora_modules=modules)
+    return f"{today.describe()} (native on CUDA, not built yet: {native.describe()})"
+
+
+def _as_list(modules: list[str] | str) -> list[str]:
+    return [modules] if isinstance(modules, str) else modules
+
+
 def _print_plan(recipe: Recipe, run: RunDir) -> None:
     batch = recipe.train.prompts_per_step * recipe.rollout.group_size
     console.print(
@@ -171,6 +204,8 @@ def _print_plan(recipe: Recipe, run: RunDir) -> None:
         f"micro-batch {recipe.learner.micro_batch_size}\n"
         f"  loss       {recipe.learner.loss}, lr {recipe.learner.lr}, beta {recipe.learner.beta}\n"
         f"  learner    {_ranks(recipe)}\n"
+        f"  engine     {_engine(recipe)}\n"
+        f"  weights    {_weights(recipe)}\n"
         f"  run dir    {run.path}",
         highlight=False,
     )

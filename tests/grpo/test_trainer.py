@@ -410,6 +410,12 @@ class FormatOrAnswerEngine:
         for _ in named_tensors:
             pass
 
+    def sleep(self) -> None:
+        pass
+
+    def wake_up(self, tags=None) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -456,6 +462,21 @@ def test_a_reward_paying_for_correctness_raises_no_hacking_flag(tiny_recipe):
     metrics = run.metrics()
     assert all(m["eval/pass@1"] == 1.0 for m in metrics)
     assert all(m.get("health/reward_hacking", 0.0) == 0.0 for m in metrics)
+
+
+def test_the_engine_sleeps_while_the_learner_trains_and_wakes_to_take_the_weights(tiny_recipe):
+    recipe = validate(tiny_recipe(train={"steps": 2, "eval_every": 0, "save_every": 0}))
+    parts = Components.build(recipe)
+    calls: list[str] = []
+    for part, name in [(parts.engine, "sleep"), (parts.engine, "update_weights")] + [
+        (parts.learner, "step")
+    ]:
+        real = getattr(part, name)
+        setattr(part, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    run = RunDir(recipe.run_dir())
+    run.create(recipe, tensorboard=False)
+    Trainer(recipe, run, parts).fit()
+    assert calls == ["sleep", "step", "update_weights"] * 2
 
 
 def test_dynamic_sampling_draws_more_prompts_when_most_groups_are_flat():

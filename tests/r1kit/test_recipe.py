@@ -119,8 +119,39 @@ def test_engine_settings_moved_to_the_engine_s_subsection_and_the_old_place_says
 
 def test_the_engine_gets_only_its_own_subsection():
     rollout = validate({"rollout": {"engine": "vllm", "vllm": {"kv_cache_gb": 3}}}).rollout
-    assert rollout.spec().options == {"kv_cache_gb": 3.0}
+    assert rollout.spec().options["kv_cache_gb"] == 3.0
+    assert "batch_size" not in rollout.spec().options
     assert validate({}).rollout.spec().options == {"batch_size": 64}
+
+
+def test_the_gpu_options_reach_the_engine_spec():
+    gpu = {"gpu_memory_utilization": 0.3, "tensor_parallel_size": 2, "max_model_len": 4096}
+    gpu |= {"enforce_eager": False, "sleep_level": 1}
+    rollout = validate({"rollout": {"engine": "vllm", "vllm": gpu}}).rollout
+    assert gpu.items() <= rollout.spec().options.items()
+
+
+def test_the_gpu_options_default_to_r1kit_s_current_engine():
+    options = validate({}).rollout.vllm.model_dump()
+    assert options == {
+        "kv_cache_gb": 1.0,
+        "gpu_memory_utilization": None,
+        "tensor_parallel_size": 1,
+        "max_model_len": None,
+        "enforce_eager": None,
+        "sleep_level": 0,
+    }
+
+
+def test_a_kv_cache_size_and_a_gpu_share_together_are_refused():
+    vllm = {"kv_cache_gb": 2, "gpu_memory_utilization": 0.3}
+    with pytest.raises(RecipeError, match=r"rollout\.vllm.*kv_cache_gb and gpu_memory_utilization"):
+        validate({"rollout": {"engine": "vllm", "vllm": vllm}})
+
+
+def test_a_sleep_level_vllm_has_not_is_refused():
+    with pytest.raises(RecipeError, match=r"rollout\.vllm\.sleep_level"):
+        validate({"rollout": {"vllm": {"sleep_level": 2}}})
 
 
 def test_one_sampling_type_makes_the_engine_s_parameters():

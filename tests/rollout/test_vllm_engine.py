@@ -16,7 +16,8 @@ T = 0.7
 def engine(tiny_dir):
     from rollout.vllm_engine import VLLMEngine
 
-    engine = VLLMEngine(tiny_dir, kv_cache_gb=0.25)
+    # sleep_level 1 asked for on CPU, where vLLM has no sleep mode: it must stay off
+    engine = VLLMEngine(tiny_dir, kv_cache_gb=0.25, sleep_level=1)
     yield engine
     engine.close()
 
@@ -93,3 +94,11 @@ def test_a_seeded_batch_larger_than_one_prefill_step_is_sampled(engine):
     prompts = [[(7 * i + j) % 500 + 10 for j in range(120)] for i in range(16)]
     groups = engine.generate(prompts, _sampling(n=8, max_new_tokens=4))
     assert [len(g) for g in groups] == [8] * 16
+
+
+def test_sleep_is_off_on_cpu_and_sleeping_changes_nothing(engine, prompts):
+    before = _token_ids(engine.generate(prompts, _sampling()))
+    engine.sleep()
+    engine.wake_up(["weights"])
+    assert (engine.sleep_level, engine.asleep) == (0, False)
+    assert _token_ids(engine.generate(prompts, _sampling())) == before

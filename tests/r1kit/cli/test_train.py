@@ -352,3 +352,16 @@ def test_a_set_on_resume_stopped_before_its_checkpoint_is_recorded_once(tmp_path
     RunDir(run).write_config(first)  # then stopped before a checkpoint copied it in
     again = _resumed_recipe(None, [], RunDir(run))
     assert [(c.field, c.value) for c in again.changes] == [("learner.lr", 0.001)]
+
+
+def test_the_colocated_recipe_s_dry_run_shows_the_colocated_plan(tmp_path):
+    recipe = RECIPES_DIR / "r1_zero_gsm8k_qwen2.5-1.5b_colocate.yaml"
+    result = runner.invoke(
+        app, ["train", str(recipe), "--dry-run", "--set", f"output.dir={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    plan = " ".join(result.output.split())  # the console wraps long lines
+    assert "engine vllm, in-process (colocated with the learner), 30% of the GPU" in plan
+    assert "sleeps while the learner trains" in plan
+    assert "weights /dev/shm reload, merged LoRA weights" in plan
+    assert "CUDA IPC, LoRA adapter only" in plan
