@@ -25,6 +25,7 @@ from grpo.components import Components
 from grpo.health import Monitor
 from grpo.objective import PolicyGradient
 from grpo.prefetch import Prefetch, staleness
+from grpo.sync_check import SyncCheckError, sync_problem
 from r1kit.advantages import group_advantages
 from r1kit.display import Display
 from r1kit.durable import DiskFault
@@ -50,18 +51,21 @@ class Trainer:
         self.stopper = Stopper()
         self.prefetch = Prefetch(parts.stream)  # rollout.async: the next step's first round
         self._saved_step: int | None = None
+        self._sync_warned = False
 
     def fit(self, resume: bool = False) -> int | None:
         """Train until `train.steps` or a stop signal, checkpointing on the way; return the
         signal that stopped the run early (after its checkpoint), or None. A user's mistake
         found mid-run (a reward failing on too much of a batch) is checkpointed first; a disk
-        fault is not (the disk that refused a write would refuse the checkpoint)."""
+        fault is not (the disk that refused a write would refuse the checkpoint), nor is a
+        failed sync check (the learner has already learnt from the bad samples: the last
+        checkpoint is the last good state)."""
         if resume:
             self._resume()
         try:
             with self.stopper:
                 self._train()
-        except DiskFault:
+        except (DiskFault, SyncCheckError):
             raise
         except UserError:
             self.save()
@@ -135,6 +139,7 @@ class Trainer:
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
                 objective = PolicyGradient(cfg.learner, store_old)
                 learn_metrics = self.parts.learner.step(batch, objective, norm)
+        learn_metrics |= self._check_sync(step, learn_metrics["mismatch_kl"])
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
         self.run.log_samples(step, self._examples(groups, advantages))
@@ -152,6 +157,19 @@ class Trainer:
             "tokens_per_s": lengths.sum().item() / max(timer.total(), 1e-9),
             **timer.metrics(),
         }
+
+    def _check_sync(self, step: int, mismatch_kl: float) -> dict[str, float]:
+        """Stop (action error) or warn once (action warn) when this step's samples did not come
+        from the learner's weights (grpo/sync_check.py); the metric when it warns."""
+        problem = sync_problem(mismatch_kl, self.recipe.rollout)
+        if problem is None:
+            return {}
+        if self.recipe.rollout.sync_check.action == "error":
+            raise SyncCheckError(f"step {step}: {problem}")
+        if not self._sync_warned:
+            warnings.warn(f"step {step}: {problem}", stacklevel=2)
+            self._sync_warned = True
+        return {"sync_check/failed": 1.0}
 
     def rollout(self, step: int, timer: Timer) -> tuple[list[Group], dict[str, float]]:
         """`prompts_per_step` scored groups. With DAPO dynamic sampling, groups whose G rewards

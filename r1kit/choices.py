@@ -13,4 +13,5 @@ TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Schedule = Literal["constant", "cosine"]
 TISLevel = Literal["none", "token", "sequence"]
+SyncAction = Literal["error", "warn", "off"]  # what a failed weight-sync check does
 Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)

@@ -26,6 +26,7 @@ from r1kit.choices import (
     EngineName,
     Schedule,
     Strategy,
+    SyncAction,
     TemplateName,
     TISLevel,
 )
@@ -236,6 +237,16 @@ class EngineConfig(Section):
         )
 
 
+class SyncCheckConfig(Section):
+    """The check after each weight update that the engine samples from the learner's weights
+    (grpo/sync_check.py; docs/engine.md#the-sync-check)."""
+
+    # Correct runs measure ~1e-10 (HF, float32 CPU); bf16 GPU engines ~1e-3; a broken update
+    # (an un-tied lm_head, a skipped tensor) is above 0.01 (a missed update, tiny test run: 0.03).
+    max_mismatch_kl: float = Field(0.01, gt=0.0)
+    action: SyncAction = "error"
+
+
 class RolloutConfig(SamplingConfig, EngineConfig):
     """GRPO's rollouts: the engine, G completions per prompt, and how they are sampled."""
 
@@ -246,6 +257,7 @@ class RolloutConfig(SamplingConfig, EngineConfig):
     # One-step-off-policy: step t+1 samples (from the weights before step t) while step t learns.
     async_: bool = Field(False, alias="async")
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
+    sync_check: SyncCheckConfig = SyncCheckConfig()
 
     @model_validator(mode="after")
     def _async_needs_workers(self) -> RolloutConfig:
