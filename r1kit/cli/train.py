@@ -35,7 +35,7 @@ from r1kit.rundir import CONFIG, RunDir
 @command("train")
 def train(
     recipe: Annotated[
-        Path | None, typer.Argument(help="Recipe YAML (see `r1kit recipes`).")
+        Path | None, typer.Argument(help="Recipe YAML, or a built-in name (see `r1kit recipes`).")
     ] = None,
     set_: SetOption = [],  # noqa: B006
     resume: ResumeOption = None,
