@@ -493,11 +493,7 @@ class Recipe(Section):
 def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Section] = Recipe):
     """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
     recipe unless told, e.g. distill's); RecipeError on any mistake."""
-    path = Path(path)
-    if path.is_dir():
-        raise RecipeError(f"{path} is a directory; give a recipe .yaml file (see `r1kit recipes`)")
-    if not path.is_file():
-        raise RecipeError(f"recipe file not found: {path}")
+    path = find_recipe(Path(path))
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
@@ -508,6 +504,30 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
         apply_override(raw, override)
     raw.setdefault("output", {}).setdefault("name", path.stem)
     return validate(raw, source=str(path), schema=schema)
+
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # shipped with the package
+
+
+def builtin_recipes() -> list[str]:
+    """The names of the shipped recipes, which `r1kit train NAME` accepts without a path."""
+    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
+
+
+def find_recipe(path: Path) -> Path:
+    """The recipe file `path` names: the file where one exists, else the shipped recipe of
+    that name (so a built-in runs by name from any directory); RecipeError otherwise."""
+    if path.is_dir():
+        raise RecipeError(f"{path} is a directory; give a recipe .yaml file (see `r1kit recipes`)")
+    if path.is_file():
+        return path
+    builtin = RECIPES_DIR / f"{path.name.removesuffix('.yaml')}.yaml"
+    if path.parent == Path() and builtin.is_file():
+        return builtin
+    raise RecipeError(
+        f"recipe file not found: {path}; give a path or a built-in recipe name: "
+        + ", ".join(builtin_recipes())
+    )
 
 
 def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):

@@ -8,17 +8,35 @@ a bug and stays a traceback.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections.abc import Callable
-from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from r1kit.errors import UserError
+from r1kit.recipe import RECIPES_DIR  # noqa: F401  (the CLI's name for it)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 console = Console()
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def _print_version(value: bool) -> None:
+    """`--version`: the installed package's version (pyproject's, through its metadata)."""
+    if value:
+        console.print(f"r1kit {importlib.metadata.version('r1kit')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print version."),
+    ] = False,
+) -> None:
+    """Turn a base language model into an R1-style reasoner (GRPO, distillation)."""
 
 
 def command(name: str) -> Callable[[Callable], Callable]:

@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 @command("distill")
 def distill(
-    recipe: Annotated[Path | None, typer.Argument(help="Distill recipe YAML.")] = None,
+    recipe: Annotated[
+        Path | None, typer.Argument(help="Distill recipe YAML, or a built-in name.")
+    ] = None,
     set_: SetOption = [],  # noqa: B006
     resume: ResumeOption = None,
     dry_run: DryRunOption = False,

@@ -10,12 +10,12 @@ from r1kit.cli.app import RECIPES_DIR, command, console
 
 @command("recipes")
 def recipes() -> None:
-    """List the built-in recipes with a line each."""
+    """List the built-in recipes with a line each (`r1kit train NAME` runs one)."""
     table = Table("recipe", "what it does")
     for path in sorted(RECIPES_DIR.glob("*.yaml")):
         description = (yaml.safe_load(path.read_text()) or {}).get("description", "")
         table.add_row(
-            str(path.relative_to(RECIPES_DIR.parent)),
+            path.stem,
             description.strip().splitlines()[0] if description else "",
         )
     console.print(table)

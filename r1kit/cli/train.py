@@ -36,7 +36,7 @@ from rollout.weight_transfer import WeightRoute, choose_route
 @command("train")
 def train(
     recipe: Annotated[
-        Path | None, typer.Argument(help="Recipe YAML (see `r1kit recipes`).")
+        Path | None, typer.Argument(help="Recipe YAML, or a built-in name (see `r1kit recipes`).")
     ] = None,
     set_: SetOption = [],  # noqa: B006
     resume: ResumeOption = None,
