@@ -76,7 +76,7 @@ def recipe(work: Path, name: str, steps: int, out: Path | None = None) -> Path:
             "keep_last": 2,
             "samples_per_step": 2,
         },
-        "output": {"dir": str(out or work / "runs"), "name": name, "tensorboard": False},
+        "output": {"dir": str(out or work / "runs"), "name": name, "report_to": []},
     }
     path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -50,7 +50,7 @@ def recipe(args: argparse.Namespace, overrides: list[str]):
             "train.samples_per_step=0",
             "data.eval_size=0",
             f"output.dir={args.out}",
-            "output.tensorboard=false",
+            "output.report_to=[]",
             *([f"rollout.max_new_tokens={args.max_new_tokens}"] if args.max_new_tokens else []),
             *([f"learner.micro_batch_size={args.micro_batch}"] if args.micro_batch else []),
             *([f"model.name={args.model}"] if args.model else []),
@@ -68,7 +68,7 @@ def run_r1kit(args: argparse.Namespace, overrides: list[str]) -> list[tuple[floa
 
     cfg = recipe(args, overrides)
     run = RunDir(cfg.run_dir())
-    run.create(cfg, tensorboard=False)
+    run.create(cfg)
     Trainer(cfg, run, Components.build(cfg)).fit()
     per_step = cfg.train.prompts_per_step * cfg.rollout.group_size
     steps = [m for m in run.metrics() if "time/step" in m]  # not the evaluation records

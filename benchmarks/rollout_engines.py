@@ -46,7 +46,7 @@ def overrides(run: str) -> list[str]:
 def train(recipe: str, sets: list[str], out: Path, name: str) -> tuple[int, float]:
     """Run `r1kit train` to its end; its exit code and its process tree's peak RSS (GB)."""
     args = [*CLI, recipe, "--overwrite"]
-    for field in [*sets, f"output.dir={out}", f"output.name={name}", "output.tensorboard=false"]:
+    for field in [*sets, f"output.dir={out}", f"output.name={name}", "output.report_to=[]"]:
         args += ["--set", field]
     with (out / f"{name}.log").open("w") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)

@@ -13,5 +13,6 @@ TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 Schedule = Literal["constant", "cosine"]
 TISLevel = Literal["none", "token", "sequence"]
+TrackerName = Literal["tensorboard", "wandb", "mlflow", "trackio"]  # output.report_to
 SyncAction = Literal["error", "warn", "off"]  # what a failed weight-sync check does
 Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)

@@ -29,6 +29,7 @@ from r1kit.choices import (
     SyncAction,
     TemplateName,
     TISLevel,
+    TrackerName,
 )
 from r1kit.errors import UserError
 from r1kit.registry import registered, unknown
@@ -393,7 +394,7 @@ class TrainConfig(Section):
 class OutputConfig(Section):
     dir: str = "runs"
     name: str | None = None  # None: the recipe's file name
-    tensorboard: bool = True
+    report_to: list[TrackerName] = ["tensorboard"]  # experiment trackers (r1kit/trackers.py)
 
 
 class Change(Section):
@@ -418,7 +419,7 @@ RESUMABLE_FIELDS = (
     "ray.cpus_per_rank",
     "ray.gpus_per_rank",
     "scoring.workers",
-    "output.tensorboard",
+    "output.report_to",
 )
 
 
@@ -535,6 +536,11 @@ def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
     for old, new in getattr(schema, "moved_fields", {}).items():
         if _holds(raw, old):
             raise RecipeError(f"{source}: {old}: moved to {new}")
+    if _holds(raw, "output.tensorboard"):
+        raise RecipeError(
+            f"{source}: output.tensorboard: replaced by output.report_to, a list of trackers "
+            "([tensorboard] is the default; [] for none)"
+        )
     try:
         return schema.model_validate(raw)
     except ValidationError as err:
@@ -550,6 +556,8 @@ def upgrade_saved(raw: dict, schema: type[Section] = Recipe) -> dict:
             value = _section(raw, parents).pop(key)
             *new_parents, new_key = new.split(".")
             _section(raw, new_parents, create=True)[new_key] = value
+    if _holds(raw, "output.tensorboard"):
+        raw["output"]["report_to"] = ["tensorboard"] if raw["output"].pop("tensorboard") else []
     learner = raw.get("learner")
     if isinstance(learner, dict) and learner.get("loss") == "gspo":
         learner.update(loss="grpo", ratio_level="sequence")

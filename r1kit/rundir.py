@@ -1,6 +1,7 @@
-"""The run directory: resolved recipe, metrics, samples, TensorBoard, checkpoints, final model.
+"""The run directory: resolved recipe, metrics, samples, trackers, checkpoints, final model.
 
-runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  tb/  checkpoints/step-N/  final/  .lock
+runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  checkpoints/step-N/  final/  .lock
+            tb/  wandb/  trackers.json  (the experiment trackers', r1kit/trackers.py)
 
 Everything here survives a kill at any instant (see r1kit/durable.py): config.yaml, every
 checkpoint and final/ appear whole or not at all, log lines are fsynced, and `recover_checkpoint`
@@ -13,18 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from r1kit import durable, runlock
 from r1kit.recipe import RecipeError, Section
+from r1kit.trackers import IDS_FILE, Trackers
 
 CONFIG = "config.yaml"
 LOGS = ("metrics.jsonl", "samples.jsonl")
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
 FIX_CONFIG = "restore it, or start afresh with --overwrite"
-NOT_STARTED = (CONFIG, "tb", runlock.LOCK)  # what a run stopped before its first result holds
+# what a run stopped before its first result holds (config, trackers' files, lock)
+NOT_STARTED = (CONFIG, "tb", "wandb", IDS_FILE, runlock.LOCK)
 
 
 class RunDir:
@@ -35,17 +39,17 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.final = self.path / "final"
         self.config: str | None = None  # config.yaml as this process wrote or read it
-        self._tb = None
+        self.trackers: Trackers | None = None
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """This process is the run's one writer until the block ends (RunBusy if another is)."""
         return runlock.hold(self.path)
 
-    def create(self, recipe: Section, tensorboard: bool) -> None:
+    def create(self, recipe: Section, report_to: Sequence[str] = ()) -> None:
         """A new run: the directory and its resolved recipe."""
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(recipe)
-        self.open(tensorboard)
+        self.open(report_to)
 
     def started(self) -> bool:
         """Whether the run holds anything but its config.yaml, tb/ and lock: results, progress
@@ -85,21 +89,18 @@ class RunDir:
             raise RecipeError(f"{path}: unreadable ({err}); {FIX_CONFIG}") from None
         return parse_config(self.config, path)
 
-    def open(self, tensorboard: bool) -> None:
+    def open(self, report_to: Sequence[str] = ()) -> None:
         """Start (or continue) writing: prove the checkpoints' directory writable before any
-        step is spent (a DiskFault naming it), then open TensorBoard's events."""
+        step is spent (a DiskFault naming it), then start the experiment trackers."""
         durable.probe(self.checkpoints if self.checkpoints.is_dir() else self.path)
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.path / "tb"))
+        if report_to:
+            config = yaml.safe_load(self.config or "") or {}
+            self.trackers = Trackers(report_to, self.path, config)
 
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
         durable.append_jsonl(self.path / "metrics.jsonl", [{"step": step, **metrics}])
-        if self._tb is not None:
-            for key, value in metrics.items():
-                self._tb.add_scalar(key, value, step)
-            self._tb.flush()
+        if self.trackers is not None:
+            self.trackers.log(step, metrics)
 
     def log_samples(self, step: int, samples: list[dict]) -> None:
         durable.append_jsonl(self.path / "samples.jsonl", [{"step": step, **s} for s in samples])
@@ -165,8 +166,8 @@ class RunDir:
                 durable.rewrite_jsonl(path, kept)
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
+        if self.trackers is not None:
+            self.trackers.close()
 
 
 def parse_config(text: str, path: Path) -> dict:

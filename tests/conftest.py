@@ -35,7 +35,7 @@ def tiny_recipe(tmp_path):
                 "save_every": 2,
                 "samples_per_step": 1,
             },
-            "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "tensorboard": False},
+            "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "report_to": []},
         }
         for section, values in sections.items():
             recipe[section] = (

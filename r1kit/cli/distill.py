@@ -70,9 +70,9 @@ def _distill(resolved: DistillRecipe, run: RunDir, resume: bool) -> None:
 
     inputs = prepare(resolved)  # a bad input fails here, before the run directory is written
     if resume:
-        run.open(resolved.output.tensorboard)
+        run.open(resolved.output.report_to)
     else:
-        run.create(resolved, resolved.output.tensorboard)
+        run.create(resolved, resolved.output.report_to)
     job = Distillation(resolved, run, inputs)
     fit_until_stopped(
         "distill",

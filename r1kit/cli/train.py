@@ -71,9 +71,9 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
     parts = Components.build(resolved)
     if resume:
         run.write_config(resolved)  # records any changes; nothing written without
-        run.open(resolved.output.tensorboard)
+        run.open(resolved.output.report_to)
     else:
-        run.create(resolved, resolved.output.tensorboard)
+        run.create(resolved, resolved.output.report_to)
     if resolved.train.threads:
         import torch
 

@@ -30,7 +30,7 @@ def test_a_loss_registered_in_a_test_module_trains_one_step(tiny_recipe):
         tiny_recipe(learner={"policy_loss": "test_reinforce"}, train={"steps": 1, "save_every": 0})
     )
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     parts = Components.build(recipe)
     before = [p.detach().clone() for p in parts.learner.params]
     Trainer(recipe, run, parts).fit()

@@ -49,7 +49,7 @@ def _broken_run(tiny_recipe, **sync_check) -> tuple[RunDir, Trainer]:
     raw = tiny_recipe(rollout={"sync_check": sync_check}, train={"steps": 3, "save_every": 1})
     recipe = validate(raw)
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     return run, MissedUpdate(recipe, run, Components.build(recipe))
 
 

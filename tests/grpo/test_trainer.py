@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from grpo.components import Components
 from grpo.trainer import Trainer, answer_forms, prompts_to_draw
+from r1kit import durable
 from r1kit.errors import UserError
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
@@ -26,7 +27,7 @@ from rollout.types import Completion
 def _train(raw: dict) -> RunDir:
     recipe = validate(raw)
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     Trainer(recipe, run, Components.build(recipe)).fit()
     return run
 
@@ -51,6 +52,17 @@ def test_run_directory_has_the_documented_layout(tiny_recipe):
     assert {"time/generate", "time/learn", "clip_frac/high", "entropy"} <= set(metrics[1])
 
 
+def test_samples_carry_each_reward_and_the_advantage(tiny_recipe):
+    recipe = tiny_recipe(train={"steps": 1, "save_every": 0, "samples_per_step": 4})
+    name = recipe["rewards"][0]["name"]
+    run = _train(recipe)
+    samples = durable.read_jsonl(run.path / "samples.jsonl", keys=("step",))
+    assert len(samples) == 4 and all(list(s["rewards"]) == [name] for s in samples)
+    # one reward of weight 1: the total is that reward's value, and some advantage is nonzero
+    assert all(s["reward"] == s["rewards"][name] for s in samples)
+    assert any(s["advantage"] != 0.0 for s in samples)
+
+
 def test_moe_model_trains_with_its_router_loss(tiny_recipe):
     run = _train(
         tiny_recipe(model={"name": "tiny-deepseek-v3"}, train={"steps": 2, "save_every": 0})
@@ -68,7 +80,7 @@ def test_lora_leaves_the_base_weights_untouched(tiny_recipe):
     parts = Components.build(recipe)
     base = {n: p.clone() for n, p in parts.learner.model.named_parameters() if "lora_" not in n}
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     Trainer(recipe, run, parts).fit()
     after = dict(parts.learner.model.named_parameters())
     assert all(torch.equal(base[n], after[n]) for n in base)
@@ -152,7 +164,7 @@ def test_a_reward_failing_on_the_batch_stops_the_run_with_a_checkpoint(tiny_reci
     raw = tiny_recipe(rewards=[{"name": f"{nan_reward}:nan"}], train={"steps": 3, "save_every": 0})
     recipe = validate(raw)
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     with pytest.raises(UserError, match=r"reward .*nan.*invalid"):
         Trainer(recipe, run, Components.build(recipe)).fit()
     checkpoint, problems = run.recover_checkpoint()
@@ -194,7 +206,7 @@ def stall_runs(tmp_path_factory):
             "scoring": {"workers": 1},
             "learner": {"lr": 3e-2, "micro_batch_size": 8},
             "train": {"steps": 3, "prompts_per_step": 2, "eval_every": 0, "save_every": 0},
-            "output": {"dir": str(root / "runs"), "name": name, "tensorboard": False},
+            "output": {"dir": str(root / "runs"), "name": name, "report_to": []},
         }
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(raw))
@@ -328,7 +340,7 @@ class KillsAWorker(Trainer):
 def test_a_rollout_actor_killed_mid_run_restarts_with_the_current_weights(tiny_recipe, caplog):
     recipe = validate(tiny_recipe(rollout={"workers": 2}, train={"steps": 2, "save_every": 0}))
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     parts = Components.build(recipe)
     KillsAWorker(recipe, run, parts).fit()
     assert parts.engine.restarts == 1
@@ -363,7 +375,7 @@ def test_a_stop_while_waiting_for_a_prefetched_round_cuts_it_and_rewinds_the_str
     sync = _train(tiny_recipe(rollout={"workers": 1}, train={**train, "steps": 1}))
     recipe = validate(tiny_recipe(rollout=ASYNC, train=train, output={"name": "a"}))
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     start = time.time()
     assert StopsWhileWaiting(recipe, run, Components.build(recipe)).fit() == signal.SIGINT
     assert time.time() - start < 50  # the 60 s wait was cut
@@ -421,6 +433,8 @@ class FormatOrAnswerEngine:
 
 
 def _train_against_stub(raw: dict) -> RunDir:
+    # the scripted engine's log-probabilities are made up, so the weight sync check is off
+    raw["rollout"]["sync_check"] = {"action": "off"}
     recipe = validate(raw)
     parts = Components.build(recipe)
     parts.engine = engine = FormatOrAnswerEngine(parts.tokenizer)
@@ -433,7 +447,7 @@ def _train_against_stub(raw: dict) -> RunDir:
 
     parts.learner.step = step
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     Trainer(recipe, run, parts).fit()
     return run
 
@@ -474,7 +488,7 @@ def test_the_engine_sleeps_while_the_learner_trains_and_wakes_to_take_the_weight
         real = getattr(part, name)
         setattr(part, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     Trainer(recipe, run, parts).fit()
     assert calls == ["sleep", "step", "update_weights"] * 2
 
@@ -509,7 +523,7 @@ def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe)
 def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner):
     recipe = validate(tiny_recipe(learner=learner, train={"steps": 1, "save_every": 0}))
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     Trainer(recipe, run, Components.build(recipe)).fit()
     step = run.metrics()[1]
     assert all(math.isfinite(v) for v in step.values() if isinstance(v, float)), step

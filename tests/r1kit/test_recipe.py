@@ -99,6 +99,24 @@ def test_a_config_saved_before_fields_moved_still_resumes():
     assert (recipe.rollout.vllm.kv_cache_gb, recipe.rollout.hf.batch_size) == (2.5, 16)
 
 
+def test_output_tensorboard_gave_way_to_report_to_and_says_so(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("output: {tensorboard: false}\n")
+    with pytest.raises(RecipeError, match=r"output.tensorboard: replaced by output.report_to"):
+        load_recipe(path)
+    for kept, trackers in ((True, ["tensorboard"]), (False, [])):  # a saved run still resumes
+        assert (
+            validate(upgrade_saved({"output": {"tensorboard": kept}})).output.report_to == trackers
+        )
+
+
+def test_report_to_names_only_known_trackers(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text("output: {report_to: [wandb, comet]}\n")
+    with pytest.raises(RecipeError, match=r"output.report_to.1: .*'tensorboard', 'wandb'"):
+        load_recipe(path)
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [

@@ -136,6 +136,10 @@ def test_report_renders_in_chromium_and_filters(tmp_path):
     filtered = rendered(page.as_uri() + "#step=2")
     assert "thinking-at-step-1-only" in dom and "thinking-at-step-1-only" not in filtered
     assert "alert(1)" in filtered
+    math_paid = rendered(page.as_uri() + "#reward=math%201.000")
+    assert "alert(1)" in math_paid and "1 + 1 = 2" not in math_paid
+    by_advantage = rendered(page.as_uri() + "#sort=desc")
+    assert by_advantage.index("thinking-at-step-1-only") < by_advantage.index("1 + 1 = 2")
     png = screenshot(page, tmp_path / "report.png")
     assert png.stat().st_size > 10_000
     if os.environ.get("R1KIT_ARTIFACTS"):

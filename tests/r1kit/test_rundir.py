@@ -190,7 +190,7 @@ def test_a_run_holding_only_its_config_and_tb_has_not_started(tmp_path):
     from r1kit.recipe import validate
 
     run = RunDir(tmp_path / "run")
-    run.create(validate({}), tensorboard=False)
+    run.create(validate({}))
     (run.path / "tb").mkdir()
     assert not run.started()
     run.log_metrics(1, {"loss": 1.0})
@@ -202,7 +202,7 @@ def test_the_lock_file_is_not_a_start_and_survives_clearing(tmp_path):
 
     run = RunDir(tmp_path / "run")
     with run.lock():
-        run.create(validate({}), tensorboard=False)
+        run.create(validate({}))
         assert not run.started()
         _log(run, range(2))
         _save(run, 1)

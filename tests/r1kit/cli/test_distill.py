@@ -26,7 +26,7 @@ def recipe_file(tmp_path, **sections) -> str:
         "data": {"source": "arithmetic", "eval_size": 3},
         "sft": {"epochs": 2, "lr": 1e-3, "batch_size": 4, "micro_batch_size": 2, "save_every": 1},
         "eval": {"max_new_tokens": 6},
-        "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "tensorboard": False},
+        "output": {"dir": str(tmp_path / "runs"), "name": "tiny", "report_to": []},
     }
     recipe.update(sections)
     path = tmp_path / "distill.yaml"
@@ -376,7 +376,7 @@ def _distill_run(tmp_path) -> Path:
 
     recipe = load_distill_recipe(recipe_file(tmp_path))
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     with durable.replace_dir(run.checkpoint_dir(1), step=1) as checkpoint:
         (checkpoint / "config.yaml").write_text(run.config)
     return run.path

@@ -36,7 +36,7 @@ def _run_recipe(tmp_path, recipe: dict, *extra: str):
         ({"model": {"name": "missing/model.gguf"}}, "model.name", "not found"),
         ({"learner": {"strategy": "zero3"}}, "learner.strategy", "'ddp' or 'fsdp'"),
         ({"learner": {"loss": "gspo"}}, "learner.loss", "learner.ratio_level: sequence"),
-        ({"learner": {"policy_loss": "ppo"}}, "learner.policy_loss", "registered: clip"),
+        ({"learner": {"policy_loss": "ppo"}}, "learner.policy_loss", "registered: cispo, clip"),
         (
             {"learner": {"world_size": 2}, "model": {"dtype": "float16"}},
             "model.dtype",
@@ -87,7 +87,7 @@ def _saved_run(tmp_path, **sections) -> Path:
     """A run directory holding only its resolved recipe (enough for the resume checks)."""
     recipe = validate({"output": {"dir": str(tmp_path / "runs"), "name": "r"}, **sections})
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     return run.path
 
 
@@ -123,7 +123,7 @@ ALLOWED = {
     "ray.cpus_per_rank": 2.0,
     "ray.gpus_per_rank": 1.0,
     "scoring.workers": 1,
-    "output.tensorboard": False,
+    "output.report_to": [],
 }
 
 
@@ -178,7 +178,7 @@ def _tiny_run(tmp_path, tiny_recipe, **sections) -> tuple[Path, Path]:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
     run = RunDir(validate(raw).run_dir())
-    run.create(validate(raw), tensorboard=False)
+    run.create(validate(raw))
     return path, run.path
 
 

@@ -20,7 +20,7 @@ def trained(tiny_recipe):
     """Components after one GRPO step (non-trivial optimizer state), and their recipe."""
     recipe = validate(tiny_recipe())
     run = RunDir(recipe.run_dir())
-    run.create(recipe, tensorboard=False)
+    run.create(recipe)
     parts = Components.build(recipe)
     Trainer(recipe, run, parts).step(1)
     return recipe, run, parts
