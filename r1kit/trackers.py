@@ -9,6 +9,7 @@ later, is a warning naming it and the reason, and the run goes on without it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,15 +35,14 @@ class TensorBoard:
     purges the steps it writes again (`purge_step`)."""
 
     def __init__(self, run_dir: Path, name: str, config: dict, ids: dict) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (fail now if missing)
+        from torch.utils.tensorboard import SummaryWriter  # a missing tensorboard fails here
 
-        self.path, self.config, self.writer = run_dir / "tb", config, None
+        self.open = functools.partial(SummaryWriter, str(run_dir / "tb"))
+        self.config, self.writer = config, None
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.path), purge_step=step)
+            self.writer = self.open(purge_step=step)
             self.writer.add_text("recipe", f"```\n{json.dumps(self.config, indent=2)}\n```", step)
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, step)
