@@ -583,6 +583,17 @@ def _section(raw: dict, path: list[str], create: bool = False) -> dict | None:
     return node
 
 
+def dotted_fields(mapping: dict, prefix: str = "") -> dict[str, object]:
+    """A nested recipe mapping as dotted fields (`learner.lr`); lists are values."""
+    flat: dict[str, object] = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat |= dotted_fields(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def apply_override(raw: dict, override: str) -> None:
     """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML."""
     key, sep, value = override.partition("=")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from r1kit import durable
+from r1kit.recipe import dotted_fields
 
 IDS_FILE = "trackers.json"  # the tracker runs' ids, so a resumed run logs to the same ones
 PROJECT = "r1kit"  # the W&B / MLflow experiment / trackio project unless the environment says
@@ -106,7 +107,7 @@ class MLflow:
         run_id = self.client.create_run(experiment_id, run_name=name).info.run_id
         from mlflow.entities import Param
 
-        params = [Param(key, str(value)[:6000]) for key, value in flatten(config).items()]
+        params = [Param(key, str(value)[:6000]) for key, value in dotted_fields(config).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params a call
             self.client.log_batch(run_id, params=params[start : start + 100])
         return run_id
@@ -147,17 +148,6 @@ KINDS: dict[str, type] = {
     "mlflow": MLflow,
     "trackio": Trackio,
 }
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, object]:
-    """A nested recipe as dotted keys (`rollout.group_size`), for trackers with flat params."""
-    flat: dict[str, object] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def mlflow_key(name: str) -> str:

@@ -14,7 +14,7 @@ import typer
 
 from r1kit.cli.app import console
 from r1kit.durable import DiskFault
-from r1kit.recipe import RecipeError, Section, upgrade_saved, validate
+from r1kit.recipe import RecipeError, Section, dotted_fields, upgrade_saved, validate
 from r1kit.rundir import CONFIG, RunDir
 from r1kit.stopping import StopNow, exit_code
 
@@ -43,7 +43,9 @@ def hand_edits(run: RunDir, saved: Section, allowed: tuple[str, ...]) -> list[st
         before = validate(upgrade_saved(raw, type(saved)), schema=type(saved))
     except RecipeError:  # a copy this release cannot read: nothing to compare with
         return []
-    now, then = (_flat(r.model_dump(mode="json", exclude={"changes"})) for r in (saved, before))
+    now, then = (
+        dotted_fields(r.model_dump(mode="json", exclude={"changes"})) for r in (saved, before)
+    )
     edited = [key for key in sorted(now.keys() | then.keys()) if now.get(key) != then.get(key)]
     refused = [key for key in edited if key not in allowed]
     if refused:
@@ -57,17 +59,6 @@ def hand_edits(run: RunDir, saved: Section, allowed: tuple[str, ...]) -> list[st
             f"learned){how}"
         )
     return edited
-
-
-def _flat(mapping: dict, prefix: str = "") -> dict[str, object]:
-    """A nested recipe mapping as dotted fields (`learner.lr`); lists are values."""
-    flat: dict[str, object] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def make_ready(run: RunDir, resume: bool, overwrite: bool) -> None:
