@@ -15,3 +15,4 @@ Schedule = Literal["constant", "cosine"]
 TISLevel = Literal["none", "token", "sequence"]
 SyncAction = Literal["error", "warn", "off"]  # what a failed weight-sync check does
 Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)
+KLIn = Literal["loss", "reward"]  # where the beta KL penalty goes (docs/grpo_losses.md)
