@@ -218,7 +218,7 @@ def high_entropy_mask(entropy: torch.Tensor, mask: torch.Tensor, top_q: float) -
     values = entropy[valid]
     if values.numel() == 0:
         return valid
-    k = max(1, math.ceil(top_q * values.numel() - 1e-9))  # 0.3 * 10 is 3.0000000000000004
+    k = max(1, math.ceil(top_q * values.numel() - 1e-9))  # 0.07 * 100 is 7.000000000000001
     threshold = torch.topk(values, k).values[-1]
     return valid & (entropy >= threshold)
 

@@ -388,6 +388,8 @@ def test_the_top_q_tokens_are_the_highest_entropies_of_the_batch_s_valid_tokens(
     # 0.3 x 5 = 1.5 -> 2 tokens; 0.2 x 5 = 1 token
     assert high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.3).sum() == 2
     assert high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.2).sum() == 1
+    # 0.07 x 100 is 7.000000000000001 in floating point: still 7 tokens, not 8
+    assert high_entropy_mask(torch.arange(100.0)[None], torch.ones(1, 100), 0.07).sum() == 7
 
 
 def test_tokens_tied_with_the_threshold_are_all_kept():
