@@ -10,6 +10,7 @@ Formulas and sources: docs/grpo_losses.md, whose table of variants is `variants_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import get_args
 
@@ -152,6 +153,7 @@ def policy_loss(
     tis_weights: torch.Tensor | None = None,
     entropy: torch.Tensor | None = None,
     entropy_coef: float = 0.0,
+    selected: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The named policy loss (+ beta * KL) over [B, T] tokens; returns (loss, summed stats).
 
@@ -162,8 +164,10 @@ def policy_loss(
     loss is at most -c A, so a huge ratio on a bad token cannot blow the update up.
     `entropy_coef` (the entropy bonus, as TRL's / verl's `entropy_coeff`): - coef * H_t per
     token, aggregated like the surrogate; it needs `entropy` [B, T] with its graph.
+    `selected` [B, T] bool (`high_entropy_mask`): only these tokens keep their surrogate (not
+    their KL or entropy term); the others still count in every normaliser.
     """
-    _check_inputs(logprobs, old_logprobs, advantages, mask, ref_logprobs, tis_weights)
+    _check_inputs(logprobs, old_logprobs, advantages, mask, ref_logprobs, tis_weights, selected)
     _check_settings(epsilon_low, epsilon_high, clip_ratio_c, beta, ref_logprobs)
     loss_fn, aggregate = POLICY_LOSSES.pick(policy), AGGREGATIONS.pick(aggregation)
     level, kl_fn = RATIO_LEVELS.pick(ratio_level), KL_ESTIMATORS.pick(kl_estimator)
@@ -179,6 +183,8 @@ def policy_loss(
         per_token = torch.where(adv < 0, torch.minimum(per_token, -clip_ratio_c * adv), per_token)
     if tis_weights is not None:
         per_token = per_token * (tis_weights if tis_weights.dim() == 2 else tis_weights[:, None])
+    if selected is not None:
+        per_token = torch.where(selected, per_token, 0.0)
     kl = torch.zeros_like(per_token)
     if beta > 0:
         kl = kl_fn(torch.where(valid, logprobs, 0.0), torch.where(valid, ref_logprobs, 0.0))
@@ -197,6 +203,33 @@ def policy_loss(
         "ratio_sum": torch.where(valid, ratio, 0.0).sum().item(),
     }
     return loss, stats
+
+
+def high_entropy_mask(entropy: torch.Tensor, mask: torch.Tensor, top_q: float) -> torch.Tensor:
+    """The valid tokens whose entropy is in the top `top_q` of all valid tokens of the batch:
+    I[H_t >= tau_q] ("Beyond the 80/20 Rule", Wang et al. 2025; their q is 0.2).
+
+    tau_q is the ceil(q M)-th largest of the M valid entropies; ties with it are kept too.
+    Pass the whole batch (every micro-batch and rank), so each sees the same threshold.
+    """
+    if not 0 < top_q <= 1:
+        raise LossInputError(f"entropy_top_q must be in (0, 1], got {top_q}")
+    valid = mask.bool()
+    values = entropy[valid]
+    if values.numel() == 0:
+        return valid
+    k = max(1, math.ceil(top_q * values.numel() - 1e-9))  # 0.07 * 100 is 7.000000000000001
+    threshold = torch.topk(values, k).values[-1]
+    return valid & (entropy >= threshold)
+
+
+def adapt_entropy_coef(
+    coef: float, entropy: float, target: float, step: float, max_coef: float | None
+) -> float:
+    """Skywork-OR1's adaptive entropy control (He et al. 2025, Sec. 3.2): c_{k+1} = c_k + delta
+    if the step's mean entropy e_k < target, else c_k - delta, clamped to [0, max_coef]."""
+    moved = coef + step if entropy < target else coef - step
+    return min(max(moved, 0.0), math.inf if max_coef is None else max_coef)
 
 
 def variants_table() -> str:
@@ -221,6 +254,7 @@ def _check_inputs(
     mask: torch.Tensor,
     ref_logprobs: torch.Tensor | None,
     tis_weights: torch.Tensor | None,
+    selected: torch.Tensor | None,
 ) -> None:
     """Raise LossInputError unless every tensor matches logprobs' [B, T]."""
     if logprobs.dim() != 2:
@@ -233,6 +267,8 @@ def _check_inputs(
     if tis_weights is not None:
         expected["tis_weights"] = shape if tis_weights.dim() == 2 else batch
         given["tis_weights"] = tis_weights
+    if selected is not None:
+        expected["selected"], given["selected"] = shape, selected
     for name, tensor in given.items():
         if tensor.shape != expected[name]:
             raise LossInputError(

@@ -4,38 +4,50 @@ recipe's settings (aggregation, clip range, TIS, the KL penalty to the reference
     learner.step(batch, PolicyGradient(recipe.learner), norm)
 
 With `store_old` (the first of num_iterations > 1 passes) the pass's own pre-update log-probs
-are kept in `batch.old_logprobs`: the ratio's denominator for the later passes.
+are kept in `batch.old_logprobs`: the ratio's denominator for the later passes. What needs the
+whole batch before the step is computed here too, over all of it (every micro-batch and rank
+then sees the same values): the tokens `entropy_top_q` keeps (`forking_tokens`) and the KL
+penalty `kl_in: reward` subtracts from each reward (`kl_penalties`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from grpo.loss import policy_loss, tis_weights, zero_at_zero_advantage
+from grpo.loss import high_entropy_mask, policy_loss, tis_weights, zero_at_zero_advantage
 from r1kit.learner.batch import Batch, MicroBatch
 from r1kit.learner.core import Learner
-from r1kit.learner.kl import mismatch_stats
+from r1kit.learner.kl import KL_ESTIMATORS, mismatch_stats
 from r1kit.learner.normalisers import Normalisers
 from r1kit.learner.objective import Objective
 from r1kit.recipe import LearnerConfig
 
 
 class PolicyGradient(Objective):
-    """The clipped-surrogate loss (+ beta k3 KL) of each completion's advantage."""
+    """The clipped-surrogate loss (+ beta k3 KL) of each completion's advantage.
 
-    def __init__(self, cfg: LearnerConfig, store_old: bool = False):
+    `entropy_coef`: this step's entropy bonus when the trainer adapts it (`entropy_target`);
+    None: the recipe's. With `kl_in: reward` the KL is in the advantages, not in the loss.
+    """
+
+    def __init__(
+        self, cfg: LearnerConfig, store_old: bool = False, entropy_coef: float | None = None
+    ):
         self.cfg, self.store_old = cfg, store_old
-        self.entropy_grad = cfg.entropy_coef > 0
+        self.entropy_coef = cfg.entropy_coef if entropy_coef is None else entropy_coef
+        self.beta = cfg.beta if cfg.kl_in == "loss" else 0.0
+        self.entropy_grad = self.entropy_coef > 0
         self.old: dict[int, torch.Tensor] = {}  # with store_old: sequence -> its window row
 
     def rows(self, batch: Batch) -> list[int]:
         """The sequences whose loss gradient is not exactly zero (all with the skip off).
 
-        A masked or empty completion contributes nothing. With beta 0 and no entropy bonus the
-        loss of a sequence of advantage 0 is 0 for a policy loss that says so
-        (`zero_at_zero_advantage`), in every aggregation and ratio level (TIS only scales it);
-        its tokens still count in the batch-wide normalisers, which the caller computed over
-        the whole batch.
+        A masked or empty completion contributes nothing. With no KL in the loss and no
+        entropy bonus the loss of a sequence of advantage 0 is 0 for a policy loss that says so
+        (`zero_at_zero_advantage`), in every aggregation and ratio level (TIS and the top-q
+        selection only scale it); its tokens still count in the batch-wide normalisers, which
+        the caller computed over the whole batch. With an entropy target nothing is skipped:
+        the adaptation reads the mean entropy of every token.
         """
         if not self.cfg.skip_zero_advantage:
             return list(range(len(batch)))
@@ -45,8 +57,9 @@ class PolicyGradient(Objective):
             if batch.loss_mask[i]
             and batch.completion_ids[i]
             and (
-                self.cfg.beta > 0
-                or self.cfg.entropy_coef > 0
+                self.beta > 0
+                or self.entropy_coef > 0
+                or self.cfg.entropy_target is not None
                 or not zero_at_zero_advantage(self.cfg.policy_loss)
                 or batch.advantages[i].item() != 0
             )
@@ -79,12 +92,13 @@ class PolicyGradient(Objective):
             epsilon_low=cfg.epsilon_low,
             epsilon_high=cfg.epsilon_high,
             clip_ratio_c=cfg.clip_ratio_c,
-            beta=cfg.beta,
+            beta=self.beta,
             kl_estimator=cfg.kl_estimator,
-            ref_logprobs=learner.reference_logprobs(mb) if cfg.beta > 0 else None,
+            ref_logprobs=learner.reference_logprobs(mb) if self.beta > 0 else None,
             tis_weights=weights,
             entropy=entropy,
-            entropy_coef=cfg.entropy_coef,
+            entropy_coef=self.entropy_coef,
+            selected=mb.selected,
         )
         mismatch_kl = mismatch_stats(old, mb.rollout_logprobs, mb.mask)["kl"]
         stats["entropy_sum"] = (entropy.detach() * mb.mask).sum().item()
@@ -117,3 +131,31 @@ class PolicyGradient(Objective):
             "entropy": totals["entropy_sum"] / tokens,
             "mismatch_kl": totals["mismatch_kl_sum"] / tokens,
         } | dual
+
+
+def forking_tokens(learner: Learner, batch: Batch, top_q: float) -> list[torch.Tensor] | None:
+    """Per sequence, the completion tokens whose entropy is in the top `top_q` of the whole
+    batch's valid tokens, by the policy before the step (Wang et al. 2025); None at q = 1."""
+    if top_q == 1:
+        return None
+    entropy = learner.token_values(batch)["entropy"]
+    width = max((len(row) for row in entropy), default=0)
+    padded = torch.zeros(len(batch), width)
+    valid = torch.zeros(len(batch), width, dtype=torch.bool)
+    for i, row in enumerate(entropy):
+        padded[i, : len(row)] = row
+        valid[i, : len(row)] = batch.loss_mask[i]
+    keep = high_entropy_mask(padded, valid, top_q)
+    return [keep[i, : len(row)] for i, row in enumerate(entropy)]
+
+
+def kl_penalties(learner: Learner, batch: Batch, cfg: LearnerConfig) -> torch.Tensor:
+    """[N] beta sum_t KL_t(pi_old, pi_ref) of each sequence under `kl_estimator`: what
+    `kl_in: reward` subtracts from its reward before the advantages (verl's
+    `use_kl_in_reward`, OpenRLHF's default; Ouyang et al. 2022, Eq. 2); 0s with `kl_in: loss`."""
+    if cfg.kl_in == "loss":
+        return torch.zeros(len(batch))
+    values = learner.token_values(batch, reference=True)
+    kl = KL_ESTIMATORS.pick(cfg.kl_estimator)
+    pairs = zip(values["logprobs"], values["ref_logprobs"], strict=True)
+    return torch.tensor([cfg.beta * kl(logp, ref).sum().item() for logp, ref in pairs])

@@ -23,7 +23,8 @@ import torch
 
 from grpo.components import Components
 from grpo.health import Monitor
-from grpo.objective import PolicyGradient
+from grpo.loss import adapt_entropy_coef
+from grpo.objective import PolicyGradient, forking_tokens, kl_penalties
 from grpo.prefetch import Prefetch, staleness
 from grpo.sync_check import SyncCheckError, sync_problem
 from r1kit.advantages import group_advantages
@@ -52,6 +53,7 @@ class Trainer:
         self.prefetch = Prefetch(parts.stream)  # rollout.async: the next step's first round
         self._saved_step: int | None = None
         self._sync_warned = False
+        self.entropy_coef = recipe.learner.entropy_coef  # adapted each step with entropy_target
 
     def fit(self, resume: bool = False) -> int | None:
         """Train until `train.steps` or a stop signal, checkpointing on the way; return the
@@ -77,9 +79,11 @@ class Trainer:
     def _resume(self) -> None:
         """Continue from the newest checkpoint that verifies (none: start over at step 0);
         the logs of the steps that will run again are cut."""
-        step = resume_from(self.run, self.parts)
+        state = {"entropy_coef": self.entropy_coef}
+        step = resume_from(self.run, self.parts, state)
         if step is not None:
             self.step_done = self._saved_step = step
+            self.entropy_coef = state["entropy_coef"]
             self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
             self.parts.engine.update_weights(self.parts.learner.named_weights())
 
@@ -123,23 +127,28 @@ class Trainer:
             self.parts.engine.sleep()  # the GPU is the learner's; update_weights wakes it
         with timer("learn"):
             rewards = torch.cat([group.rewards() for group in groups])
-            advantages = group_advantages(
-                rewards,
+            # Async, TIS off: the ratio's old policy is the engine that sampled (a version
+            # behind). TIS on: the learner's own, weighted by learner / engine (TIS).
+            engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
+            batch = to_batch(_completions(groups), None, cfg.train.mask_truncated, engine_old)
+            kl_penalty = kl_penalties(self.parts.learner, batch, cfg.learner)  # kl_in: reward
+            batch.advantages = advantages = group_advantages(
+                rewards - kl_penalty,
                 cfg.rollout.group_size,
                 cfg.learner.advantage_scale,
                 estimator=cfg.learner.advantage,
                 k=cfg.learner.passk,
             )
-            # Async, TIS off: the ratio's old policy is the engine that sampled (a version
-            # behind). TIS on: the learner's own, weighted by learner / engine (TIS).
-            engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
-            batch = to_batch(_completions(groups), advantages, cfg.train.mask_truncated, engine_old)
+            batch.selected = forking_tokens(self.parts.learner, batch, cfg.learner.entropy_top_q)
             norm = batch.normalisers(cfg.rollout.max_new_tokens)
             for iteration in range(cfg.learner.num_iterations):
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
-                objective = PolicyGradient(cfg.learner, store_old)
+                objective = PolicyGradient(cfg.learner, store_old, self.entropy_coef)
                 learn_metrics = self.parts.learner.step(batch, objective, norm)
+        learn_metrics |= self._adapt_entropy_coef(learn_metrics["entropy"])
         learn_metrics |= self._check_sync(step, learn_metrics["mismatch_kl"])
+        if cfg.learner.kl_in == "reward":
+            learn_metrics["kl_penalty"] = kl_penalty.mean().item()
         with timer("sync"):
             self.parts.engine.update_weights(self.parts.learner.named_weights())
         self.run.log_samples(step, self._examples(groups, advantages))
@@ -157,6 +166,18 @@ class Trainer:
             "tokens_per_s": lengths.sum().item() / max(timer.total(), 1e-9),
             **timer.metrics(),
         }
+
+    def _adapt_entropy_coef(self, entropy: float) -> dict[str, float]:
+        """With `learner.entropy_target`: the coefficient this step used, for the log, and the
+        next step's, moved towards the target (Skywork-OR1); {} without one."""
+        cfg = self.recipe.learner
+        if cfg.entropy_target is None:
+            return {}
+        used = self.entropy_coef
+        self.entropy_coef = adapt_entropy_coef(
+            used, entropy, cfg.entropy_target, cfg.entropy_coef_step, cfg.entropy_coef_max
+        )
+        return {"entropy_coef": used}
 
     def _check_sync(self, step: int, mismatch_kl: float) -> dict[str, float]:
         """Stop (action error) or warn once (action warn) when this step's samples did not come
@@ -274,6 +295,7 @@ class Trainer:
             self.step_done,
             data=self.prefetch.position(),  # prefetched rows are drawn again on resume
             config=self.run.config,
+            trainer={"entropy_coef": self.entropy_coef},
         )
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done

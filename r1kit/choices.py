@@ -16,3 +16,4 @@ TISLevel = Literal["none", "token", "sequence"]
 TrackerName = Literal["tensorboard", "wandb", "mlflow", "trackio"]  # output.report_to
 SyncAction = Literal["error", "warn", "off"]  # what a failed weight-sync check does
 Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)
+KLIn = Literal["loss", "reward"]  # where the beta KL penalty goes (docs/grpo_losses.md)

@@ -24,6 +24,7 @@ from pydantic import (
 from r1kit.choices import (
     DType,
     EngineName,
+    KLIn,
     Schedule,
     Strategy,
     SyncAction,
@@ -332,7 +333,15 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
     # Dual-clip (Ye et al. 2020): for A < 0 the per-token loss is at most -c A; None: off.
     clip_ratio_c: float | None = Field(None, gt=1.0)
     beta: float = Field(0.0, ge=0.0)  # KL penalty; 0 loads no reference model
+    kl_in: KLIn = "loss"  # reward: -beta * sum_t KL_t is subtracted from each reward instead
     entropy_coef: float = Field(0.0, ge=0.0)  # entropy bonus: - coef * H per token; 0: off
+    # Adaptive entropy (Skywork-OR1): after each step the coef moves by entropy_coef_step
+    # towards keeping the mean entropy at entropy_target, within [0, entropy_coef_max].
+    entropy_target: float | None = Field(None, gt=0.0)  # None: the coef stays entropy_coef
+    entropy_coef_step: float = Field(0.005, gt=0.0)
+    entropy_coef_max: float | None = Field(None, gt=0.0)  # None: no upper bound
+    # Policy gradient on the top-q highest-entropy tokens of the batch only (Wang et al. 2025).
+    entropy_top_q: float = Field(1.0, gt=0.0, le=1.0)  # 1: every token
     num_iterations: int = Field(1, ge=1)  # mu: optimizer passes over each batch
     tis: TISConfig = TISConfig()
     skip_zero_advantage: bool = True  # don't run sequences whose gradient is exactly zero
@@ -363,6 +372,24 @@ class LearnerConfig(MicroBatchConfig, OptimizerConfig):
             raise ValueError(
                 f"learner.passk: {self.passk} is grpo_passk's k; set learner.advantage: "
                 "grpo_passk or remove passk"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _entropy_and_kl_options_apply(self) -> LearnerConfig:
+        """Refuse an adaptive entropy without a starting coefficient, a KL in the reward
+        without a beta, or with the estimator that reads rewards as correct / wrong."""
+        if self.entropy_target is not None and self.entropy_coef <= 0:
+            raise ValueError(
+                "learner.entropy_target adapts learner.entropy_coef: set entropy_coef > 0 "
+                "(the starting coefficient, e.g. 0.005)"
+            )
+        if self.kl_in == "reward" and self.beta <= 0:
+            raise ValueError("learner.kl_in: reward needs learner.beta > 0 (the KL coefficient)")
+        if self.kl_in == "reward" and self.advantage == "grpo_passk":
+            raise ValueError(
+                "learner.kl_in: reward with learner.advantage: grpo_passk: pass@k counts a "
+                "completion correct by its reward (>= 1), which the KL penalty would move"
             )
         return self
 

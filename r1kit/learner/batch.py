@@ -28,6 +28,9 @@ class Batch:
     advantages: torch.Tensor  # [N]
     loss_mask: list[bool]  # False: the whole sequence is left out (e.g. overlong filtering)
     old_logprobs: list[torch.Tensor | None] | None = None  # learner's, for num_iterations > 1
+    # Per completion token, whether its policy-gradient term counts (GRPO's entropy_top_q);
+    # None: every token. Chosen over the whole batch before it is split.
+    selected: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -80,6 +83,7 @@ class Batch:
         mask = torch.zeros(len(rows), width)
         rollout = torch.zeros(len(rows), width)
         old = torch.zeros(len(rows), width) if self.old_logprobs is not None else None
+        selected = torch.zeros(len(rows), width, dtype=torch.bool)
         for row, i in enumerate(rows):
             n = len(self.completion_ids[i])
             if n == 0:
@@ -89,7 +93,8 @@ class Batch:
             rollout[row, width - n :] = torch.tensor(self.rollout_logprobs[i])
             if old is not None and self.old_logprobs[i] is not None:
                 old[row, width - n :] = self.old_logprobs[i]
-        return Window(targets, mask, rollout, old, self.advantages[rows])
+            selected[row, width - n :] = True if self.selected is None else self.selected[i]
+        return Window(targets, mask, rollout, old, self.advantages[rows], selected)
 
 
 def to_batch(
@@ -122,10 +127,18 @@ class Window:
     rollout_logprobs: torch.Tensor
     old_logprobs: torch.Tensor | None
     advantages: torch.Tensor
+    selected: torch.Tensor  # [B, C] bool
 
     @property
     def tensors(self) -> tuple:
-        return (self.targets, self.mask, self.rollout_logprobs, self.old_logprobs, self.advantages)
+        return (
+            self.targets,
+            self.mask,
+            self.rollout_logprobs,
+            self.old_logprobs,
+            self.advantages,
+            self.selected,
+        )
 
 
 @dataclass
@@ -142,6 +155,7 @@ class MicroBatch:
     rollout_logprobs: torch.Tensor  # [B, C]
     old_logprobs: torch.Tensor | None  # [B, C]
     advantages: torch.Tensor  # [B]
+    selected: torch.Tensor  # [B, C] bool: the tokens whose policy-gradient term counts
 
     def to(self, device: torch.device) -> MicroBatch:
         moved = {

@@ -42,13 +42,20 @@ def save_model(path: Path, parts: Parts) -> None:
 
 
 def save_checkpoint(
-    path: Path, parts: Parts, step: int, data: dict | None = None, config: str | None = None
+    path: Path,
+    parts: Parts,
+    step: int,
+    data: dict | None = None,
+    config: str | None = None,
+    trainer: dict | None = None,
 ) -> None:
     """The model plus trainer state; saving a step that exists replaces it safely. `data`:
     the data position to resume from, when not the stream's own (rows drawn ahead); `config`:
-    the text of the run's config.yaml, copied in."""
+    the text of the run's config.yaml, copied in; `trainer`: the loop's own state (GRPO's
+    adaptive entropy coefficient)."""
     state = {
         "step": step,
+        "trainer": trainer or {},
         "learner": parts.learner.state_dict(),
         "adapter": parts.learner.adapter_state() if parts.learner.is_lora else None,
         "data": data if data is not None else parts.stream.state_dict(),
@@ -96,8 +103,9 @@ def _write_model(path: Path, parts: Parts) -> None:
     parts.tokenizer.save_pretrained(path)
 
 
-def load_checkpoint(path: Path, parts: Parts) -> int:
-    """Restore weights, optimizer, schedule, data position and RNG; return the step."""
+def load_checkpoint(path: Path, parts: Parts, trainer: dict | None = None) -> int:
+    """Restore weights, optimizer, schedule, data position and RNG (and fill `trainer` with
+    the loop's own state); return the step."""
     state = _read(path / "trainer_state.pt", lambda file: torch.load(file, weights_only=False))
     model = parts.learner.model
     if state["adapter"] is not None:
@@ -118,6 +126,8 @@ def load_checkpoint(path: Path, parts: Parts) -> int:
     parts.stream.load_state_dict(state["data"])
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
+    if trainer is not None:
+        trainer.update(state.get("trainer", {}))  # none in checkpoints of earlier releases
     return state["step"]
 
 
@@ -133,13 +143,14 @@ def _read(file: Path, load: Any) -> Any:
         ) from None
 
 
-def resume_from(run: RunDir, parts: Parts) -> int | None:
-    """Load the newest checkpoint of `run` that verifies into `parts` and cut the logs of the
-    steps that will run again; a warning names each broken checkpoint set aside. Returns the
-    checkpoint's step, None when there is none (the run starts over)."""
+def resume_from(run: RunDir, parts: Parts, trainer: dict | None = None) -> int | None:
+    """Load the newest checkpoint of `run` that verifies into `parts` (the loop's own state
+    into `trainer`) and cut the logs of the steps that will run again; a warning names each
+    broken checkpoint set aside. Returns the checkpoint's step, None when there is none (the
+    run starts over)."""
     checkpoint, problems = run.recover_checkpoint()
     for problem in problems:
         warnings.warn(f"resume: {problem}", stacklevel=2)
-    step = load_checkpoint(checkpoint, parts) if checkpoint is not None else None
+    step = load_checkpoint(checkpoint, parts, trainer) if checkpoint is not None else None
     run.discard_logs_from(0 if step is None else step + 1)
     return step

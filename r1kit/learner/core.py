@@ -203,6 +203,25 @@ class Learner:
         return self.forward(self.model, mb.to(self.device))[0][[mb.rows.index(i) for i in rows]]
 
     @torch.no_grad()
+    def token_values(self, batch: Batch, reference: bool = False) -> dict[str, list[torch.Tensor]]:
+        """Per sequence, one value per completion token, without a gradient: the policy's
+        `logprobs` and `entropy` and, with `reference`, the reference's `ref_logprobs` (what an
+        objective needs of the whole batch before its step: GRPO's entropy_top_q, kl_in)."""
+        self.model.train()  # the step's numerics
+        keys = ("logprobs", "entropy", "ref_logprobs")[: 3 if reference else 2]
+        values = {key: [torch.zeros(len(ids)) for ids in batch.completion_ids] for key in keys}
+        rows = [i for i in range(len(batch)) if batch.completion_ids[i]]
+        for mb in self.micro_batches(batch, rows):
+            mb = mb.to(self.device)
+            found = self.forward(self.model, mb)[:2]
+            found += (self.reference_logprobs(mb),) if reference else ()
+            for row, i in enumerate(mb.rows):
+                n = len(batch.completion_ids[i])
+                for key, tensor in zip(keys, found, strict=True):
+                    values[key][i] = tensor[row, tensor.shape[1] - n :].cpu()
+        return values
+
+    @torch.no_grad()
     def reference_logprobs(self, mb: MicroBatch) -> torch.Tensor:
         if self.reference is not None:
             return self.forward(self.reference, mb)[0]

@@ -153,6 +153,22 @@ class LearnerGroup:
                     batch.old_logprobs[i] = logprobs
         return merge_metrics(results, [len(rows) for rows in shards], objective)
 
+    def token_values(self, batch: Batch, reference: bool = False) -> dict[str, list[torch.Tensor]]:
+        """`Learner.token_values` of the whole batch, each rank running its shard."""
+        shards = split_batch(batch, len(self.ranks))
+        results = ray.get(
+            [
+                rank.call.remote("token_values", subset(batch, rows), reference)
+                for rank, rows in zip(self.ranks, shards, strict=True)
+            ]
+        )
+        values = {key: [torch.zeros(0)] * len(batch) for key in results[0]}
+        for rows, found in zip(shards, results, strict=True):
+            for key, per_row in found.items():
+                for i, tensor in zip(rows, per_row, strict=True):
+                    values[key][i] = tensor
+        return values
+
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """The full weights, streamed from rank 0 bucket by bucket (every rank gathers)."""
         while True:
@@ -223,6 +239,7 @@ def subset(batch: Batch, rows: list[int]) -> Batch:
         advantages=batch.advantages[rows],
         loss_mask=[batch.loss_mask[i] for i in rows],
         old_logprobs=None if old is None else [old[i] for i in rows],
+        selected=None if batch.selected is None else [batch.selected[i] for i in rows],
     )
 
 

@@ -9,6 +9,8 @@ import torch
 from grpo.loss import (
     LossInputError,
     Normalisers,
+    adapt_entropy_coef,
+    high_entropy_mask,
     policy_loss,
     tis_weights,
     variants_table,
@@ -242,19 +244,24 @@ def test_mismatch_is_zero_when_engine_and_learner_agree():
 
 
 @pytest.mark.parametrize(
-    ("aggregation", "ratio_level", "policy", "clip_ratio_c"),
-    [("grpo", "token", "clip", None), ("dapo", "token", "clip", None)]
-    + [("bnpo", "token", "clip", None), ("dr_grpo", "token", "clip", None)]
-    + [("grpo", "sequence", "clip", None), ("dapo", "token", "clip", 1.5)]
-    + [("dapo", "token", "cispo", None), ("dapo", "token", "sapo", None)],
+    ("aggregation", "ratio_level", "policy", "clip_ratio_c", "top_q"),
+    [("grpo", "token", "clip", None, 1.0), ("dapo", "token", "clip", None, 1.0)]
+    + [("bnpo", "token", "clip", None, 1.0), ("dr_grpo", "token", "clip", None, 1.0)]
+    + [("grpo", "sequence", "clip", None, 1.0), ("dapo", "token", "clip", 1.5, 1.0)]
+    + [("dapo", "token", "cispo", None, 1.0), ("dapo", "token", "sapo", None, 1.0)]
+    + [("dapo", "token", "clip", None, 0.4), ("grpo", "sequence", "clip", None, 0.4)],
 )
-def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level, policy, clip_ratio_c):
+def test_micro_batches_add_up_to_the_whole_batch(
+    aggregation, ratio_level, policy, clip_ratio_c, top_q
+):
     torch.manual_seed(0)
     logp = torch.randn(4, 3, requires_grad=True)
     old, ref = (logp + 0.3 * torch.randn(2, 4, 3)).detach()
     adv, weights = torch.randn(4), torch.rand(4, 3) * 2
     mask = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
     norm = Normalisers(num_tokens=mask.sum().item(), num_sequences=4, max_completion_len=3)
+    # The top-q tokens are chosen over the whole batch, then split with it.
+    selected = high_entropy_mask(torch.rand(4, 3), mask, top_q)
 
     def loss(rows: slice) -> torch.Tensor:
         return policy_loss(
@@ -270,6 +277,7 @@ def test_micro_batches_add_up_to_the_whole_batch(aggregation, ratio_level, polic
             beta=0.1,
             ref_logprobs=ref[rows],
             tis_weights=weights[rows],
+            selected=selected[rows],
         )[0]
 
     whole = loss(slice(0, 4))
@@ -364,6 +372,74 @@ def test_the_entropy_bonus_adds_up_over_micro_batches():
     (whole,) = torch.autograd.grad(loss(slice(0, 4)), entropy)
     (split,) = torch.autograd.grad(loss(slice(0, 1)) + loss(slice(1, 4)), entropy)
     assert torch.allclose(split, whole, atol=1e-7)
+
+
+# A 2 x 3 batch: 3 and 2 completion tokens (one masked position holding a huge entropy).
+MASK_2x3 = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+ENTROPY_2x3 = torch.tensor([[0.1, 0.9, 0.5], [0.7, 0.3, 50.0]])
+NORM_2x3 = Normalisers(num_tokens=5, num_sequences=2, max_completion_len=3)
+
+
+def test_the_top_q_tokens_are_the_highest_entropies_of_the_batch_s_valid_tokens():
+    # M = 5 valid tokens, q = 0.4: the ceil(2) = 2 highest, 0.9 and 0.7 (the masked 50 is out)
+    keep = high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.4)
+    assert keep.tolist() == [[False, True, False], [True, False, False]]
+    assert high_entropy_mask(ENTROPY_2x3, MASK_2x3, 1.0).tolist() == MASK_2x3.bool().tolist()
+    # 0.3 x 5 = 1.5 -> 2 tokens; 0.2 x 5 = 1 token
+    assert high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.3).sum() == 2
+    assert high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.2).sum() == 1
+    # 0.07 x 100 is 7.000000000000001 in floating point: still 7 tokens, not 8
+    assert high_entropy_mask(torch.arange(100.0)[None], torch.ones(1, 100), 0.07).sum() == 7
+
+
+def test_tokens_tied_with_the_threshold_are_all_kept():
+    keep = high_entropy_mask(torch.tensor([[1.0, 2.0, 2.0]]), torch.ones(1, 3), 0.34)
+    assert keep.tolist() == [[False, True, True]]
+
+
+def test_a_top_q_outside_zero_to_one_is_rejected():
+    with pytest.raises(LossInputError, match="entropy_top_q must be in"):
+        high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.0)
+
+
+def test_only_the_selected_tokens_keep_their_surrogate_and_all_count_in_the_normaliser():
+    # On-policy (r = 1): per-token loss -A, A = [1, -3]; kept (0, 1) -> -1 and (1, 0) -> 3.
+    # dapo: (-1 + 3) / 5, every valid token in the denominator (the paper's 1 / sum |o_i|);
+    # grpo: (-1 / 3 + 3 / 2) / 2. Gradient -A / 5 on the kept tokens, 0 elsewhere.
+    keep = high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.4)
+    adv = torch.tensor([1.0, -3.0])
+    logp = torch.zeros(2, 3, requires_grad=True)
+    old = torch.zeros(2, 3)
+    loss, _ = policy_loss(logp, old, adv, MASK_2x3, NORM_2x3, selected=keep)
+    assert loss.item() == pytest.approx((-1 + 3) / 5)
+    loss.backward()
+    assert torch.allclose(logp.grad, torch.tensor([[0.0, -1.0, 0.0], [3.0, 0.0, 0.0]]) / 5)
+    grpo, _ = policy_loss(old, old, adv, MASK_2x3, NORM_2x3, aggregation="grpo", selected=keep)
+    assert grpo.item() == pytest.approx((-1 / 3 + 3 / 2) / 2)
+
+
+def test_the_selection_is_zero_at_zero_advantage_and_leaves_kl_and_entropy_terms_alone():
+    keep = high_entropy_mask(ENTROPY_2x3, MASK_2x3, 0.4)
+    logp = torch.tensor([[0.3, -0.2, 0.1], [0.5, 0.0, 9.0]], requires_grad=True)
+    old, zero = torch.zeros(2, 3), torch.zeros(2)
+    loss, _ = policy_loss(logp, old, zero, MASK_2x3, NORM_2x3, selected=keep)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(logp.grad, torch.zeros(2, 3))
+    # beta k3 and the entropy bonus are over every valid token, selected or not
+    ref = torch.zeros(2, 3)
+    options = {"beta": 0.1, "ref_logprobs": ref, "entropy": ENTROPY_2x3, "entropy_coef": 0.1}
+    with_keep, _ = policy_loss(logp, old, zero, MASK_2x3, NORM_2x3, selected=keep, **options)
+    without, _ = policy_loss(logp, old, zero, MASK_2x3, NORM_2x3, **options)
+    assert with_keep.item() == pytest.approx(without.item()) and without.item() != 0
+
+
+def test_the_adaptive_entropy_coef_moves_by_its_step_towards_the_target():
+    # Skywork-OR1: + delta below the target, - delta at or above it, within [0, max]
+    assert adapt_entropy_coef(0.01, 0.1, 0.2, 0.005, None) == pytest.approx(0.015)
+    assert adapt_entropy_coef(0.01, 0.3, 0.2, 0.005, None) == pytest.approx(0.005)
+    assert adapt_entropy_coef(0.01, 0.2, 0.2, 0.005, None) == pytest.approx(0.005)
+    assert adapt_entropy_coef(0.003, 0.3, 0.2, 0.005, None) == 0.0
+    assert adapt_entropy_coef(0.018, 0.1, 0.2, 0.005, 0.02) == 0.02
 
 
 def test_an_entropy_bonus_without_entropy_is_rejected():

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grpo.objective import PolicyGradient
+from grpo.objective import PolicyGradient, forking_tokens, kl_penalties
 from r1kit.learner.batch import Batch
 from r1kit.learner.normalisers import Normalisers
 from r1kit.recipe import LearnerConfig
@@ -60,6 +60,63 @@ def test_nothing_is_skipped_with_a_kl_penalty_except_masked_rows():
 def test_nothing_is_skipped_with_an_entropy_bonus_except_masked_rows():
     objective = PolicyGradient(LearnerConfig(entropy_coef=0.01))
     assert objective.entropy_grad and objective.rows(_batch()) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_a_kl_in_the_reward_leaves_the_loss_and_the_skip_as_with_beta_zero():
+    objective = PolicyGradient(LearnerConfig(beta=0.1, kl_in="reward"))
+    assert objective.beta == 0.0 and objective.rows(_batch()) == [0, 1, 3, 6]
+
+
+def test_nothing_is_skipped_with_an_entropy_target_even_once_its_coef_is_zero():
+    cfg = LearnerConfig(entropy_coef=0.01, entropy_target=0.5)
+    objective = PolicyGradient(cfg, entropy_coef=0.0)
+    assert not objective.entropy_grad and objective.rows(_batch()) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_the_coef_the_trainer_passes_replaces_the_recipe_s():
+    cfg = LearnerConfig(entropy_coef=0.01, entropy_target=0.5)
+    entropy = [[1.0, 2.0], [9.0, 3.0]]  # right-aligned: seq1's one token has H = 3
+    loss, _ = _loss(
+        PolicyGradient(cfg, entropy_coef=0.1), _two_sequences(), [[-1.0] * 2, [-2.0] * 2], entropy
+    )
+    # on-policy: per-token -A - 0.1 H = [-1.1, -1.2], [1 - 0.3]; dapo over 3 tokens
+    assert loss.item() == pytest.approx((-1.1 - 1.2 + 0.7) / 3)
+
+
+class _Values:
+    """A learner stand-in whose `token_values` are given (per sequence, per token)."""
+
+    def __init__(self, **values):
+        self.values = {key: [torch.tensor(row) for row in rows] for key, rows in values.items()}
+
+    def token_values(self, batch, reference=False):
+        return self.values
+
+
+def test_the_kl_in_the_reward_is_beta_times_each_sequence_s_token_sum():
+    # k1 = logp - ref per token: seq0 (-1 + 1.5) + (-1 + 0.5) = 0, seq1 -2 + 1 = -1; k3 with
+    # d = ref - logp: seq0 (e^-0.5 + 0.5 - 1) + (e^0.5 - 0.5 - 1), seq1 e^1 - 1 - 1
+    learner = _Values(logprobs=[[-1.0, -1.0], [-2.0]], ref_logprobs=[[-1.5, -0.5], [-1.0]])
+    cfg = LearnerConfig(beta=0.1, kl_in="reward", kl_estimator="k1")
+    assert kl_penalties(learner, _two_sequences(), cfg).tolist() == pytest.approx([0.0, -0.1])
+    k3 = [math.exp(-0.5) - 0.5 + math.exp(0.5) - 1.5, math.e - 2]
+    penalty = kl_penalties(learner, _two_sequences(), cfg.model_copy(update={"kl_estimator": "k3"}))
+    assert penalty.tolist() == pytest.approx([0.1 * k for k in k3])
+    assert kl_penalties(learner, _two_sequences(), LearnerConfig(beta=0.1)).tolist() == [0, 0]
+
+
+def test_forking_tokens_are_chosen_over_the_whole_batch_s_valid_tokens():
+    # entropies 0.1 0.9 0.5 | 0.7 0.3 | (masked row) 5: q = 0.4 of the 5 valid keeps 0.9 and 0.7
+    batch = _two_sequences()
+    batch.prompt_ids.append([1, 2])
+    batch.completion_ids.append([8])
+    batch.rollout_logprobs.append([-1.0])
+    batch.loss_mask.append(False)
+    batch.completion_ids[:2] = [[5, 6, 7], [7, 8]]
+    learner = _Values(entropy=[[0.1, 0.9, 0.5], [0.7, 0.3], [5.0]])
+    keep = forking_tokens(learner, batch, 0.4)
+    assert [row.tolist() for row in keep] == [[False, True, False], [True, False], [False]]
+    assert forking_tokens(learner, batch, 1.0) is None
 
 
 def test_nothing_is_skipped_with_the_skip_off():

@@ -518,6 +518,9 @@ def test_curriculum_level_is_logged_and_resumed_from_the_checkpoint(tiny_recipe)
         {"policy_loss": "cispo", "advantage": "reinforce_pp", "clip_ratio_c": 3.0},
         {"policy_loss": "sapo", "advantage": "grpo_passk", "passk": 2},
         {"advantage": "rloo", "entropy_coef": 0.01},
+        {"beta": 0.1, "kl_in": "reward", "kl_estimator": "k1"},
+        {"entropy_top_q": 0.2, "micro_batch_size": 4},
+        {"entropy_coef": 0.01, "entropy_target": 0.5},
     ],
 )
 def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner):
@@ -528,6 +531,30 @@ def test_the_new_variants_train_a_step_with_finite_metrics(tiny_recipe, learner)
     step = run.metrics()[1]
     assert all(math.isfinite(v) for v in step.values() if isinstance(v, float)), step
     assert ("clip_frac/dual" in step) == ("clip_ratio_c" in learner)
+    assert ("kl_penalty" in step) == ("kl_in" in learner)
+    assert ("entropy_coef" in step) == ("entropy_target" in learner)
+    if "kl_in" in learner:
+        assert step["kl"] == 0.0  # the KL is in the reward, not in the loss
+
+
+def test_the_adaptive_entropy_coef_is_checkpointed_and_a_resume_is_bit_identical(tiny_recipe):
+    # Target far above the tiny model's entropy (~ln 1000): the coef grows every step.
+    learner = {"entropy_coef": 0.01, "entropy_target": 100.0, "entropy_coef_step": 0.05}
+    raw = tiny_recipe(learner=learner, train={"steps": 4, "save_every": 2, "keep_last": 4})
+    run = _train(raw)
+    coefs = [m["entropy_coef"] for m in run.metrics()[1:]]
+    assert coefs == pytest.approx([0.01, 0.06, 0.11, 0.16])
+    state = torch.load(run.checkpoint_dir(2) / "trainer_state.pt", weights_only=False)
+    assert state["trainer"]["entropy_coef"] == pytest.approx(0.11)  # what step 3 uses
+    want = load_file(run.path / "final/model.safetensors")
+
+    for late in ("checkpoints/step-4", "final"):
+        shutil.rmtree(run.path / late)
+    recipe = validate(raw)
+    Trainer(recipe, RunDir(recipe.run_dir()), Components.build(recipe)).fit(resume=True)
+    assert [m["entropy_coef"] for m in run.metrics()[1:]] == coefs
+    got = load_file(run.path / "final/model.safetensors")
+    assert all(torch.equal(got[name], want[name]) for name in want)
 
 
 def test_eval_pass_k_logs_sampled_pass_at_k_next_to_pass_at_one(tiny_recipe):

@@ -39,6 +39,34 @@ def test_passk_without_the_pass_at_k_estimator_is_refused():
         validate({"learner": {"passk": 4}})
 
 
+@pytest.mark.parametrize(
+    ("learner", "message"),
+    [
+        (
+            {"entropy_target": 0.3},
+            r"entropy_target adapts learner\.entropy_coef: set entropy_coef > 0",
+        ),
+        ({"kl_in": "reward"}, r"kl_in: reward needs learner\.beta > 0"),
+        (
+            {"kl_in": "reward", "beta": 0.1, "advantage": "grpo_passk"},
+            r"kl_in: reward with learner\.advantage: grpo_passk",
+        ),
+        ({"entropy_top_q": 0.0}, r"entropy_top_q"),
+        ({"entropy_top_q": 1.5}, r"entropy_top_q"),
+        ({"kl_in": "advantage"}, r"kl_in"),
+    ],
+)
+def test_entropy_and_kl_options_that_cannot_apply_are_refused(learner, message):
+    with pytest.raises(RecipeError, match=message):
+        validate({"learner": learner})
+
+
+def test_the_entropy_and_kl_options_default_to_off():
+    cfg = validate({}).learner
+    assert (cfg.entropy_target, cfg.entropy_top_q, cfg.kl_in) == (None, 1.0, "loss")
+    assert validate({"learner": {"entropy_coef": 0.005, "entropy_target": 0.3}}).learner
+
+
 def test_passk_above_the_group_size_is_refused():
     with pytest.raises(RecipeError, match=r"learner\.passk: 9 is more than rollout\.group_size"):
         validate({"learner": {"advantage": "grpo_passk", "passk": 9}})

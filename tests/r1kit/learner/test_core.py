@@ -2,26 +2,28 @@
 rows (GRPO's objective drives these, the one every aggregation exercises)."""
 
 import copy
+import math
 import warnings
 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from grpo.objective import PolicyGradient
+from grpo.objective import PolicyGradient, forking_tokens
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.normalisers import Normalisers
 from r1kit.models import tiny_model
 from r1kit.recipe import LearnerConfig
 
-# Every aggregation, and GSPO's sequence-level ratio.
+# Every aggregation, GSPO's sequence-level ratio, and the top-q highest-entropy tokens.
 VARIANTS = [
     {"loss": "grpo"},
     {"loss": "dapo"},
     {"loss": "bnpo"},
     {"loss": "dr_grpo"},
     {"loss": "grpo", "ratio_level": "sequence"},
+    {"loss": "dapo", "entropy_top_q": 0.3},
 ]
 TEMPERATURE = 0.7
 
@@ -47,7 +49,7 @@ def _norm(batch: Batch) -> Normalisers:
 
 
 def _cfg(**options) -> LearnerConfig:
-    return LearnerConfig(micro_batch_size=3, logprob_chunk=4, lr=1e-2, **options)
+    return LearnerConfig(**{"micro_batch_size": 3, "logprob_chunk": 4, "lr": 1e-2} | options)
 
 
 def _learner(model=None, **options) -> Learner:
@@ -60,8 +62,10 @@ def _learner(model=None, **options) -> Learner:
 
 
 def _step(learner: Learner, batch: Batch, store_old: bool = False) -> dict[str, float]:
-    objective = PolicyGradient(learner.objective.cfg, store_old)
-    return learner.step(batch, objective, _norm(batch))
+    """One step as the trainer takes it: the top-q tokens chosen over the whole batch first."""
+    cfg = learner.objective.cfg
+    batch.selected = forking_tokens(learner, batch, cfg.entropy_top_q)
+    return learner.step(batch, PolicyGradient(cfg, store_old), _norm(batch))
 
 
 def _gradients(learner: Learner, batch: Batch) -> list[torch.Tensor]:
@@ -225,6 +229,36 @@ def test_stored_old_logprobs_line_up_with_their_completion_tokens():
         expected = expected.gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
         assert batch.old_logprobs[i].shape == (len(completion),)
         assert (batch.old_logprobs[i] - expected).abs().max() < 1e-5
+
+
+def test_token_values_are_the_step_s_logprobs_and_entropy_whatever_the_micro_batches():
+    batch = _batch()
+    values = _learner(beta=0.1).token_values(batch, reference=True)
+    plain = _learner(micro_batch_size=8, shared_prefix=False).token_values(batch)
+    learner = _learner(skip_zero_advantage=False)
+    metrics = _step(learner, batch, store_old=True)
+    for i, completion in enumerate(batch.completion_ids):
+        assert values["logprobs"][i].shape == (len(completion),)
+        assert (values["logprobs"][i] - batch.old_logprobs[i]).abs().max() < 1e-5
+        assert (values["logprobs"][i] - plain["logprobs"][i]).abs().max() < 1e-5
+        assert (values["entropy"][i] - plain["entropy"][i]).abs().max() < 1e-5
+        assert (values["ref_logprobs"][i] - values["logprobs"][i]).abs().max() < 1e-6
+    kept = [i for i in range(len(batch)) if batch.loss_mask[i]]
+    entropy = sum(values["entropy"][i].sum().item() for i in kept) / batch.num_tokens()
+    assert metrics["entropy"] == pytest.approx(entropy, rel=1e-5)
+
+
+def test_the_top_q_tokens_and_their_gradient_do_not_depend_on_the_micro_batches():
+    small = _learner(entropy_top_q=0.3, skip_zero_advantage=False)
+    whole = _learner(entropy_top_q=0.3, micro_batch_size=8, shared_prefix=False)
+    a, b = _batch(), _batch()
+    grads = _gradients(small, a), _gradients(whole, b)
+    assert [t.tolist() for t in a.selected] == [t.tolist() for t in b.selected]
+    # At least ceil(q M); more when tied (a group's first tokens share one distribution).
+    kept = sum(t.sum().item() for t in a.selected)
+    assert math.ceil(0.3 * a.num_tokens()) <= kept < a.num_tokens()
+    assert _max_diff(*grads) < 1e-5
+    assert _max_diff(grads[0], _gradients(_learner(skip_zero_advantage=False), _batch())) > 1e-4
 
 
 def test_lora_weights_stream_merged_like_peft_and_leave_the_base_unchanged():

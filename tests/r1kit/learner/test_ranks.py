@@ -6,7 +6,7 @@ import pytest
 import ray
 import torch
 
-from grpo.objective import PolicyGradient
+from grpo.objective import PolicyGradient, forking_tokens
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
@@ -52,7 +52,9 @@ def ranks():
 
 
 def _two_passes(learner, recipe, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
-    """num_iterations 2 over `batch`: the second pass uses the first's old log-probs."""
+    """num_iterations 2 over `batch`: the second pass uses the first's old log-probs (the
+    top-q tokens chosen first, over the whole batch, as the trainer does)."""
+    batch.selected = forking_tokens(learner, batch, recipe.learner.entropy_top_q)
     learner.step(batch, PolicyGradient(recipe.learner, store_old=True), _norm(batch))
     metrics = learner.step(batch, PolicyGradient(recipe.learner), _norm(batch))
     return metrics, dict(learner.named_weights())
@@ -61,7 +63,7 @@ def _two_passes(learner, recipe, batch: Batch) -> tuple[dict[str, float], dict[s
 def _settings():
     for strategy in ("ddp", "fsdp"):
         for variant in VARIANTS:
-            name = " ".join(variant.values())
+            name = " ".join(map(str, variant.values()))
             yield f"{strategy} {name}", _recipe(strategy=strategy, **variant), _batch()
         yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
         yield f"{strategy} checkpointing", _recipe(checkpointing=True, strategy=strategy), _batch()
@@ -83,6 +85,16 @@ def test_two_ranks_update_the_weights_as_one_process_does(ranks):
     assert max(diffs.values()) < WEIGHT_TOLERANCE, worst
     for name, (got_metrics, want_metrics) in metrics.items():
         assert got_metrics == pytest.approx(want_metrics, rel=1e-5, abs=1e-6), name
+
+
+def test_two_ranks_give_one_process_s_token_values(ranks):
+    recipe = _recipe(strategy="fsdp", beta=0.1)  # the reference is sharded too
+    got = LearnerGroup(ranks, recipe).token_values(_batch(), reference=True)
+    want = _learner(recipe).token_values(_batch(), reference=True)
+    for key, rows in want.items():
+        assert (
+            max((a - b).abs().max().item() for a, b in zip(got[key], rows, strict=True)) < 1e-5
+        ), key
 
 
 def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
