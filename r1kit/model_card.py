@@ -8,6 +8,7 @@ final/'s own atomic write, so final/ never exists without it.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -48,8 +49,7 @@ def render(card: Card) -> str:
     return "\n".join(
         [
             f"{FENCE}\n{yaml.safe_dump(metadata(card), sort_keys=False)}{FENCE}\n",
-            f"# {card.name}\n\n{card.about}\n"
-            + (f"\n{card.description}\n" if card.description else ""),
+            f"# {card.name}\n\n{card.about}\n{_paragraph(card.description)}",
             f"## How to use\n\n{usage(card.template)}",
             f"## Held-out results\n\n{results_table(card.results)}",
             "## Training\n\n"
@@ -165,6 +165,12 @@ def step_minutes(records: list[dict]) -> str | None:
 def write_card(directory: Path, text: str) -> None:
     """`directory`/README.md, atomically."""
     durable.write_text(directory / CARD, text)
+
+
+def _paragraph(text: str) -> str:
+    """`text` (the recipe's description) as a Markdown paragraph: tags such as <think>
+    escaped, else the Hub's renderer takes them for HTML and hides them."""
+    return f"\n{html.escape(text.strip(), quote=False)}\n" if text.strip() else ""
 
 
 def _value(value: object) -> str:

@@ -18,7 +18,7 @@ def card(**fields) -> Card:
         name="tiny",
         kind="grpo",
         about="Trained with GRPO.",
-        description="A recipe's description.",
+        description="A recipe's <think>/<answer> description.\n",
         base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
         license="apache-2.0",
         recipe=RECIPE,
@@ -61,6 +61,10 @@ def test_the_results_table_shows_each_result_with_its_95_percent_interval():
     assert "| before training (step 0) | 0.110 | 0.050 - 0.180 | 0.00 | 100 |" in text
     assert "| after step 12 | 0.720 | 0.630 - 0.810 | 1.00 | 100 |" in text
     assert "No held-out evaluation" in render(card(results=[]))
+
+
+def test_the_description_is_a_paragraph_whose_tags_stay_visible():
+    assert "\nA recipe's &lt;think&gt;/&lt;answer&gt; description.\n\n## How" in render(card())
 
 
 def test_the_summary_leaves_out_what_is_unknown():
