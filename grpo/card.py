@@ -18,6 +18,7 @@ def grpo_card(recipe: Recipe, run: RunDir) -> str:
     dataset = hub_dataset(recipe.data)
     rewards = ", ".join(f"{r.name} x{r.weight:g}" for r in recipe.rewards)
     evals = evaluations(records)
+    ends = [evals[0], evals[-1]] if len(evals) > 1 else evals  # before and after training
     return render(
         Card(
             name=run.path.name,
@@ -34,7 +35,7 @@ def grpo_card(recipe: Recipe, run: RunDir) -> str:
             datasets=[dataset] if dataset else [],
             lora=recipe.model.lora is not None,
             summary=summary(recipe, records),
-            results=[(label(e["step"]), e) for e in evals[:1] + evals[1:][-1:]],
+            results=[(label(e["step"]), e) for e in ends],
         )
     )
 
@@ -53,4 +54,5 @@ def summary(recipe: Recipe, records: list[dict]) -> dict[str, object]:
 
 
 def label(step: int) -> str:
+    """The results row of the evaluation at `step`."""
     return "before training (step 0)" if step == 0 else f"after step {step}"
