@@ -43,10 +43,15 @@ def evaluate_student(
     return result.summary
 
 
+def summaries(run_dir: Path) -> dict[str, dict]:
+    """The held-out summaries the run has written, by stage ("before", "after"), in order."""
+    files = {name: run_dir / "eval" / name / "summary.json" for name in ("before", "after")}
+    return {name: json.loads(file.read_text()) for name, file in files.items() if file.is_file()}
+
+
 def plot_before_after(run_dir: Path) -> Path:
     """eval.png: the student's held-out pass@1 before and after, with 95% intervals."""
-    names = [name for name in ("before", "after") if (run_dir / "eval" / name).is_dir()]
-    summaries = [json.loads((run_dir / "eval" / n / "summary.json").read_text()) for n in names]
+    stages = summaries(run_dir)
     target = run_dir / "eval.png"
-    plot_pass_at_1(names, summaries, target)
+    plot_pass_at_1(list(stages), list(stages.values()), target)
     return target

@@ -1,7 +1,8 @@
 """What `r1kit distill` runs once its inputs are read (`distill/inputs.py`): generate and
 filter traces (unless given), evaluate the student, SFT or on-policy distillation, evaluate
-again. A stop signal ends them at a safe point (at once while generating or evaluating, else
-after the learner step under way, with a checkpoint); a resumed run skips what is done."""
+again, then write final/ with its card (distill/card.py). A stop signal ends them at a safe
+point (at once while generating or evaluating, else after the learner step under way, with a
+checkpoint); a resumed run skips what is done."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 
 import torch
 
+from distill.card import distill_card
 from distill.evaluate import evaluate_student, plot_before_after
 from distill.filter import select
 from distill.generate import generate_traces
@@ -60,8 +62,10 @@ class Distillation:
         sft = SFT(recipe.sft, run, parts, data.examples, recipe.seed, self.stopper)
         counts = {"traces": data.traces, "examples": len(data.examples), "too_long": data.too_long}
         durable.write_text(run.path / "sft.json", json.dumps(counts))
-        sft.fit(resume=resume, merge_lora=recipe.sft.merge_lora)
-        return results | self.evaluate_after(learner.model, tokenizer)
+        sft.fit(resume=resume)
+        results |= self.evaluate_after(learner.model, tokenizer)
+        sft.save_final(recipe.sft.merge_lora, distill_card(recipe, run))
+        return results
 
     def on_policy(self, resume: bool) -> dict:
         """Evaluate, distill on the student's own samples scored by the teacher, evaluate."""
@@ -76,8 +80,9 @@ class Distillation:
         learner = sft_learner(model, recipe.sft, cfg.steps, cfg.temperature)
         parts = Parts(learner, tokenizer, self.inputs.stream)
         fit_on_policy(recipe, self.run, parts, teacher, self.stopper, resume)
-        save_model(self.run.final, parts)
-        return results | self.evaluate_after(model, tokenizer)
+        results |= self.evaluate_after(model, tokenizer)
+        save_model(self.run.final, parts, distill_card(recipe, self.run))
+        return results
 
     def evaluate_before(self, model, tokenizer) -> dict:
         """eval/before/ unless off or already written (a resumed run)."""

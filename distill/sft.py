@@ -21,6 +21,7 @@ from r1kit.display import Display
 from r1kit.learner.batch import Batch, to_batch
 from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.learner.core import Learner
+from r1kit.model_card import write_card
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
 from rollout.types import Completion
@@ -96,9 +97,10 @@ class SFT:
         self.steps_per_epoch = math.ceil(len(examples) / cfg.batch_size)
         self.total = total_steps(cfg, len(examples))
 
-    def fit(self, resume: bool = False, merge_lora: bool = True) -> None:
-        """Train to the last step (from the newest intact checkpoint on resume); write final/.
-        A stop signal ends the step under way, checkpoints it and raises StopRequested."""
+    def fit(self, resume: bool = False) -> None:
+        """Train to the last step (from the newest intact checkpoint on resume); the caller
+        writes final/ (`save_final`). A stop signal ends the step under way, checkpoints it
+        and raises StopRequested."""
         if resume:
             resume_from(self.run, self.parts)
         position = self.parts.stream
@@ -116,7 +118,6 @@ class SFT:
                     self.save()
                 if self.stopper.requested:
                     raise StopRequested(self.stopper.signum)
-        self.save_final(merge_lora)
 
     def batch_at(self, step: int) -> list[Example]:
         """The examples of optimizer step `step` (0-based): a slice of its epoch's shuffle."""
@@ -129,11 +130,13 @@ class SFT:
     def save(self) -> None:
         save(self.run, self.parts, self.parts.stream.step, self.cfg.keep_last)
 
-    def save_final(self, merge_lora: bool) -> None:
-        """final/: a plain HF model (LoRA merged), or with merge_lora off the peft adapter."""
+    def save_final(self, merge_lora: bool, card: str) -> None:
+        """final/ with its card: a plain HF model (LoRA merged), or with merge_lora off the
+        peft adapter."""
         if merge_lora or not self.parts.learner.is_lora:
-            save_model(self.run.final, self.parts)
+            save_model(self.run.final, self.parts, card)
             return
         with durable.replace_dir(self.run.final) as tmp:
             self.parts.learner.model.save_pretrained(tmp)
             self.parts.tokenizer.save_pretrained(tmp)
+            write_card(tmp, card)  # after peft's, which save_pretrained writes

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import torch
 
+from grpo.card import grpo_card
 from grpo.components import Components
 from grpo.health import Monitor
 from grpo.loss import adapt_entropy_coef
@@ -113,7 +114,7 @@ class Trainer:
                     self.save()
         self.save()
         if self.step_done == total:
-            save_model(self.run.final, self.parts)
+            save_model(self.run.final, self.parts, card=grpo_card(self.recipe, self.run))
 
     def step(self, step: int) -> dict[str, float]:
         """One GRPO step: rollout -> rewards -> advantages -> learner -> weight sync."""

@@ -134,6 +134,13 @@ def load_data(cfg: DataConfig, seed: int) -> tuple[PromptStream, list[dict]]:
     return PromptStream(rows, seed, cfg.shuffle, pass_rates=pass_rates), eval_rows
 
 
+def hub_dataset(cfg: DataConfig) -> str | None:
+    """The Hub dataset id `cfg.source` names; None for a built-in task or a local file or
+    directory (what `_load_split` reads from disk)."""
+    local = cfg.source in BUILTIN_TASKS or Path(cfg.source).suffix in DATA_SUFFIXES
+    return None if local or Path(cfg.source).exists() else cfg.source
+
+
 def _load_split(cfg: DataConfig, split: str) -> list[dict]:
     import datasets  # slow to import; only file and Hub sources need it
 

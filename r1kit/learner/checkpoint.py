@@ -5,6 +5,7 @@ checkpoints/step-N/  model.safetensors, config.json, tokenizer files  (loads in 
                      config.yaml: the run's config.yaml it was trained with (a hand edit of
                      the run's own is found by comparing the two on `--resume`)
                      manifest.json: step, and each file's size and sha256
+final/               the same model directory with its card (README.md) and manifest
 Both it and final/ are written under a scratch name, fsynced and renamed (r1kit/durable.py):
 a kill mid-save never leaves a half checkpoint, nor deletes the last complete one, and a full
 or read-only disk is a DiskFault saying how much space a save needs.
@@ -23,6 +24,7 @@ from safetensors.torch import load_file
 
 from r1kit import durable
 from r1kit.errors import UserError
+from r1kit.model_card import write_card
 from r1kit.rundir import CHECKPOINT_NAME, CONFIG, RunDir
 
 
@@ -35,10 +37,13 @@ class Parts(Protocol):
     stream: Any
 
 
-def save_model(path: Path, parts: Parts) -> None:
-    """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load."""
+def save_model(path: Path, parts: Parts, card: str | None = None) -> None:
+    """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load;
+    `card`, its README.md (r1kit/model_card.py), is written inside the same atomic write."""
     with durable.replace_dir(path, needed=lambda: _weight_bytes(parts)) as tmp:
         _write_model(tmp, parts)
+        if card is not None:
+            write_card(tmp, card)
 
 
 def save_checkpoint(

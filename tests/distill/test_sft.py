@@ -7,8 +7,11 @@ from distill.examples import Example
 from distill.objectives import NextTokenNLL
 from distill.recipe import SFTConfig
 from distill.sft import SFT, Parts, as_batch, sft_learner
+from r1kit import durable
 from r1kit.learner.core import Learner
+from r1kit.learner.policy import with_lora
 from r1kit.models import tiny_model
+from r1kit.recipe import LoraConfig
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper
 
@@ -123,3 +126,14 @@ def test_an_moe_student_learns_with_its_router_s_load_balancing_loss():
     metrics = sft_step(sft_learner(model, cfg, 10), data)
     assert metrics["aux_loss"] > 0
     assert metrics["loss"] == pytest.approx(metrics["nll"] + 0.01 * metrics["aux_loss"])
+
+
+def test_an_unmerged_lora_final_is_the_adapter_with_the_run_s_card(tmp_path):
+    model, tokenizer = tiny_model()
+    cfg = SFTConfig()
+    parts = Parts(sft_learner(with_lora(model, LoraConfig(r=4)), cfg, 1), tokenizer)
+    run = RunDir(tmp_path)
+    SFT(cfg, run, parts, examples(2), 0, Stopper()).save_final(merge_lora=False, card="# card\n")
+    assert (run.final / "adapter_config.json").is_file()
+    assert (run.final / "README.md").read_text() == "# card\n"  # not peft's own
+    assert durable.verify_dir(run.final)[1] == []

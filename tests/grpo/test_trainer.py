@@ -19,6 +19,7 @@ from grpo.components import Components
 from grpo.trainer import Trainer, answer_forms, prompts_to_draw
 from r1kit import durable
 from r1kit.errors import UserError
+from r1kit.model_card import front_matter
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
 from rollout.types import Completion
@@ -47,6 +48,8 @@ def test_run_directory_has_the_documented_layout(tiny_recipe):
     assert (run.path / "config.yaml").is_file() and (run.path / "samples.jsonl").is_file()
     assert [p.name for p in sorted(run.checkpoints.iterdir())] == ["step-2", "step-4"]
     assert (run.final / "model.safetensors").is_file() and (run.final / "tokenizer.json").is_file()
+    card = (run.final / "README.md").read_text()
+    assert front_matter(card)["base_model"] == "tiny-llama" and "| after step 4 |" in card
     metrics = run.metrics()
     assert metrics[0]["step"] == 0 and "eval/pass@1" in metrics[0]
     assert {"time/generate", "time/learn", "clip_frac/high", "entropy"} <= set(metrics[1])

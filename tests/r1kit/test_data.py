@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from r1kit.data import DataError, PromptStream, load_data
+from r1kit.data import DataError, PromptStream, hub_dataset, load_data
 from r1kit.recipe import DataConfig
 
 
@@ -160,3 +160,12 @@ def test_pass_rate_filtering_still_serves_when_every_problem_is_settled(tmp_path
     rows = stream.take(2)
     stream.record(rows, [[True], [True]])
     assert len(stream.take(4)) == 4
+
+
+def test_hub_dataset_names_only_a_hub_source(tmp_path):
+    (tmp_path / "local").mkdir()
+    (tmp_path / "rows.jsonl").write_text('{"question": "1 + 1", "answer": "2"}\n')
+    assert hub_dataset(DataConfig(source="openai/gsm8k", subset="main")) == "openai/gsm8k"
+    local = ("arithmetic", "countdown", str(tmp_path / "rows.jsonl"), str(tmp_path / "local"))
+    for source in local:
+        assert hub_dataset(DataConfig(source=source)) is None

@@ -169,3 +169,24 @@ def test_an_offline_hub_id_says_so(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set"):
         resolve_model("nobody-r1kit/no-such-model")
+
+
+def test_model_origin_of_a_builtin_is_its_hub_model_and_license():
+    assert models.model_origin(BUILTIN) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0")
+
+
+def test_model_origin_reads_the_license_of_a_local_model_s_own_card(tmp_path):
+    (tmp_path / "README.md").write_text("---\nlicense: mit\ntags: [x]\n---\n# A model\n")
+    assert models.model_origin(str(tmp_path)) == (str(tmp_path), "mit")
+
+
+def test_model_origin_of_a_hub_cache_snapshot_is_its_hub_id(tmp_path):
+    snapshot = tmp_path / "models--org--name" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert models.model_origin(str(snapshot)) == ("org/name", None)
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "model.gguf", "no-such-org/no-such-model"])
+def test_model_origin_without_a_known_license_leaves_it_unknown(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert models.model_origin(name) == (name, None)

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
 from r1kit.cli import RECIPES_DIR, app
+from r1kit.model_card import front_matter
 from tests.distill.conftest import arithmetic_messages, write_jsonl
 
 runner = CliRunner()
@@ -47,6 +48,8 @@ def test_a_messages_file_from_another_tool_trains_a_student_end_to_end(tmp_path)
         assert summary["problems"] == 3
     assert (run / "eval.png").is_file()
     assert "after: held-out pass@1" in result.output
+    card = (run / "final" / "README.md").read_text()
+    assert front_matter(card)["base_model"] == "tiny-llama" and "| after distillation |" in card
 
 
 def test_resume_of_a_finished_run_keeps_its_steps(tmp_path):
@@ -231,6 +234,7 @@ def test_on_policy_distillation_runs_and_logs_the_reverse_kl(tmp_path):
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2] and all("reverse_kl" in m for m in metrics)
     assert (run / "final" / "config.json").is_file()
+    assert front_matter((run / "final" / "README.md").read_text())["base_model"] == "tiny-llama"
 
 
 def test_a_teacher_of_another_vocabulary_is_refused_with_exit_2(tmp_path):
