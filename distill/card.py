@@ -9,8 +9,8 @@ from distill.evaluate import summaries
 from distill.recipe import DistillRecipe
 from distill.student import teacher_model_name
 from r1kit.data import hub_dataset
-from r1kit.model_card import Card, last_metric, render, step_minutes
-from r1kit.models import model_origin
+from r1kit.model_card import last_metric, step_minutes
+from r1kit.run_card import run_card
 from r1kit.rundir import RunDir
 
 
@@ -18,27 +18,22 @@ def distill_card(recipe: DistillRecipe, run: RunDir) -> str:
     """final/README.md of a distillation run, written once eval/after/ is (when asked for)."""
     student = recipe.student
     pruned = student.from_ == "teacher"
-    base, license_ = model_origin(teacher_model_name(recipe.teacher) if pruned else student.name)
+    base = teacher_model_name(recipe.teacher) if pruned else student.name
     cut = f" cut in depth (student.keep_layers: {student.keep_layers})" if pruned else ""
     # The problems are training data when the teacher writes traces for them, or on-policy
     # prompts; a given traces file is a local file.
     dataset = hub_dataset(recipe.data) if recipe.mode == "on_policy" or recipe.generates() else None
-    return render(
-        Card(
-            name=run.path.name,
-            kind="distillation",
-            about=f"`{base}`{cut}, {how(recipe)}, by r1kit.",
-            description=recipe.description,
-            base_model=base,
-            license=license_,
-            recipe=run.config or "",
-            template=recipe.template,
-            datasets=[dataset] if dataset else [],
-            lora=student.lora is not None,
-            adapter=recipe.mode == "sft" and student.lora is not None and not recipe.sft.merge_lora,
-            summary=summary(recipe, run),
-            results=[(f"{stage} distillation", r) for stage, r in summaries(run.path).items()],
-        )
+    return run_card(
+        run,
+        recipe,
+        base,
+        lambda hub_id: f"`{hub_id}`{cut}, {how(recipe)}, by r1kit.",
+        dataset,
+        kind="distillation",
+        lora=student.lora is not None,
+        adapter=recipe.mode == "sft" and student.lora is not None and not recipe.sft.merge_lora,
+        summary=summary(recipe, run),
+        results=[(f"{stage} distillation", r) for stage, r in summaries(run.path).items()],
     )
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from r1kit.data import hub_dataset
-from r1kit.model_card import Card, last_metric, render, step_minutes
-from r1kit.models import model_origin
+from r1kit.model_card import last_metric, step_minutes
 from r1kit.recipe import Recipe
 from r1kit.report import evaluations
+from r1kit.run_card import run_card
 from r1kit.rundir import RunDir
 
 
@@ -14,29 +14,22 @@ def grpo_card(recipe: Recipe, run: RunDir) -> str:
     """final/README.md of a GRPO run: the held-out results of its first and last evaluations
     (step 0 is the model before training)."""
     records = run.metrics()
-    base, license_ = model_origin(recipe.model.name)
-    dataset = hub_dataset(recipe.data)
     rewards = ", ".join(f"{r.name} x{r.weight:g}" for r in recipe.rewards)
     evals = evaluations(records)
     ends = [evals[0], evals[-1]] if len(evals) > 1 else evals  # before and after training
-    return render(
-        Card(
-            name=run.path.name,
-            kind="grpo",
-            about=(
-                f"`{base}` trained with GRPO against rule-based rewards ({rewards}) on "
-                f"`{recipe.data.source}`, by r1kit."
-            ),
-            description=recipe.description,
-            base_model=base,
-            license=license_,
-            recipe=run.config or "",
-            template=recipe.template,
-            datasets=[dataset] if dataset else [],
-            lora=recipe.model.lora is not None,
-            summary=summary(recipe, records),
-            results=[(label(e["step"]), e) for e in ends],
-        )
+    return run_card(
+        run,
+        recipe,
+        recipe.model.name,
+        lambda base: (
+            f"`{base}` trained with GRPO against rule-based rewards ({rewards}) on "
+            f"`{recipe.data.source}`, by r1kit."
+        ),
+        hub_dataset(recipe.data),
+        kind="grpo",
+        lora=recipe.model.lora is not None,
+        summary=summary(recipe, records),
+        results=[(label(e["step"]), e) for e in ends],
     )
 
 
