@@ -2,6 +2,7 @@
 
     python benchmarks/fault_injection.py [--n 50] [--steps 4] [--kills-per-run 1] [--seed 0]
                                          [--cases kill,second-writer,disk-full]
+                                         [--async [--max-staleness K]]
 
 One uninterrupted run gives the reference final weights. Then, n times: a fresh run of the
 same recipe (save_every 1) is killed at a uniformly random instant of the reference's wall
@@ -15,6 +16,10 @@ started at a random instant of a live run must exit 2 naming the live run's pid,
 run end exactly; a run on a disk (a tmpfs, in namespaces of its own: needs `unshare -rm`) of a
 random size below what it needs must stop with exit 2 saying what it cannot write, then,
 the disk made large enough, resume exactly.
+
+`--async` runs every case with async rollouts (HF engine on one Ray worker, rounds up to
+`--max-staleness` versions behind): a checkpoint holds the rounds in flight, so those runs too
+must end with the reference's weights bit for bit.
 """
 
 from __future__ import annotations
@@ -57,15 +62,16 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
 
-def recipe(work: Path, name: str, steps: int, out: Path | None = None) -> Path:
-    """A tiny recipe (tiny random model, a learnable reward) that checkpoints every step."""
+def recipe(work: Path, name: str, steps: int, rollout: dict, out: Path | None = None) -> Path:
+    """A tiny recipe (tiny random model, a learnable reward) that checkpoints every step;
+    `rollout`, settings added to its rollout section."""
     (work / "even.py").write_text(EVEN_TOKENS)
     raw = {
         "seed": 0,
         "model": {"name": "tiny-llama"},
         "data": {"source": "arithmetic", "eval_size": 4},
         "template": {"name": "raw"},
-        "rollout": {"group_size": 4, "max_new_tokens": 8, "temperature": 1.0},
+        "rollout": {"group_size": 4, "max_new_tokens": 8, "temperature": 1.0, **rollout},
         "rewards": [{"name": f"{work / 'even.py'}:even_tokens", "weight": 1.0}],
         "learner": {"lr": 3e-2, "micro_batch_size": 8},
         "train": {
@@ -123,7 +129,7 @@ def check(run: Path, reference: dict[str, torch.Tensor], steps: int) -> str | No
 def trial(index: int, work: Path, args, duration: float, reference, tally: Tally) -> str:
     """Kill one fresh run `--kills-per-run` times, resume it to the end; a line saying how."""
     name = f"killed-{index}"
-    recipe_path, run = recipe(work, name, args.steps), work / "runs" / name
+    recipe_path, run = recipe(work, name, args.steps, args.rollout), work / "runs" / name
     log = work / f"{name}.log"
     kills = []
     for _ in range(args.kills_per_run):
@@ -155,11 +161,13 @@ def trial(index: int, work: Path, args, duration: float, reference, tally: Tally
     return f"{name}: kills: {landed} -> {problem or 'resumed exactly'}"
 
 
-def second_writer(index: int, work: Path, duration: float, reference, steps: int) -> str | None:
+def second_writer(
+    index: int, work: Path, duration: float, reference, steps: int, rollout: dict
+) -> str | None:
     """A run, and at a random instant of it a second writer; what went wrong (None: nothing).
     Whichever took the lock first must end exactly, the other exit 2 naming its pid."""
     name = f"second-{index}"
-    recipe_path, run = recipe(work, name, steps), work / "runs" / name
+    recipe_path, run = recipe(work, name, steps, rollout), work / "runs" / name
     first = launch(recipe_path, run, work / f"{name}.log")
     time.sleep(random.uniform(0, duration))
     how = random.choice(["--resume", "--overwrite"])
@@ -178,13 +186,15 @@ def second_writer(index: int, work: Path, duration: float, reference, steps: int
     return check(run, reference, steps)
 
 
-def disk_full(index: int, work: Path, footprint: int, reference, steps: int) -> str | None:
+def disk_full(
+    index: int, work: Path, footprint: int, reference, steps: int, rollout: dict
+) -> str | None:
     """A fresh run on a disk of a random size below `footprint` (what the whole run wrote),
     then that disk made large enough and the run resumed; what went wrong (None: nothing)."""
     name, disk = f"full-{index}", work / f"disk-{index}"
     disk.mkdir()
     run, logs = disk / name, work / name
-    fresh = shlex.join([*CLI, str(recipe(work, name, steps, out=disk))])
+    fresh = shlex.join([*CLI, str(recipe(work, name, steps, rollout, out=disk))])
     resume = shlex.join([*CLI, "--resume", str(run)])
     script = (
         f"mount -t tmpfs -o size={int(footprint * random.uniform(0.1, 1.0))} tmpfs {disk} && "
@@ -214,7 +224,19 @@ def main() -> None:
     parser.add_argument(
         "--cases", default="kill,second-writer,disk-full", help="comma-separated cases to run"
     )
+    parser.add_argument(
+        "--async",
+        dest="async_",
+        action="store_true",
+        help="async rollouts (HF engine, one Ray worker)",
+    )
+    parser.add_argument("--max-staleness", type=int, default=1, help="with --async: k")
     args = parser.parse_args()
+    args.rollout = (
+        {"engine": "hf", "workers": 1, "async": True, "max_staleness": args.max_staleness}
+        if args.async_
+        else {}
+    )
     cases = args.cases.split(",")
     random.seed(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +244,7 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         whole = subprocess.run(
-            [*CLI, str(recipe(work, "whole", args.steps))],
+            [*CLI, str(recipe(work, "whole", args.steps, args.rollout))],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -234,8 +256,12 @@ def main() -> None:
         footprint = sum(f.stat().st_size for f in (work / "runs" / "whole").rglob("*"))
         tally = Tally()
         others = {
-            "second-writer": lambda i: second_writer(i, work, duration, reference, args.steps),
-            "disk-full": lambda i: disk_full(i, work, footprint, reference, args.steps),
+            "second-writer": lambda i: second_writer(
+                i, work, duration, reference, args.steps, args.rollout
+            ),
+            "disk-full": lambda i: disk_full(
+                i, work, footprint, reference, args.steps, args.rollout
+            ),
         }
         for index in range(args.n):
             if "kill" in cases:

@@ -51,7 +51,7 @@ class Trainer:
         self.recipe, self.run, self.parts = recipe, run, parts
         self.step_done = 0
         self.stopper = Stopper()
-        self.prefetch = Prefetch(parts.stream)  # rollout.async: the next step's first round
+        self.prefetch = Prefetch(parts.stream)  # rollout.async: the next steps' first rounds
         self._saved_step: int | None = None
         self._sync_warned = False
         self.entropy_coef = recipe.learner.entropy_coef  # adapted each step with entropy_target
@@ -80,13 +80,15 @@ class Trainer:
     def _resume(self) -> None:
         """Continue from the newest checkpoint that verifies (none: start over at step 0);
         the logs of the steps that will run again are cut."""
-        state = {"entropy_coef": self.entropy_coef}
+        state = {"entropy_coef": self.entropy_coef, "prefetched": None}
         step = resume_from(self.run, self.parts, state)
         if step is not None:
             self.step_done = self._saved_step = step
             self.entropy_coef = state["entropy_coef"]
             self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
             self.parts.engine.update_weights(self.parts.learner.named_weights())
+            if state["prefetched"] is not None:  # the rounds in flight at the save: exact
+                self.prefetch.load_state_dict(state["prefetched"], self.parts.engine.version)
 
     def _train(self) -> None:
         total = self.recipe.train.steps
@@ -99,7 +101,7 @@ class Trainer:
                 try:
                     metrics = self.step(self.step_done + 1)
                 except StopRequested:  # cut while sampling or scoring: the step never happened
-                    self.parts.stream.load_state_dict(position)
+                    self.prefetch.cancel(position)
                     break
                 self.step_done += 1
                 if self._due(self.recipe.train.eval_every) or self.step_done == total:
@@ -120,16 +122,17 @@ class Trainer:
         """One GRPO step: rollout -> rewards -> advantages -> learner -> weight sync."""
         cfg, timer = self.recipe, Timer()
         groups, rollout_metrics = self.rollout(step, timer)
-        if cfg.rollout.async_:
+        if cfg.rollout.async_:  # the next k steps sample while this step learns
             rollout_metrics |= staleness(self.parts.engine.version, _completions(groups))
-            if step < cfg.train.steps:  # step + 1 samples while this step learns
-                self._prefetch(step + 1)
+            rollout_metrics["rollout/dropped_rounds"] = self.prefetch.dropped
+            for ahead in self.prefetch.ahead(step, cfg.rollout.max_staleness, cfg.train.steps):
+                self._prefetch(ahead)
         if not cfg.rollout.async_:  # async samples while the learner trains: no sleep
             self.parts.engine.sleep()  # the GPU is the learner's; update_weights wakes it
         with timer("learn"):
             rewards = torch.cat([group.rewards() for group in groups])
-            # Async, TIS off: the ratio's old policy is the engine that sampled (a version
-            # behind). TIS on: the learner's own, weighted by learner / engine (TIS).
+            # Async, TIS off: the ratio's old policy is the engine that sampled each completion
+            # (up to k versions behind). TIS on: the learner's own, weighted by learner / engine.
             engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
             batch = to_batch(_completions(groups), None, cfg.train.mask_truncated, engine_old)
             kl_penalty = kl_penalties(self.parts.learner, batch, cfg.learner)  # kl_in: reward
@@ -205,7 +208,8 @@ class Trainer:
         drawn = 0
         for attempt in range(rounds):
             with timer("generate"), self.stopper.interruptible():
-                groups = self.prefetch.take(step) if attempt == 0 else None
+                first_async = attempt == 0 and cfg.rollout.async_
+                groups = self._take_prefetched(step) if first_async else None
                 if groups is None:
                     count = prompts_to_draw(
                         wanted - len(kept), drawn, len(kept), cfg.train.max_oversample
@@ -241,6 +245,11 @@ class Trainer:
             cfg.train.prompts_per_step,
             lambda rows: submit_groups(parts.engine, parts.tokenizer, cfg.template, rows, sampling),
         )
+
+    def _take_prefetched(self, step: int) -> list[Group] | None:
+        """`step`'s prefetched round, unless none was or it is more than k versions behind."""
+        bound = self.recipe.rollout.max_staleness
+        return self.prefetch.take(step, self.parts.engine.version, bound)
 
     def _seed(self, step: int, attempt: int) -> int:
         """The sampling seed of a step's sampling round."""
@@ -290,13 +299,15 @@ class Trainer:
         """Checkpoint the current step (once: a step already saved is not written again)."""
         if self._saved_step == self.step_done:
             return
+        trainer = {"entropy_coef": self.entropy_coef}
+        if self.recipe.rollout.async_:  # the rounds in flight, waited for, saved with the step
+            trainer["prefetched"] = self.prefetch.state_dict(self.parts.engine.version)
         save_checkpoint(
             self.run.checkpoint_dir(self.step_done),
             self.parts,
             self.step_done,
-            data=self.prefetch.position(),  # prefetched rows are drawn again on resume
             config=self.run.config,
-            trainer={"entropy_coef": self.entropy_coef},
+            trainer=trainer,
         )
         self.run.prune_checkpoints(self.recipe.train.keep_last)
         self._saved_step = self.step_done

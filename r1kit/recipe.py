@@ -256,13 +256,14 @@ class RolloutConfig(SamplingConfig, EngineConfig):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     temperature: float = Field(1.0, gt=0.0)  # the learner's log-probs divide by it
-    # One-step-off-policy: step t+1 samples (from the weights before step t) while step t learns.
+    # Off-policy: steps t+1..t+k sample (from the weights before step t) while step t learns.
     async_: bool = Field(False, alias="async")
+    max_staleness: int = Field(1, ge=1)  # k: with async, rounds up to k versions behind are used
     group_size: int = Field(8, ge=2)  # completions per prompt (G)
     sync_check: SyncCheckConfig = SyncCheckConfig()
 
     @model_validator(mode="after")
-    def _async_needs_workers(self) -> RolloutConfig:
+    def _async_settings(self) -> RolloutConfig:
         # The in-process engine shares the learner's process (and soon its weights): it cannot
         # sample an older policy while the learner updates.
         if self.async_ and self.workers == 0:
@@ -270,6 +271,8 @@ class RolloutConfig(SamplingConfig, EngineConfig):
                 "rollout.async: true needs rollout workers in other processes; "
                 "set rollout.workers to 1 or more, or rollout.async to false"
             )
+        if self.max_staleness > 1 and not self.async_:
+            raise ValueError("rollout.max_staleness above 1 needs rollout.async: true")
         return self
 
 

@@ -4,7 +4,7 @@ Prompts are sharded across the actors whole (the G completions of a prompt stay 
 and balanced by expected tokens; results come back in prompt order. Weights go out once per
 update (one `ray.put`, one get per actor). An actor that dies is replaced, given the current
 weights, and its prompts are sampled again; the same prompts failing twice in one call raise.
-`submit` starts sampling without waiting (async one-step-off-policy rollouts): weights sent
+`submit` starts sampling without waiting (async off-policy rollouts): weights sent
 meanwhile queue behind it on each actor, so that sampling keeps the weights it started with.
 """
 

@@ -50,20 +50,18 @@ def save_checkpoint(
     path: Path,
     parts: Parts,
     step: int,
-    data: dict | None = None,
     config: str | None = None,
     trainer: dict | None = None,
 ) -> None:
-    """The model plus trainer state; saving a step that exists replaces it safely. `data`:
-    the data position to resume from, when not the stream's own (rows drawn ahead); `config`:
+    """The model plus trainer state; saving a step that exists replaces it safely. `config`:
     the text of the run's config.yaml, copied in; `trainer`: the loop's own state (GRPO's
-    adaptive entropy coefficient)."""
+    adaptive entropy coefficient, async rounds in flight)."""
     state = {
         "step": step,
         "trainer": trainer or {},
         "learner": parts.learner.state_dict(),
         "adapter": parts.learner.adapter_state() if parts.learner.is_lora else None,
-        "data": data if data is not None else parts.stream.state_dict(),
+        "data": parts.stream.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state()},
     }
     needed = functools.partial(_save_bytes, path, parts, state)  # asked only on a disk fault

@@ -282,20 +282,23 @@ def test_grpo_runs_on_two_vllm_workers_whose_weights_follow_the_learner(tiny_rec
 ASYNC = {"engine": "hf", "workers": 1, "async": True}
 
 
-def test_async_with_a_still_policy_gives_the_sync_run_s_maths(tiny_recipe):
-    """lr 1e-12: the policy does not move (steps below float32 resolution), so one-step-off
-    samples are the sync run's (same rows, same seeds) and the loss with the engine's
+@pytest.mark.parametrize(("k", "behind"), [(1, [0, 1, 1]), (2, [0, 1, 2])])
+def test_async_with_a_still_policy_gives_the_sync_run_s_maths(tiny_recipe, k, behind):
+    """lr 1e-12: the policy does not move (steps below float32 resolution), so samples up to
+    k steps off are the sync run's (same rows, same seeds) and the loss with the engine's
     log-probs as old is the same."""
     still = {"lr": 1e-12, "micro_batch_size": 8}
     train = {"steps": 3, "save_every": 0}
     sync = _train(tiny_recipe(rollout={"engine": "hf", "workers": 1}, learner=still, train=train))
-    fast = _train(tiny_recipe(rollout=ASYNC, learner=still, train=train, output={"name": "a"}))
+    rollout = {**ASYNC, "max_staleness": k}
+    fast = _train(tiny_recipe(rollout=rollout, learner=still, train=train, output={"name": "a"}))
     a, b = sync.metrics()[1:], fast.metrics()[1:]
     assert [m["reward/total/mean"] for m in a] == [m["reward/total/mean"] for m in b]
     assert [m["completion_length/mean"] for m in a] == [m["completion_length/mean"] for m in b]
     for x, y in zip(a, b, strict=True):
         assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
-    assert [m["rollout/staleness/max"] for m in b] == [0, 1, 1]
+    assert [m["rollout/staleness/max"] for m in b] == behind
+    assert [m["rollout/dropped_rounds"] for m in b] == [0, 0, 0]
 
 
 def test_async_staleness_is_logged_and_the_ratio_uses_the_engine_s_log_probs(tiny_recipe):
@@ -310,22 +313,29 @@ def test_async_staleness_is_logged_and_the_ratio_uses_the_engine_s_log_probs(tin
     assert all(m["ratio"] != pytest.approx(1.0, abs=1e-4) for m in steps[1:]), steps
 
 
-def test_an_async_checkpoint_leaves_out_the_prefetched_rows_and_resumes(tiny_recipe):
-    train = {"steps": 4, "save_every": 2, "keep_last": 4}
-    sync_train = {**train, "steps": 2}  # its step-2 checkpoint is all the comparison needs
-    sync = _train(tiny_recipe(rollout={"workers": 1}, train=sync_train, output={"name": "s"}))
-    raw = tiny_recipe(rollout=ASYNC, train=train)
+@pytest.mark.parametrize("k", [1, 2])
+def test_an_async_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tiny_recipe, k):
+    """The checkpoint holds the rounds in flight (sampled from older weights): a resumed run
+    takes them as the uninterrupted run did, and ends with the same weights bit for bit."""
+    raw = tiny_recipe(
+        rollout={**ASYNC, "max_staleness": k}, train={"steps": 4, "save_every": 2, "keep_last": 4}
+    )
     run = _train(raw)
-    data = "checkpoints/step-2/trainer_state.pt"
-    saved = torch.load(run.path / data, weights_only=False)["data"]
-    assert saved == torch.load(sync.path / data, weights_only=False)["data"]
+    whole, logged = load_file(run.final / "model.safetensors"), run.metrics()
+    saved = torch.load(run.path / "checkpoints/step-2/trainer_state.pt", weights_only=False)
+    rounds = saved["trainer"]["prefetched"]["rounds"]
+    assert [r["step"] for r in rounds] == list(range(3, 3 + k))
 
     for late in ("checkpoints/step-4", "final"):
         shutil.rmtree(run.path / late)
     recipe = validate(raw)
     Trainer(recipe, RunDir(recipe.run_dir()), Components.build(recipe)).fit(resume=True)
+    resumed = load_file(run.final / "model.safetensors")
+    assert all(torch.equal(whole[key], resumed[key]) for key in whole)
     assert [m["step"] for m in run.metrics()] == [0, 1, 2, 3, 4]
-    assert (run.path / "final/model.safetensors").exists()
+    for before, after in zip(logged[3:], run.metrics()[3:], strict=True):
+        for key in ("loss", "reward/total/mean", "rollout/staleness/max", "ratio"):
+            assert before[key] == after[key], key
 
 
 class KillsAWorker(Trainer):
@@ -360,7 +370,7 @@ class StopsWhileWaiting(Trainer):
 
     def _prefetch(self, step):
         super()._prefetch(step)
-        pending = self.prefetch.next.groups.pending
+        pending = self.prefetch.rounds[-1].pending.pending
 
         class Stalls:
             def result(self):
@@ -368,7 +378,7 @@ class StopsWhileWaiting(Trainer):
                 time.sleep(60)
                 return pending.result()
 
-        self.prefetch.next.groups.pending = Stalls()
+        self.prefetch.rounds[-1].pending.pending = Stalls()
 
 
 def test_a_stop_while_waiting_for_a_prefetched_round_cuts_it_and_rewinds_the_stream(

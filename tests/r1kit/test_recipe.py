@@ -316,6 +316,15 @@ def test_rollout_async_without_workers_is_refused_naming_what_to_set():
         validate({"rollout": {"async": True}})
 
 
+def test_max_staleness_is_one_by_default_and_above_one_only_with_async():
+    assert validate({}).rollout.max_staleness == 1
+    assert validate({"rollout": {"async": True, "workers": 1, "max_staleness": 3}})
+    with pytest.raises(RecipeError, match=r"max_staleness above 1 needs rollout\.async: true"):
+        validate({"rollout": {"workers": 1, "max_staleness": 2}})
+    with pytest.raises(RecipeError, match=r"max_staleness: .*greater than or equal to 1"):
+        validate({"rollout": {"async": True, "workers": 1, "max_staleness": 0}})
+
+
 def test_unknown_rollout_key_suggests_async_by_its_yaml_name():
     with pytest.raises(RecipeError, match=r"did you mean 'async'"):
         validate({"rollout": {"asyn": True}})
