@@ -145,6 +145,8 @@ def test_a_pool_spreads_a_file_reward_over_its_reused_workers(tmp_path, pool):
     reward = WeightedReward(
         "pid", _file_reward(tmp_path, "    return [os.getpid()] * len(completions)\n")
     )
+    # A worker an earlier test retired is replaced at the next call: fill the pool first.
+    score([reward], ["q"], ["x"], {}, pool=pool)
     workers = live_workers()
     first = score([reward], ["q"] * 4, ["x"] * 4, {}, pool=pool).per_reward["pid"]
     second = score([reward], ["q"] * 4, ["x"] * 4, {}, pool=pool).per_reward["pid"]
