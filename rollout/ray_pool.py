@@ -18,11 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
 import torch
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
+from ray.exceptions import (
+    ActorDiedError,
+    ActorUnavailableError,
+    AuthenticationError,
+    RayActorError,
+    RayTaskError,
+)
 
 from rollout import leftovers
 from rollout.engines import EngineSpec, ModelSource, open_in_process
@@ -39,22 +46,67 @@ class PoolError(RuntimeError):
 
 def connect(address: str) -> dict[str, float]:
     """Join Ray at `address` ("local": a new cluster on this machine's CPUs; "auto": the running
-    one; else host:port or ray://...), once per process; the cluster's resources."""
+    one; else host:port or ray://...), once per process; the cluster's resources. A cluster
+    with token authentication (Ray's default since 2.60) is joined with the token where Ray
+    keeps it; a PoolError says why joining failed and what to set."""
     local = address == "local"
     if not local and address != "auto":
         _check_reachable(address)  # also when this process already joined another cluster
     if not ray.is_initialized():
         try:
             ray.init(
-                address=None if local else address,
+                address=address,  # "local" starts a new cluster even beside a running one
                 num_cpus=os.cpu_count() if local else None,
                 include_dashboard=False,
                 log_to_driver=True,
                 logging_level=logging.WARNING,
             )
+        except AuthenticationError as err:  # a token was asked for and could not be read
+            raise PoolError(f"ray.address: {address!r}: {err.message}; {TOKEN_HELP}") from None
         except (ConnectionError, ValueError, RuntimeError) as err:
-            raise PoolError(f"ray.address: cannot reach Ray at {address!r}: {err}") from None
+            raise PoolError(connect_failure(address, str(err))) from None
     return dict(ray.cluster_resources())
+
+
+TOKEN_HELP = (
+    "give this process the cluster's token: copy the head's ~/.ray/auth_token here, or set "
+    "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, a file); `ray get-auth-token` on the head prints it"
+)
+
+
+def connect_failure(address: str, error: str) -> str:
+    """Why `ray.init(address)` failed with `error`, and what to set: no cluster, or (Ray
+    says only "Failed to connect" when the cluster refuses a token) a missing or wrong one."""
+    if "Could not find any running Ray instance" in error:
+        return (
+            "ray.address: auto: no Ray cluster is running on this machine; start one "
+            "(`ray start --head`), give a cluster's host:port, or use ray.address: local "
+            "(a cluster of this run's own)"
+        )
+    cause = f"ray.address: cannot reach Ray at {address!r}: {error}"
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled":
+        return f"{cause}; RAY_AUTH_MODE=disabled is set: unset it if the cluster uses tokens"
+    source = token_source()
+    if source is None:
+        return (
+            f"{cause}; if the cluster uses token authentication (Ray's default since 2.60), "
+            f"this process has no token: {TOKEN_HELP}"
+        )
+    return (
+        f"{cause}; if the cluster uses token authentication, the token from {source} may not "
+        f"be the cluster's: {TOKEN_HELP}"
+    )
+
+
+def token_source() -> str | None:
+    """Where Ray would read this process's auth token from (its own order), if anywhere."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if path:
+        return f"RAY_AUTH_TOKEN_PATH ({path})"
+    default = Path.home() / ".ray" / "auth_token"
+    return str(default) if default.is_file() and default.stat().st_size else None
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
