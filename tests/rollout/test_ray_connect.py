@@ -77,19 +77,32 @@ def head(tmp_path):
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     assert "Token authentication is enabled" in started.stdout + started.stderr
-    yield re.search(r"ray start --address='([^']+)'", started.stdout + started.stderr)[1]
-    pids = [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, temp)]
-    for pid in pids:
+    address = re.search(r"ray start --address='([^']+)'", started.stdout + started.stderr)[1]
+    yield address
+    for pid in _processes_of(temp, address):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def _mentions(proc: Path, text: str) -> bool:
-    try:
-        return text in (proc / "cmdline").read_text()
-    except OSError:
-        return False
+def _processes_of(temp: str, address: str) -> set[int]:
+    """The cluster's processes: those naming its temp dir or address, and their descendants
+    (Ray renames some, e.g. `ray::DashboardAgent`, and detaches them from `ray start`)."""
+    parents, named = {}, set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parents[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            cmdline = (proc / "cmdline").read_text()
+        except OSError:
+            continue
+        if temp in cmdline or address in cmdline:
+            named.add(int(proc.name))
+    found = set(named)
+    while grown := {pid for pid, parent in parents.items() if parent in found} - found:
+        found |= grown
+    return found
 
 
 def _train(tmp_path, tiny_recipe, address: str, **env: str) -> subprocess.CompletedProcess:
