@@ -66,27 +66,38 @@ def _ray(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(ray_cli), *args], capture_output=True, text=True, **kw)
 
 
+PORT = 6397
+
+
+def _without_auth_settings() -> dict[str, str]:
+    """This environment less RAY_AUTH_*: Ray's defaults, as a user's shell has them (a Ray
+    cluster started in this process sets RAY_AUTH_MODE for its children)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+
+
 @pytest.fixture
-def head(tmp_path):
+def head():
     """A one-node cluster with its own temp dir (short: Ray's socket paths), stopped by its
     own processes' ids, not `ray stop` (which would stop every cluster on the machine)."""
     temp = tempfile.mkdtemp(prefix="r1h", dir="/tmp")
     started = _ray(
-        "start", "--head", "--port=6397", "--num-cpus=2", "--include-dashboard=false",
-        "--disable-usage-stats", f"--temp-dir={temp}", timeout=120,
+        "start", "--head", f"--port={PORT}", "--num-cpus=2", "--include-dashboard=false",
+        "--disable-usage-stats", f"--temp-dir={temp}", timeout=120, env=_without_auth_settings(),
     )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    assert "Token authentication is enabled" in started.stdout + started.stderr
-    address = re.search(r"ray start --address='([^']+)'", started.stdout + started.stderr)[1]
-    yield address
-    for pid in _processes_of(temp, address):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(temp, ignore_errors=True)
+    said = started.stdout + started.stderr
+    try:
+        assert started.returncode == 0, said
+        assert "Token authentication is enabled" in said  # Ray's default: nothing was set
+        yield re.search(r"ray start --address='([^']+)'", said)[1]
+    finally:
+        for pid in _processes_of(temp, PORT):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
-def _processes_of(temp: str, address: str) -> set[int]:
-    """The cluster's processes: those naming its temp dir or address, and their descendants
+def _processes_of(temp: str, port: int) -> set[int]:
+    """The cluster's processes: those naming its temp dir or port, and their descendants
     (Ray renames some, e.g. `ray::DashboardAgent`, and detaches them from `ray start`)."""
     parents, named = {}, set()
     for proc in Path("/proc").iterdir():
@@ -97,7 +108,7 @@ def _processes_of(temp: str, address: str) -> set[int]:
             cmdline = (proc / "cmdline").read_text()
         except OSError:
             continue
-        if temp in cmdline or address in cmdline:
+        if temp in cmdline or re.search(rf":{port}\b", cmdline):  # not :63970
             named.add(int(proc.name))
     found = set(named)
     while grown := {pid for pid, parent in parents.items() if parent in found} - found:
@@ -110,10 +121,9 @@ def _train(tmp_path, tiny_recipe, address: str, **env: str) -> subprocess.Comple
     raw["ray"] = {"address": address, "cpus_per_worker": 1}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     return subprocess.run(
         [sys.executable, "-m", "r1kit.cli", "train", str(path), "--overwrite"],
-        capture_output=True, text=True, timeout=600, env={**clean, **env},
+        capture_output=True, text=True, timeout=600, env={**_without_auth_settings(), **env},
     )  # fmt: skip
 
 
