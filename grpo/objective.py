@@ -6,8 +6,9 @@ recipe's settings (aggregation, clip range, TIS, the KL penalty to the reference
 With `store_old` (the first of num_iterations > 1 passes) the pass's own pre-update log-probs
 are kept in `batch.old_logprobs`: the ratio's denominator for the later passes. What needs the
 whole batch before the step is computed here too, over all of it (every micro-batch and rank
-then sees the same values): the tokens `entropy_top_q` keeps (`forking_tokens`) and the KL
-penalty `kl_in: reward` subtracts from each reward (`kl_penalties`).
+then sees the same values), in one pass (`whole_batch_values`): the tokens `entropy_top_q`
+keeps (`forking_tokens`) and the KL penalty `kl_in: reward` subtracts from each reward
+(`kl_penalties`).
 """
 
 from __future__ import annotations
@@ -133,12 +134,23 @@ class PolicyGradient(Objective):
         } | dual
 
 
-def forking_tokens(learner: Learner, batch: Batch, top_q: float) -> list[torch.Tensor] | None:
-    """Per sequence, the completion tokens whose entropy is in the top `top_q` of the whole
-    batch's valid tokens, by the policy before the step (Wang et al. 2025); None at q = 1."""
+def whole_batch_values(learner: Learner, batch: Batch, cfg: LearnerConfig) -> dict:
+    """What the step needs of the whole batch before it, in one pass without a gradient (so
+    every micro-batch and rank sees the same values): the policy's token entropies
+    (`entropy_top_q`) and log-probs with the reference's (`kl_in: reward`); {} when neither
+    is on."""
+    if cfg.entropy_top_q == 1 and cfg.kl_in == "loss":
+        return {}
+    return learner.token_values(batch, reference=cfg.kl_in == "reward")
+
+
+def forking_tokens(values: dict, batch: Batch, top_q: float) -> list[torch.Tensor] | None:
+    """Per sequence, the completion tokens whose entropy (`values`, `whole_batch_values`) is
+    in the top `top_q` of the whole batch's valid tokens, by the policy before the step
+    (Wang et al. 2025); None at q = 1."""
     if top_q == 1:
         return None
-    entropy = learner.token_values(batch)["entropy"]
+    entropy = values["entropy"]
     width = max((len(row) for row in entropy), default=0)
     padded = torch.zeros(len(batch), width)
     valid = torch.zeros(len(batch), width, dtype=torch.bool)
@@ -149,13 +161,13 @@ def forking_tokens(learner: Learner, batch: Batch, top_q: float) -> list[torch.T
     return [keep[i, : len(row)] for i, row in enumerate(entropy)]
 
 
-def kl_penalties(learner: Learner, batch: Batch, cfg: LearnerConfig) -> torch.Tensor:
-    """[N] beta sum_t KL_t(pi_old, pi_ref) of each sequence under `kl_estimator`: what
-    `kl_in: reward` subtracts from its reward before the advantages (verl's
-    `use_kl_in_reward`, OpenRLHF's default; Ouyang et al. 2022, Eq. 2); 0s with `kl_in: loss`."""
+def kl_penalties(values: dict, batch: Batch, cfg: LearnerConfig) -> torch.Tensor:
+    """[N] beta sum_t KL_t(pi_old, pi_ref) of each sequence under `kl_estimator`, from
+    `values` (`whole_batch_values`): what `kl_in: reward` subtracts from its reward before the
+    advantages (verl's `use_kl_in_reward`, OpenRLHF's default; Ouyang et al. 2022, Eq. 2); 0s
+    with `kl_in: loss`."""
     if cfg.kl_in == "loss":
         return torch.zeros(len(batch))
-    values = learner.token_values(batch, reference=True)
     kl = KL_ESTIMATORS.pick(cfg.kl_estimator)
     pairs = zip(values["logprobs"], values["ref_logprobs"], strict=True)
     return torch.tensor([cfg.beta * kl(logp, ref).sum().item() for logp, ref in pairs])

@@ -25,7 +25,7 @@ from grpo.card import grpo_card
 from grpo.components import Components
 from grpo.health import Monitor
 from grpo.loss import adapt_entropy_coef
-from grpo.objective import PolicyGradient, forking_tokens, kl_penalties
+from grpo.objective import PolicyGradient, forking_tokens, kl_penalties, whole_batch_values
 from grpo.prefetch import Prefetch, staleness
 from grpo.sync_check import SyncCheckError, sync_problem
 from r1kit.advantages import group_advantages
@@ -135,7 +135,8 @@ class Trainer:
             # (up to k versions behind). TIS on: the learner's own, weighted by learner / engine.
             engine_old = cfg.rollout.async_ and cfg.learner.tis.level == "none"
             batch = to_batch(_completions(groups), None, cfg.train.mask_truncated, engine_old)
-            kl_penalty = kl_penalties(self.parts.learner, batch, cfg.learner)  # kl_in: reward
+            values = whole_batch_values(self.parts.learner, batch, cfg.learner)  # top-q, kl_in
+            kl_penalty = kl_penalties(values, batch, cfg.learner)  # 0s unless kl_in: reward
             batch.advantages = advantages = group_advantages(
                 rewards - kl_penalty,
                 cfg.rollout.group_size,
@@ -143,7 +144,7 @@ class Trainer:
                 estimator=cfg.learner.advantage,
                 k=cfg.learner.passk,
             )
-            batch.selected = forking_tokens(self.parts.learner, batch, cfg.learner.entropy_top_q)
+            batch.selected = forking_tokens(values, batch, cfg.learner.entropy_top_q)
             norm = batch.normalisers(cfg.rollout.max_new_tokens)
             for iteration in range(cfg.learner.num_iterations):
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1

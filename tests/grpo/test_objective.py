@@ -83,26 +83,21 @@ def test_the_coef_the_trainer_passes_replaces_the_recipe_s():
     assert loss.item() == pytest.approx((-1.1 - 1.2 + 0.7) / 3)
 
 
-class _Values:
-    """A learner stand-in whose `token_values` are given (per sequence, per token)."""
-
-    def __init__(self, **values):
-        self.values = {key: [torch.tensor(row) for row in rows] for key, rows in values.items()}
-
-    def token_values(self, batch, reference=False):
-        return self.values
+def _values(**values) -> dict:
+    """Whole-batch token values as `whole_batch_values` gives them (per sequence, per token)."""
+    return {key: [torch.tensor(row) for row in rows] for key, rows in values.items()}
 
 
 def test_the_kl_in_the_reward_is_beta_times_each_sequence_s_token_sum():
     # k1 = logp - ref per token: seq0 (-1 + 1.5) + (-1 + 0.5) = 0, seq1 -2 + 1 = -1; k3 with
     # d = ref - logp: seq0 (e^-0.5 + 0.5 - 1) + (e^0.5 - 0.5 - 1), seq1 e^1 - 1 - 1
-    learner = _Values(logprobs=[[-1.0, -1.0], [-2.0]], ref_logprobs=[[-1.5, -0.5], [-1.0]])
+    values = _values(logprobs=[[-1.0, -1.0], [-2.0]], ref_logprobs=[[-1.5, -0.5], [-1.0]])
     cfg = LearnerConfig(beta=0.1, kl_in="reward", kl_estimator="k1")
-    assert kl_penalties(learner, _two_sequences(), cfg).tolist() == pytest.approx([0.0, -0.1])
+    assert kl_penalties(values, _two_sequences(), cfg).tolist() == pytest.approx([0.0, -0.1])
     k3 = [math.exp(-0.5) - 0.5 + math.exp(0.5) - 1.5, math.e - 2]
-    penalty = kl_penalties(learner, _two_sequences(), cfg.model_copy(update={"kl_estimator": "k3"}))
+    penalty = kl_penalties(values, _two_sequences(), cfg.model_copy(update={"kl_estimator": "k3"}))
     assert penalty.tolist() == pytest.approx([0.1 * k for k in k3])
-    assert kl_penalties(learner, _two_sequences(), LearnerConfig(beta=0.1)).tolist() == [0, 0]
+    assert kl_penalties(values, _two_sequences(), LearnerConfig(beta=0.1)).tolist() == [0, 0]
 
 
 def test_forking_tokens_are_chosen_over_the_whole_batch_s_valid_tokens():
@@ -113,10 +108,10 @@ def test_forking_tokens_are_chosen_over_the_whole_batch_s_valid_tokens():
     batch.rollout_logprobs.append([-1.0])
     batch.loss_mask.append(False)
     batch.completion_ids[:2] = [[5, 6, 7], [7, 8]]
-    learner = _Values(entropy=[[0.1, 0.9, 0.5], [0.7, 0.3], [5.0]])
-    keep = forking_tokens(learner, batch, 0.4)
+    values = _values(entropy=[[0.1, 0.9, 0.5], [0.7, 0.3], [5.0]])
+    keep = forking_tokens(values, batch, 0.4)
     assert [row.tolist() for row in keep] == [[False, True, False], [True, False], [False]]
-    assert forking_tokens(learner, batch, 1.0) is None
+    assert forking_tokens(values, batch, 1.0) is None
 
 
 def test_nothing_is_skipped_with_the_skip_off():

@@ -9,7 +9,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
-from grpo.objective import PolicyGradient, forking_tokens
+from grpo.objective import PolicyGradient, forking_tokens, whole_batch_values
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.normalisers import Normalisers
@@ -64,7 +64,9 @@ def _learner(model=None, **options) -> Learner:
 def _step(learner: Learner, batch: Batch, store_old: bool = False) -> dict[str, float]:
     """One step as the trainer takes it: the top-q tokens chosen over the whole batch first."""
     cfg = learner.objective.cfg
-    batch.selected = forking_tokens(learner, batch, cfg.entropy_top_q)
+    batch.selected = forking_tokens(
+        whole_batch_values(learner, batch, cfg), batch, cfg.entropy_top_q
+    )
     return learner.step(batch, PolicyGradient(cfg, store_old), _norm(batch))
 
 

@@ -6,7 +6,7 @@ import pytest
 import ray
 import torch
 
-from grpo.objective import PolicyGradient, forking_tokens
+from grpo.objective import PolicyGradient, forking_tokens, whole_batch_values
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
@@ -54,7 +54,9 @@ def ranks():
 def _two_passes(learner, recipe, batch: Batch) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
     """num_iterations 2 over `batch`: the second pass uses the first's old log-probs (the
     top-q tokens chosen first, over the whole batch, as the trainer does)."""
-    batch.selected = forking_tokens(learner, batch, recipe.learner.entropy_top_q)
+    batch.selected = forking_tokens(
+        whole_batch_values(learner, batch, recipe.learner), batch, recipe.learner.entropy_top_q
+    )
     learner.step(batch, PolicyGradient(recipe.learner, store_old=True), _norm(batch))
     metrics = learner.step(batch, PolicyGradient(recipe.learner), _norm(batch))
     return metrics, dict(learner.named_weights())
