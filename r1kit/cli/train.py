@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +69,7 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
         from rewards.sandbox import isolation_mode
 
         console.print(f"code sandbox isolation: {isolation_mode()}")
+    _show_choices()
     parts = Components.build(resolved)
     if resume:
         run.write_config(resolved)  # records any changes; nothing written without
@@ -173,6 +175,17 @@ def _engine(recipe: Recipe) -> str:
     sleep = "sleeps while the learner trains (GPU)" if vllm.sleep_level else "stays awake"
     colocated = " (colocated with the learner)" if not rollout.workers else ""
     return f"vllm, {place}{colocated}, {memory}, {sleep}, tp {vllm.tensor_parallel_size}"
+
+
+def _show_choices() -> None:
+    """Print the one-line choices the engine and the parts log as they start: the weight
+    route (and why), adapter-only or merged LoRA updates."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("rollout", "grpo"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
 
 
 def _weights(recipe: Recipe) -> str:
