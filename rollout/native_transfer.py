@@ -6,6 +6,7 @@ GPU: no copy through host memory); NCCL for engines in Ray workers on other GPUs
 per engine, opened once when the pool starts). Both drive vLLM's four-call protocol
 (`VLLMWeightSyncClient` in base.py: init once, then start / update per bucket / finish). Every
 line here needs CUDA and so is not run by the CPU tests: `benchmarks/gpu_check.py` runs each.
+Imported only where vLLM is installed (by the engine and the pool, on those routes).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
+from torch.multiprocessing.reductions import reduce_tensor
+from vllm.distributed.weight_transfer import WeightTransferTrainerFactory
+from vllm.distributed.weight_transfer.base import ParamMeta, WeightSource
+from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
 
 from rollout.buckets import BUCKET_BYTES, describe, once_per_storage, pack, plan_buckets
 
@@ -28,9 +33,7 @@ class IPCSender:
     shared with vLLM's worker as one CUDA IPC handle (ipc_engine.py, packed mode)."""
 
     def __init__(self, client: Any, bucket_bytes: int = BUCKET_BYTES):
-        from torch.multiprocessing.reductions import reduce_tensor
-
-        self.client, self.bucket_bytes, self._reduce = client, bucket_bytes, reduce_tensor
+        self.client, self.bucket_bytes = client, bucket_bytes
         # The worker decodes packed buffers from this init on (IPCWeightTransferInitInfo).
         client.init_weight_transfer_engine({"packed": True})
         self.gpu = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
@@ -42,8 +45,9 @@ class IPCSender:
         buckets = plan_buckets(describe(stream), self.bucket_bytes)
         # One staging buffer, exported once, reused by every bucket: the worker clones what it
         # reads before update_weights returns (packed_tensor.py, packed_ipc_consumer).
-        staging = torch.empty(max(b.nbytes for b in buckets), dtype=torch.uint8, device="cuda")
-        handle = {self.gpu: self._reduce(staging)[1]}
+        size, device = max(b.nbytes for b in buckets), stream[0][1].device
+        staging = torch.empty(size, dtype=torch.uint8, device=device)
+        handle = {self.gpu: reduce_tensor(staging)[1]}
         self.client.start_weight_update()
         for bucket in buckets:
             pack(bucket, [tensors[n] for n in bucket.names], out=staging[: bucket.nbytes])
@@ -69,9 +73,6 @@ class NCCLSender:
     bucket boundaries are `plan_buckets`' (the receiver derives them from the names and shapes)."""
 
     def __init__(self, clients: list[Any], ranks_per_engine: int, bucket_bytes: int = BUCKET_BYTES):
-        from vllm.distributed.weight_transfer import WeightTransferTrainerFactory
-        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
-
         self.bucket_bytes, self.source = bucket_bytes, _StreamSource()
         self.engines = [
             WeightTransferTrainerFactory.trainer_init(
@@ -101,23 +102,17 @@ class NCCLSender:
             engine.shutdown()
 
 
-class _StreamSource:
+class _StreamSource(WeightSource):
     """vLLM's `WeightSource` (base.py) over the update being sent: metadata and iteration agree
     because both read the same list."""
 
-    def __new__(cls):
-        from vllm.distributed.weight_transfer.base import ParamMeta, WeightSource
+    pairs: list[tuple[str, torch.Tensor]] = []
 
-        class StreamSource(WeightSource):
-            pairs: list[tuple[str, torch.Tensor]] = []
+    def metadata(self) -> list[ParamMeta]:
+        return [ParamMeta(m.name, m.dtype, m.shape) for m in describe(self.pairs)]
 
-            def metadata(self) -> list[ParamMeta]:
-                return [ParamMeta(m.name, m.dtype, m.shape) for m in describe(self.pairs)]
-
-            def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
-                return iter(self.pairs)
-
-        return StreamSource()
+    def __iter__(self) -> Iterator[tuple[str, torch.Tensor]]:
+        return iter(self.pairs)
 
 
 class RPCClient:
