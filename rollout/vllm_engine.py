@@ -92,7 +92,7 @@ class VLLMEngine:
         if self.route.path == "cuda-ipc":
             from rollout.native_transfer import IPCSender, RPCClient
 
-            self.sender = IPCSender(RPCClient(self.transfer_rpc))
+            self.sender = IPCSender(RPCClient(self._rpc))
 
     def _route_options(self, lora: dict[str, Any] | None) -> dict[str, Any]:
         """vLLM's options for the route: a weight-transfer backend, LoRA layers for adapters."""
@@ -158,12 +158,17 @@ class VLLMEngine:
         self._updated()
 
     def transfer_rpc(self, method: str, *args: Any) -> None:
-        """One call of vLLM's weight-transfer protocol on every worker (gpu_worker.py); the
-        NCCL route drives it from the learner's process through the Ray actor."""
+        """One call of vLLM's weight-transfer protocol, driven from the learner's process
+        through the Ray actor (the NCCL route); the update is complete at its finish."""
         self.wake_up(["weights"])
-        self.llm.collective_rpc(method, args=args)
+        self._rpc(method, *args)
         if method == "finish_weight_update":
             self._updated()
+
+    def _rpc(self, method: str, *args: Any) -> None:
+        """`method` of vLLM's worker (gpu_worker.py holds the weight-transfer ones) on every
+        worker of this engine."""
+        self.llm.collective_rpc(method, args=args)
 
     def _updated(self) -> None:
         self.wake_up(["kv_cache"])

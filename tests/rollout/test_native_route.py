@@ -1,5 +1,10 @@
 """The route's reason (logged once at start, shown by --dry-run) and LoRA coverage by name."""
 
+from types import SimpleNamespace
+
+import pytest
+
+from rollout.ray_pool import PoolError, RayPool
 from rollout.weight_transfer import WeightRoute, choose_route, lora_modules
 
 
@@ -32,3 +37,9 @@ def test_a_recipe_s_target_modules_become_a_list():
     assert lora_modules("all-linear") == ["all-linear"]
     assert lora_modules(["q_proj"]) == ["q_proj"]
     assert lora_modules(None) is None
+
+
+def test_on_the_nccl_route_a_dead_worker_stops_the_pool_naming_resume():
+    pool = SimpleNamespace(_native=object())  # an NCCL sender: the weights live on the GPU
+    with pytest.raises(PoolError, match="resume the run"):
+        RayPool._replace(pool, 0, RuntimeError("actor died"))
