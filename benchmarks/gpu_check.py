@@ -355,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--probe", choices=sorted(PROBES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = set(args.rows or []) - {r.name for r in plan()}
+    if unknown:
+        parser.error(f"--rows: unknown {sorted(unknown)}; rows: {[r.name for r in plan()]}")
     rows = [r for r in plan() if not args.rows or r.name in args.rows]
     if args.dry_run:
         print_plan(rows, args.steps, args.max_minutes)

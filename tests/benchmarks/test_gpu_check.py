@@ -74,3 +74,14 @@ def test_a_failed_row_says_its_exit_code_and_last_line(tmp_path):
     log.write_text("starting\nRuntimeError: CUDA out of memory\n\n")
     assert gpu_check._failed(1, log) == "failed (1): RuntimeError: CUDA out of memory"
     assert gpu_check._failed(124, log) == "failed (124): time limit"
+
+
+def test_an_unknown_row_is_refused_naming_the_rows():
+    result = _run("--dry-run", "--rows", "hf-bf16", "nope")
+    assert result.returncode == 2
+    assert "unknown ['nope']" in result.stderr and "vllm-colocated" in result.stderr
+
+
+def test_the_dry_run_of_chosen_rows_plans_only_those():
+    result = _run("--dry-run", "--rows", "fsdp2-nccl")
+    assert result.returncode == 0 and "1 rows" in result.stdout and "hf-bf16" not in result.stdout
