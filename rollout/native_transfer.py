@@ -11,7 +11,6 @@ Imported only where vLLM is installed (by the engine and the pool, on those rout
 
 from __future__ import annotations
 
-import logging
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -24,7 +23,6 @@ from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
 
 from rollout.buckets import BUCKET_BYTES, describe, once_per_storage, pack, plan_buckets
 
-log = logging.getLogger(__name__)
 Named = Iterable[tuple[str, torch.Tensor]]
 
 

@@ -269,6 +269,8 @@ class RayPool:
 
     def close(self) -> None:
         """Stop every actor and remove what their engines leave behind."""
+        if self._native is not None:
+            self._native.close()
         for actor in self.actors:
             ray.kill(actor)
         for worker in range(self.size):
