@@ -86,7 +86,7 @@ class Trainer:
             self.step_done = self._saved_step = step
             self.entropy_coef = state["entropy_coef"]
             self.parts.learner.set_lr(self.recipe.learner.lr)  # a `--set` on resume wins
-            self.parts.engine.update_weights(self.parts.learner.named_weights())
+            self.parts.sync_weights()
             if state["prefetched"] is not None:  # the rounds in flight at the save: exact
                 self.prefetch.load_state_dict(state["prefetched"], self.parts.engine.version)
 
@@ -155,7 +155,7 @@ class Trainer:
         if cfg.learner.kl_in == "reward":
             learn_metrics["kl_penalty"] = kl_penalty.mean().item()
         with timer("sync"):
-            self.parts.engine.update_weights(self.parts.learner.named_weights())
+            self.parts.sync_weights()
         self.run.log_samples(step, self._examples(groups, advantages))
         completions = _completions(groups)
         lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float)

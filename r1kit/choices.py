@@ -8,6 +8,7 @@ keys, `r1kit.registry`.)
 from typing import Literal
 
 from rollout.engines import EngineName  # noqa: F401  (the engines define their own names)
+from rollout.weight_transfer import WeightTransfer  # noqa: F401  (native or /dev/shm updates)
 
 TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]

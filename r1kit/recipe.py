@@ -31,6 +31,7 @@ from r1kit.choices import (
     TemplateName,
     TISLevel,
     TrackerName,
+    WeightTransfer,
 )
 from r1kit.errors import UserError
 from r1kit.registry import registered, unknown
@@ -205,6 +206,9 @@ class VLLMConfig(Section):
     # 1: vLLM's level-1 sleep while the learner trains (weights offloaded, KV cache freed), so
     # learner and engine share one GPU; 0: the engine stays awake. GPU only: off on CPU.
     sleep_level: Literal[0, 1] = 0
+    # auto: vLLM's native weight transfer on CUDA (CUDA IPC in-process, NCCL to Ray workers),
+    # the /dev/shm reload elsewhere; shm: always the /dev/shm reload (docs/engine.md).
+    weight_transfer: WeightTransfer = "auto"
 
     @model_validator(mode="after")
     def _one_memory_budget(self) -> VLLMConfig:

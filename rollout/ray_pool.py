@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -151,6 +152,18 @@ class RolloutWorker:
         self.engine.update_weights(named_tensors)
         self.version = version
 
+    def route(self) -> str:
+        """How this actor's engine takes updates: "nccl" (vLLM's native API, driven by the
+        pool), else through `update_weights`."""
+        route = getattr(self.engine, "route", None)
+        return route.path if route is not None else "shm"
+
+    def transfer_rpc(self, method: str, *args: Any) -> None:
+        """One call of vLLM's weight-transfer protocol (`rollout.native_transfer`)."""
+        self.engine.transfer_rpc(method, *args)
+        if method == "finish_weight_update":
+            self.version += 1
+
     def sleep(self) -> None:
         self.engine.sleep()
 
@@ -178,7 +191,8 @@ class RayPool:
             num_cpus=place.cpus_per_worker, num_gpus=place.gpus_per_worker, max_restarts=0
         )(RolloutWorker)
         threads = max(1, int(place.cpus_per_worker))
-        self._args = (spec.kind, model_dir, seed, dict(spec.options), threads)
+        options = dict(spec.options) | ({"colocated": False} if spec.kind == "vllm" else {})
+        self._args = (spec.kind, model_dir, seed, options, threads)
         self._weights: ray.ObjectRef | None = None  # the current weights, for new actors
         self.version = 0
         self.restarts = 0
@@ -186,6 +200,19 @@ class RayPool:
         self._updates: list[tuple[int, Any, ray.ObjectRef]] = []  # (worker, actor, task)
         self.actors = [self._actor_cls.remote(*self._args) for _ in range(spec.workers)]
         self._leftovers = _started(lambda: ray.get([a.leftovers.remote() for a in self.actors]))
+        self._native = self._nccl_sender(options.get("tensor_parallel_size", 1))
+
+    def _nccl_sender(self, ranks_per_engine: int) -> Any:
+        """vLLM's NCCL transfer to every actor where their engines took that route and this
+        process has a GPU to send from; else None (updates go through the object store)."""
+        routes = set(ray.get([a.route.remote() for a in self.actors]))
+        if routes != {"nccl"} or not torch.cuda.is_available():
+            return None
+        from rollout.native_transfer import NCCLSender, RPCClient
+
+        log.info("rollout workers: weight updates by NCCL from this process")
+        clients = [RPCClient(partial(_call, actor)) for actor in self.actors]
+        return NCCLSender(clients, ranks_per_engine)
 
     def generate(
         self, prompt_token_ids: list[list[int]], sampling: SamplingParams
@@ -202,7 +229,13 @@ class RayPool:
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Send the weights to every actor: stored once in Ray's object store, read by each.
         Waits until every actor has them, unless a submitted rollout is still running: then
-        they queue behind it and are checked at the next `submit`."""
+        they queue behind it and are checked at the next `submit`. On the NCCL route the
+        weights go GPU to GPU and wait for a running rollout to end."""
+        if self._native is not None:
+            self._settle_updates()
+            self._native.send(named_tensors)
+            self.version += 1
+            return
         self._weights = ray.put([(name, t.detach().cpu()) for name, t in named_tensors])
         self.version += 1
         self._updates += [
@@ -236,6 +269,8 @@ class RayPool:
 
     def close(self) -> None:
         """Stop every actor and remove what their engines leave behind."""
+        if self._native is not None:
+            self._native.close()
         for actor in self.actors:
             ray.kill(actor)
         for worker in range(self.size):
@@ -253,6 +288,11 @@ class RayPool:
 
     def _replace(self, worker: int, err: Exception) -> None:
         """A new actor in place of a dead one, holding the current weights."""
+        if self._native is not None:  # its weights exist only on the learner's GPU
+            raise PoolError(
+                f"rollout worker {worker} died ({err}); on the NCCL weight route a new worker "
+                "cannot be given the current weights: resume the run from its last checkpoint"
+            )
         self.restarts += 1
         log.warning(
             "rollout worker %d died (%s); restarting it (restart %d)", worker, err, self.restarts
@@ -318,6 +358,11 @@ class Rollout:
             for index, group in zip(shard, groups, strict=True):
                 results[index] = group
         return results
+
+
+def _call(actor: Any, method: str, *args: Any) -> None:
+    """`method` of vLLM's weight-transfer protocol on `actor`'s engine, waited for."""
+    ray.get(actor.transfer_rpc.remote(method, *args))
 
 
 def _started(wait: Callable[[], T]) -> T:

@@ -9,12 +9,15 @@ recomputes. vLLM starts worker processes with spawn: scripts that build this eng
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 
+from rollout.adapters import AdapterSlot
 from rollout.types import Completion, EngineDead, SamplingParams
+from rollout.weight_transfer import WeightTransfer, choose_route, lora_modules, native_api_present
 from rollout.weights import remove_stale, shared_weights_dir
 
 log = logging.getLogger(__name__)
@@ -33,13 +36,24 @@ class VLLMEngine:
         max_model_len: int | None = None,
         enforce_eager: bool | None = None,
         sleep_level: int = 0,
+        weight_transfer: WeightTransfer = "auto",
+        colocated: bool = True,
+        lora: dict[str, Any] | None = None,
         **llm_kwargs: Any,
     ):
+        """`weight_transfer` "auto": vLLM's native transfer on CUDA (`colocated`: CUDA IPC from
+        this process; else NCCL, driven by the pool), "shm": always the /dev/shm reload.
+        `lora`: a peft LoRA config (`adapter_config.json`'s fields): updates then carry that
+        adapter alone, which generation applies (`rollout.adapters`)."""
         import vllm  # imported here: vLLM is an optional dependency
         from vllm.platforms import current_platform
 
         remove_stale()
         on_cpu = current_platform.is_cpu()
+        native = native_api_present() and weight_transfer == "auto"
+        modules = None if lora is None else lora_modules(lora["target_modules"])
+        self.route = choose_route("cpu" if on_cpu else "cuda", native, colocated, modules)
+        log.info("weight updates: %s (%s)", self.route.describe(), self.route.reason)
         # vLLM's sleep mode offloads to pinned host memory through CUDA's allocator: GPU only.
         self.sleep_level = 0 if on_cpu else sleep_level
         if on_cpu and sleep_level:
@@ -67,10 +81,32 @@ class VLLMEngine:
             max_model_len=max_model_len,
             enable_sleep_mode=bool(self.sleep_level),
             **memory,
+            **self._route_options(lora),
         )
         self.llm = vllm.LLM(**(options | llm_kwargs))
         self.asleep = False
         self.policy_version = 0  # weight updates taken so far
+        self.adapter = AdapterSlot(lora) if lora and self.route.lora == "adapter" else None
+        self.lora_request: Any = None  # the adapter generation applies (adapter-only updates)
+        self.sender = None
+        if self.route.path == "cuda-ipc":
+            from rollout.native_transfer import IPCSender, RPCClient
+
+            self.sender = IPCSender(RPCClient(self._rpc))
+
+    def _route_options(self, lora: dict[str, Any] | None) -> dict[str, Any]:
+        """vLLM's options for the route: a weight-transfer backend, LoRA layers for adapters."""
+        options: dict[str, Any] = {}
+        if self.route.path != "shm":
+            backend = "ipc" if self.route.path == "cuda-ipc" else "nccl"
+            options["weight_transfer_config"] = {"backend": backend}
+        if self.route.path == "cuda-ipc":
+            # CUDA IPC handles cross into vLLM's engine process pickled (clients.py says the
+            # same of its HTTP path); vLLM refuses pickle without this.
+            os.environ["VLLM_ALLOW_INSECURE_SERIALIZATION"] = "1"
+        if lora is not None and self.route.lora == "adapter":
+            options |= {"enable_lora": True, "max_loras": 1, "max_lora_rank": _rank(lora["r"])}
+        return options
 
     def generate(
         self, prompt_token_ids: list[list[int]], sampling: SamplingParams
@@ -84,7 +120,9 @@ class VLLMEngine:
         params = [_vllm_params(sampling, i) for i in range(len(prompt_token_ids))]
         prompts = [{"prompt_token_ids": p} for p in prompt_token_ids]
         try:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            outputs = self.llm.generate(
+                prompts, params, use_tqdm=False, lora_request=self.lora_request
+            )
         except EngineDeadError as err:
             raise EngineDead(f"the vLLM engine died: {err}") from err
         return [
@@ -110,14 +148,48 @@ class VLLMEngine:
         (they hold keys and values computed with the old weights). A sleeping engine wakes its
         weights first (they are loaded into), its KV cache after, as vLLM's sleep mode needs."""
         self.wake_up(["weights"])
-        with shared_weights_dir(named_tensors) as directory:
-            self.llm.collective_rpc("reload_from", args=(str(directory),))
+        if self.adapter is not None:
+            self._load_adapter(named_tensors)
+        elif self.sender is not None:
+            self.sender.send(named_tensors)
+        else:
+            with shared_weights_dir(named_tensors) as directory:
+                self.llm.collective_rpc("reload_from", args=(str(directory),))
+        self._updated()
+
+    def transfer_rpc(self, method: str, *args: Any) -> None:
+        """One call of vLLM's weight-transfer protocol, driven from the learner's process
+        through the Ray actor (the NCCL route); the update is complete at its finish."""
+        self.wake_up(["weights"])
+        self._rpc(method, *args)
+        if method == "finish_weight_update":
+            self._updated()
+
+    def _rpc(self, method: str, *args: Any) -> None:
+        """`method` of vLLM's worker (gpu_worker.py holds the weight-transfer ones) on every
+        worker of this engine."""
+        self.llm.collective_rpc(method, args=args)
+
+    def _updated(self) -> None:
         self.wake_up(["kv_cache"])
         self.llm.reset_prefix_cache()
         self.policy_version += 1
 
+    def _load_adapter(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Adapter-only update: peft's files to /dev/shm, loaded under a new id."""
+        from vllm.lora.request import LoRARequest
+
+        assert self.adapter is not None
+        self.lora_request = LoRARequest(*self.adapter.replace(named_tensors))
+        self.llm.llm_engine.add_lora(self.lora_request)  # load now: a bad adapter fails here
+        old = self.adapter.drop_old()
+        if old is not None:
+            self.llm.llm_engine.remove_lora(old)
+
     def close(self) -> None:
         """Stop the engine's processes."""
+        if self.adapter is not None:
+            self.adapter.close()
         self.llm.llm_engine.engine_core.shutdown()
 
     def _completion(self, sample: Any, prompt: list[int]) -> Completion:
@@ -148,3 +220,8 @@ def _vllm_params(sampling: SamplingParams, index: int) -> Any:
         seed=None if sampling.seed is None else sampling.seed + index,
         logprobs=0,
     )
+
+
+def _rank(r: int) -> int:
+    """The smallest LoRA rank vLLM's layers are built for that holds `r` (config/lora.py)."""
+    return next(size for size in (1, 8, 16, 32, 64, 128, 256, 320, 512) if size >= r)

@@ -22,15 +22,21 @@ VLLM_LORA_MODULES = frozenset(
 )
 
 
+WeightTransfer = Literal["auto", "shm"]  # rollout.vllm.weight_transfer: native where it can
+
+
 @dataclass(frozen=True)
 class WeightRoute:
-    """How one update travels, and what it carries."""
+    """How one update travels, and what it carries; `reason`: why this path, for the log."""
 
     path: WeightPath
     lora: LoraPayload
+    reason: str = ""
 
     def describe(self) -> str:
         """One line for the log and the dry-run plan."""
+        if (self.path, self.lora) == ("shm", "adapter"):
+            return "LoRA adapter only, as peft files in /dev/shm"
         payload = {"adapter": ", LoRA adapter only", "merged": ", merged LoRA weights"}
         return {"cuda-ipc": "CUDA IPC", "nccl": "NCCL", "shm": "/dev/shm reload"}[
             self.path
@@ -56,7 +62,26 @@ def choose_route(
     path: WeightPath = "shm"
     if device == "cuda" and native_api:
         path = "cuda-ipc" if colocated else "nccl"
+    reason = {
+        "cuda-ipc": "CUDA, engine in the learner's process",
+        "nccl": "CUDA, engines in Ray workers",
+        "shm": "on CPU" if device != "cuda" else "vLLM's weight-transfer API is absent or off",
+    }[path]
     if lora_modules is None:
-        return WeightRoute(path, "none")
-    covered = lora_modules == ["all-linear"] or set(lora_modules) <= VLLM_LORA_MODULES
-    return WeightRoute(path, "adapter" if covered else "merged")
+        return WeightRoute(path, "none", reason)
+    # peft matches a module by its name's last part (a resolved config lists full paths)
+    names = {module.rsplit(".", 1)[-1] for module in lora_modules}
+    covered = lora_modules == ["all-linear"] or names <= VLLM_LORA_MODULES
+    if not covered:
+        return WeightRoute(path, "merged", f"{reason}; LoRA {_coverage(names)}")
+    # An adapter travels as peft's files (rollout.adapters), on every device.
+    return WeightRoute("shm", "adapter", "vLLM's LoRA layers serve every target module")
+
+
+def lora_modules(target_modules: list[str] | str | None) -> list[str] | None:
+    """A recipe's `model.lora.target_modules` as `choose_route` takes them (None: no LoRA)."""
+    return [target_modules] if isinstance(target_modules, str) else target_modules
+
+
+def _coverage(names: set[str]) -> str:
+    return f"modules {sorted(names - VLLM_LORA_MODULES)} not served by vLLM's LoRA layers"

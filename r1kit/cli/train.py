@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +31,7 @@ from r1kit.recipe import (
 )
 from r1kit.references import check_references
 from r1kit.rundir import CONFIG, RunDir
-from rollout.weight_transfer import WeightRoute, choose_route
+from rollout.weight_transfer import WeightRoute, choose_route, lora_modules, native_api_present
 
 
 @command("train")
@@ -68,6 +69,7 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
         from rewards.sandbox import isolation_mode
 
         console.print(f"code sandbox isolation: {isolation_mode()}")
+    _show_choices()
     parts = Components.build(resolved)
     if resume:
         run.write_config(resolved)  # records any changes; nothing written without
@@ -175,19 +177,32 @@ def _engine(recipe: Recipe) -> str:
     return f"vllm, {place}{colocated}, {memory}, {sleep}, tp {vllm.tensor_parallel_size}"
 
 
+def _show_choices() -> None:
+    """Print the one-line choices the engine and the parts log as they start: the weight
+    route (and why), adapter-only or merged LoRA updates."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("rollout", "grpo"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+
+
 def _weights(recipe: Recipe) -> str:
-    """The plan's weights line: the route updates take today, and the native one on CUDA."""
+    """The plan's weights line: the route updates take on this machine, and on a GPU."""
+    import torch  # here: the plan needs it only for this line
+
     lora = recipe.model.lora
-    modules = None if lora is None else _as_list(lora.target_modules)
-    today = WeightRoute("shm", "none" if lora is None else "merged")
+    modules = lora_modules(lora.target_modules) if lora is not None else None
     if recipe.rollout.engine != "vllm":
-        return today.describe() if recipe.rollout.workers else "in place"
-    native = choose_route("cuda", True, colocated=not recipe.rollout.workers, lora_modules=modules)
-    return f"{today.describe()} (native on CUDA, not built yet: {native.describe()})"
-
-
-def _as_list(modules: list[str] | str) -> list[str]:
-    return [modules] if isinstance(modules, str) else modules
+        merged = WeightRoute("shm", "none" if lora is None else "merged")
+        return merged.describe() if recipe.rollout.workers else "in place"
+    auto, colocated = recipe.rollout.vllm.weight_transfer == "auto", not recipe.rollout.workers
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    here = choose_route(device, auto and native_api_present(), colocated, modules)
+    gpu = choose_route("cuda", auto, colocated, modules)
+    elsewhere = "" if gpu.path == here.path else f"; on a GPU: {gpu.describe()} ({gpu.reason})"
+    return f"{here.describe()} ({here.reason}){elsewhere}"
 
 
 def _print_plan(recipe: Recipe, run: RunDir) -> None:

@@ -6,6 +6,10 @@ start from the same weights (the same seed gives the same LoRA initialisation).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -36,3 +40,16 @@ def with_lora(model: nn.Module, lora: LoraConfig) -> nn.Module:
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def adapter_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """A peft model's adapter alone, under the names `save_pretrained` writes (vLLM loads them)."""
+    from peft import get_peft_model_state_dict
+
+    yield from get_peft_model_state_dict(model).items()
+
+
+def adapter_config(model: nn.Module) -> dict[str, Any]:
+    """A peft model's adapter config as adapter_config.json holds it (sets as sorted lists)."""
+    config = model.peft_config["default"].to_dict()
+    return {k: sorted(v) if isinstance(v, set) else v for k, v in config.items()}

@@ -186,6 +186,7 @@ def test_the_gpu_options_default_to_r1kit_s_current_engine():
         "max_model_len": None,
         "enforce_eager": None,
         "sleep_level": 0,
+        "weight_transfer": "auto",
     }
 
 
@@ -193,6 +194,11 @@ def test_a_kv_cache_size_and_a_gpu_share_together_are_refused():
     vllm = {"kv_cache_gb": 2, "gpu_memory_utilization": 0.3}
     with pytest.raises(RecipeError, match=r"rollout\.vllm.*kv_cache_gb and gpu_memory_utilization"):
         validate({"rollout": {"engine": "vllm", "vllm": vllm}})
+
+
+def test_an_unknown_weight_transfer_is_refused_naming_the_field():
+    with pytest.raises(RecipeError, match=r"rollout\.vllm\.weight_transfer"):
+        validate({"rollout": {"vllm": {"weight_transfer": "rdma"}}})
 
 
 def test_a_sleep_level_vllm_has_not_is_refused():

@@ -363,5 +363,23 @@ def test_the_colocated_recipe_s_dry_run_shows_the_colocated_plan(tmp_path):
     plan = " ".join(result.output.split())  # the console wraps long lines
     assert "engine vllm, in-process (colocated with the learner), 30% of the GPU" in plan
     assert "sleeps while the learner trains" in plan
-    assert "weights /dev/shm reload, merged LoRA weights" in plan
-    assert "CUDA IPC, LoRA adapter only" in plan
+    assert "weights LoRA adapter only, as peft files in /dev/shm" in plan
+
+
+def test_the_dry_run_shows_the_native_route_a_gpu_would_take(tmp_path):
+    recipe = RECIPES_DIR / "r1_zero_gsm8k_qwen2.5-1.5b_colocate.yaml"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(recipe),
+            "--dry-run",
+            "--set",
+            f"output.dir={tmp_path}",
+            "--set",
+            "model.lora=null",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    plan = " ".join(result.output.split())
+    assert "on a GPU: CUDA IPC (CUDA, engine in the learner's process)" in plan
