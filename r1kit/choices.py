@@ -7,7 +7,7 @@ keys, `r1kit.registry`.)
 
 from typing import Literal
 
-from rollout.engines import EngineName  # noqa: F401  (the engines define their own names)
+from rollout.engines import EngineName, PlacementName  # noqa: F401  (rollout defines these)
 
 TemplateName = Literal["r1_zero", "chat", "raw"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]

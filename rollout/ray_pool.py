@@ -2,8 +2,10 @@
 
 Prompts are sharded across the actors whole (the G completions of a prompt stay on one actor)
 and balanced by expected tokens; results come back in prompt order. Weights go out once per
-update (one `ray.put`, one get per actor). An actor that dies is replaced, given the current
-weights, and its prompts are sampled again; the same prompts failing twice in one call raise.
+update (one `ray.put`, one get per actor). An actor that dies (its process, or the node it ran
+on) is replaced on the nodes that remain, given the current weights, and its prompts are sampled
+again; the same prompts failing twice in one call raise. `ray.placement: spread` spreads the
+actors across the cluster's nodes; `placement()` says where each runs.
 `submit` starts sampling without waiting (async off-policy rollouts): weights sent
 meanwhile queue behind it on each actor, so that sampling keeps the weights it started with.
 """
@@ -38,6 +40,7 @@ from rollout.types import Completion, EngineDead, SamplingParams
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ACTOR_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
+SCHEDULING = {"pack": "DEFAULT", "spread": "SPREAD"}  # ray.placement -> Ray's strategy
 
 
 class PoolError(RuntimeError):
@@ -157,9 +160,10 @@ class RolloutWorker:
     def wake_up(self, tags: list[str] | None = None) -> None:
         self.engine.wake_up(tags)
 
-    def leftovers(self) -> tuple[leftovers.Leftovers, str]:
-        """What this actor's engine would leave if killed, and the node it runs on."""
-        return leftovers.collect(), ray.get_runtime_context().get_node_id()
+    def leftovers(self) -> tuple[leftovers.Leftovers, str, str]:
+        """What this actor's engine would leave if killed, and the node (id, IP) it runs on."""
+        node = ray.get_runtime_context().get_node_id()
+        return leftovers.collect(), node, ray.util.get_node_ip_address()
 
     def pid(self) -> int:
         return os.getpid()
@@ -175,7 +179,10 @@ class RayPool:
         place = spec.placement
         connect(place.address)
         self._actor_cls = ray.remote(
-            num_cpus=place.cpus_per_worker, num_gpus=place.gpus_per_worker, max_restarts=0
+            num_cpus=place.cpus_per_worker,
+            num_gpus=place.gpus_per_worker,
+            max_restarts=0,
+            scheduling_strategy=SCHEDULING[place.strategy],
         )(RolloutWorker)
         threads = max(1, int(place.cpus_per_worker))
         self._args = (spec.kind, model_dir, seed, dict(spec.options), threads)
@@ -234,6 +241,12 @@ class RayPool:
     def size(self) -> int:
         return len(self.actors)
 
+    def placement(self) -> list[dict[str, object]]:
+        """Where each worker's actor runs: its node's id and IP."""
+        return [
+            {"worker": w, "node": node, "ip": ip} for w, (_, node, ip) in enumerate(self._leftovers)
+        ]
+
     def close(self) -> None:
         """Stop every actor and remove what their engines leave behind."""
         for actor in self.actors:
@@ -254,9 +267,11 @@ class RayPool:
     def _replace(self, worker: int, err: Exception) -> None:
         """A new actor in place of a dead one, holding the current weights."""
         self.restarts += 1
+        _, node, ip = self._leftovers[worker]
         log.warning(
-            "rollout worker %d died (%s); restarting it (restart %d)", worker, err, self.restarts
-        )
+            "rollout worker %d died on node %s (%s): %s; re-placing it on the nodes that remain "
+            "(restart %d)", worker, node, ip, first_line(err), self.restarts,
+        )  # fmt: skip
         ray.kill(self.actors[worker])
         self._clean(worker)
         actor = self._actor_cls.remote(*self._args)
@@ -264,10 +279,11 @@ class RayPool:
         if self._weights is not None:
             _started(lambda: ray.get(actor.update_weights.remote(self._weights, self.version)))
         self._leftovers[worker] = _started(lambda: ray.get(actor.leftovers.remote()))
+        log.warning("rollout worker %d now runs on node %s", worker, self._leftovers[worker][1])
 
     def _clean(self, worker: int) -> None:
         """Remove what a dead actor's engine left, when it ran on this node."""
-        left, node = self._leftovers[worker]
+        left, node, _ = self._leftovers[worker]
         if node == ray.get_runtime_context().get_node_id():
             leftovers.clean(left)
 
@@ -318,6 +334,12 @@ class Rollout:
             for index, group in zip(shard, groups, strict=True):
                 results[index] = group
         return results
+
+
+def first_line(err: Exception) -> str:
+    """An error's first line (Ray's run to pages), or its type's name if it says nothing."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _started(wait: Callable[[], T]) -> T:

@@ -19,6 +19,7 @@ from r1kit.cli.runs import (
     make_ready,
     saved_config,
 )
+from r1kit.placement import describe
 from r1kit.recipe import (
     RESUMABLE_FIELDS,
     Change,
@@ -79,6 +80,9 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
 
         torch.set_num_threads(resolved.train.threads)
     trainer = Trainer(resolved, run, parts)
+    where = trainer.record_placement()
+    if where is not None:
+        console.print(describe(where), highlight=False)
     fit_until_stopped(
         "train",
         run,
