@@ -40,6 +40,7 @@ from rollout.types import Completion, EngineDead, SamplingParams
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ACTOR_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
+PLACE_TRIES = 3  # a replacement placed on a node that turns out lost too is placed again
 SCHEDULING = {"pack": "DEFAULT", "spread": "SPREAD"}  # ray.placement -> Ray's strategy
 
 
@@ -274,11 +275,21 @@ class RayPool:
         )  # fmt: skip
         ray.kill(self.actors[worker])
         self._clean(worker)
-        actor = self._actor_cls.remote(*self._args)
-        self.actors[worker] = actor
-        if self._weights is not None:
-            _started(lambda: ray.get(actor.update_weights.remote(self._weights, self.version)))
-        self._leftovers[worker] = _started(lambda: ray.get(actor.leftovers.remote()))
+        for attempt in range(1, PLACE_TRIES + 1):
+            actor = self.actors[worker] = self._actor_cls.remote(*self._args)
+            try:
+                if self._weights is not None:
+                    ray.get(actor.update_weights.remote(self._weights, self.version))
+                self._leftovers[worker] = ray.get(actor.leftovers.remote())
+                break
+            except ACTOR_GONE as err:
+                # Ray notices a lost node only after missed heartbeats, and may place the new
+                # actor there meanwhile: place it again, unless it failed starting (a bug).
+                if getattr(err, "actor_init_failed", True) or attempt == PLACE_TRIES:
+                    raise PoolError(f"a rollout worker failed to start: {err}") from err
+                log.warning("rollout worker %d: %s; placing it again", worker, first_line(err))
+            except RayTaskError as err:
+                raise PoolError(f"a rollout worker failed to start: {err}") from err
         log.warning("rollout worker %d now runs on node %s", worker, self._leftovers[worker][1])
 
     def _clean(self, worker: int) -> None:
