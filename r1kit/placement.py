@@ -34,10 +34,5 @@ def describe(where: Where) -> str:
     )
 
 
-def nodes(where: Where) -> set[str]:
-    """The ids of the nodes anything runs on."""
-    return {item["node"] for items in where.values() for item in items}
-
-
 def _node(item: dict[str, Any]) -> str:
     return f"node {item['node'][:8]} ({item['ip']})"

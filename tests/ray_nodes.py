@@ -1,7 +1,8 @@
 """Ray nodes started with `ray start` on this machine, for the tests and benchmarks/cluster.py:
 a head (token authentication on, Ray's default) and more nodes joining it, each with its own
 CPUs, all under one temp dir; stopped by their own processes' ids, never `ray stop` (which
-would stop every cluster on the machine, other users' included)."""
+would stop every cluster on the machine, other users' included). Also `r1kit train` run on
+them as a user's shell runs it, and a node stopped once a run has logged a step."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 
 def ray_cli(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -73,6 +76,15 @@ class Cluster:
     def stop_node(self, node: Node) -> None:
         """Kill one node's processes (its raylet and all it started): the node is lost."""
         _kill(node.processes | _descendants(node.processes))
+
+    def submit(self, *entrypoint: str, timeout: float = 900) -> subprocess.CompletedProcess:
+        """`ray job submit -- ENTRYPOINT` to this cluster's dashboard, waiting for the end.
+        Ray's own CLI reads the token only with RAY_AUTH_MODE=token (r1kit, in the job, needs
+        nothing set)."""
+        return ray_cli(
+            "job", "submit", f"--address={self.dashboard}", "--", *entrypoint, timeout=timeout,
+            env={**without_auth_settings(), "RAY_AUTH_MODE": "token"},
+        )  # fmt: skip
 
     def alive_nodes(self) -> dict[str, float]:
         """The ids of the cluster's alive nodes and their CPUs, as Ray reports them."""
@@ -132,6 +144,47 @@ def head(
         yield cluster
     finally:
         cluster.stop()
+
+
+def on_cluster(tiny_recipe: Callable[..., dict], directory: Path, name: str, **sections) -> Path:
+    """A recipe file in `directory`: the tiny recipe (tests/conftest.py) with `sections`, its
+    run named `name`, on the running cluster (`ray.address: auto`) with workers and ranks
+    spread across the nodes (`ray.placement: spread`)."""
+    raw = tiny_recipe(**sections)
+    raw["output"]["name"] = name
+    raw["ray"] = {"address": "auto", "placement": "spread"}
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def train(
+    *args: str, wait: bool = True, **env: str
+) -> subprocess.Popen | subprocess.CompletedProcess:
+    """`r1kit train ARGS` as a user's shell runs it (no Ray variable set but `env`); unless
+    `wait`, the running process, its output (stdout and stderr) on `.stdout`."""
+    command = [sys.executable, "-m", "r1kit.cli", "train", *args]
+    env = {**without_auth_settings(), **env}
+    if not wait:
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+
+
+def stop_node_after_step(
+    cluster: Cluster, node: Node, run: Path, step: int, proc: subprocess.Popen
+) -> None:
+    """Stop `node` once the run in `run` has logged `step` (the next step is sampling)."""
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        logged = metrics.read_text().splitlines() if metrics.exists() else []
+        if any(json.loads(line)["step"] >= step for line in logged):
+            cluster.stop_node(node)
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the run never logged step {step}: {proc.communicate()[0][-3000:]}")
 
 
 def _cmdlines() -> dict[int, str]:

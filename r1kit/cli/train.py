@@ -82,7 +82,7 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
     trainer = Trainer(resolved, run, parts)
     where = trainer.record_placement()
     if where is not None:
-        console.print(describe(where), highlight=False)
+        console.print(describe(where), highlight=False, soft_wrap=True)
     fit_until_stopped(
         "train",
         run,

@@ -5,17 +5,19 @@ node lost mid-run. Every test starts its own nodes and always stops them, by the
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 from safetensors.torch import load_file
 
 from r1kit.errors import NODE_LOST_EXIT
-from tests.ray_nodes import Cluster, head, ray_cli, without_auth_settings
+from tests.ray_nodes import (
+    head,
+    on_cluster,
+    stop_node_after_step,
+    train,
+)
 
 pytest.importorskip("ray", reason="Ray is not installed (scripts/setup.sh installs it)")
 pytestmark = pytest.mark.slow
@@ -25,34 +27,10 @@ PORT, DASHBOARD = 6413, 8413
 @pytest.fixture
 def cluster():
     """A head of 4 logical CPUs (with the dashboard, for `ray job submit`) and a second node of
-    2; `cluster.nodes[0]` is the second node's processes."""
+    2 (`cluster.nodes[0]`)."""
     with head(PORT, cpus=4, dashboard_port=DASHBOARD) as started:
         started.add_node(cpus=2)
         yield started
-
-
-def _recipe(tmp_path: Path, tiny_recipe, name: str, **sections) -> Path:
-    """The tiny recipe, its run named `name`, on the running cluster with workers and ranks
-    spread across the nodes (what `ray.placement: spread` asks)."""
-    raw = tiny_recipe(**sections)
-    raw["output"]["name"] = name
-    raw["ray"] = {"address": "auto", "placement": "spread"}
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def _train(*args: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
-    """`r1kit train ARGS` as a user's shell runs it: no Ray variable set."""
-    command = [sys.executable, "-m", "r1kit.cli", "train", *args]
-    if not wait:
-        return subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=without_auth_settings(),
-        )  # fmt: skip
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env=without_auth_settings()
-    )
 
 
 def _said(result) -> str:
@@ -69,11 +47,11 @@ def _nodes(items: list[dict]) -> set[str]:
 
 
 def test_workers_and_ranks_are_placed_on_both_nodes(tmp_path, tiny_recipe, cluster):
-    path = _recipe(
-        tmp_path, tiny_recipe, "two", rollout={"workers": 2}, learner={"world_size": 2},
+    path = on_cluster(
+        tiny_recipe, tmp_path, "two", rollout={"workers": 2}, learner={"world_size": 2},
         train={"steps": 2},
     )  # fmt: skip
-    result = _train(str(path))
+    result = train(str(path))
     assert result.returncode == 0, _said(result)[-3000:]
     where = _placement(tmp_path / "runs" / "two")
     assert len(_nodes(where["rollout_workers"])) == 2, where
@@ -83,43 +61,25 @@ def test_workers_and_ranks_are_placed_on_both_nodes(tmp_path, tiny_recipe, clust
 
 
 def test_the_run_goes_through_ray_job_submit(tmp_path, tiny_recipe, cluster):
-    path = _recipe(tmp_path, tiny_recipe, "job", rollout={"workers": 2}, train={"steps": 2})
-    entrypoint = [sys.executable, "-m", "r1kit.cli", "train", str(path)]
-    # Ray's own CLI reads the token only with RAY_AUTH_MODE=token; r1kit, in the job, needs none.
-    submitted = ray_cli(
-        "job", "submit", f"--address={cluster.dashboard}", "--", *entrypoint,
-        env={**without_auth_settings(), "RAY_AUTH_MODE": "token"}, timeout=600,
-    )  # fmt: skip
+    path = on_cluster(tiny_recipe, tmp_path, "job", rollout={"workers": 2}, train={"steps": 2})
+    submitted = cluster.submit(sys.executable, "-m", "r1kit.cli", "train", str(path))
     said = _said(submitted)
     assert submitted.returncode == 0, said[-3000:]
     assert "succeeded" in said and "placement: rollout workers 0 -> node" in said
     assert len(_nodes(_placement(tmp_path / "runs" / "job")["rollout_workers"])) == 2
 
 
-def _stop_second_node_after_step(cluster: Cluster, run: Path, step: int, proc) -> None:
-    """Stop the second node once the run has logged `step` (the next step is sampling)."""
-    metrics = run / "metrics.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        logged = metrics.read_text().splitlines() if metrics.exists() else []
-        if any(json.loads(line)["step"] >= step for line in logged):
-            cluster.stop_node(cluster.nodes[0])
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the run never logged step {step}: {proc.communicate()[0][-3000:]}")
-
-
 def test_a_lost_node_s_rollout_workers_are_replaced_and_the_run_goes_on(
     tmp_path, tiny_recipe, cluster
 ):
-    path = _recipe(
-        tmp_path, tiny_recipe, "lose", rollout={"workers": 2, "max_new_tokens": 32},
+    path = on_cluster(
+        tiny_recipe, tmp_path, "lose", rollout={"workers": 2, "max_new_tokens": 32},
         train={"steps": 5},
     )  # fmt: skip
     run = tmp_path / "runs" / "lose"
-    proc = _train(str(path), wait=False)
+    proc = train(str(path), wait=False)
     try:
-        _stop_second_node_after_step(cluster, run, 1, proc)
+        stop_node_after_step(cluster, cluster.nodes[0], run, 1, proc)
         before = _placement(run)
         output, _ = proc.communicate(timeout=600)
     finally:
@@ -143,9 +103,9 @@ def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
         "train": {"steps": 4, "save_every": 1},
     }
     run = tmp_path / "runs" / "rank"
-    proc = _train(str(_recipe(tmp_path, tiny_recipe, "rank", **sections)), wait=False)
+    proc = train(str(on_cluster(tiny_recipe, tmp_path, "rank", **sections)), wait=False)
     try:
-        _stop_second_node_after_step(cluster, run, 1, proc)
+        stop_node_after_step(cluster, cluster.nodes[0], run, 1, proc)
         output, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
@@ -156,11 +116,11 @@ def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
     )
     assert f"learner rank {rank} on node {cluster.nodes[0].id}" in said and "was lost" in said
     assert f"continue on the nodes that remain with: r1kit train --resume {run}" in said
-    resumed = _train("--resume", str(run))
+    resumed = train("--resume", str(run))
     assert resumed.returncode == 0, _said(resumed)[-3000:]
     assert len(_nodes(_placement(run)["learner_ranks"])) == 1  # the node that remains
     # The same recipe, uninterrupted, on the same ranks: the same final weights, exactly.
-    reference = _train(str(_recipe(tmp_path, tiny_recipe, "reference", **sections)))
+    reference = train(str(on_cluster(tiny_recipe, tmp_path, "reference", **sections)))
     assert reference.returncode == 0, _said(reference)[-3000:]
     got, want = (
         load_file(r / "final" / "model.safetensors") for r in (run, run.parent / "reference")
