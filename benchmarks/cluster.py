@@ -28,7 +28,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_recipe_factory
-from tests.ray_nodes import Cluster, head, on_cluster, stop_node_after_step, train
+from tests.ray_nodes import Cluster, head, on_cluster, stop_node_after_step
 
 TWO_BY_TWO = {"rollout": {"workers": 2}, "learner": {"world_size": 2}, "train": {"steps": 3}}
 CLI = (sys.executable, "-m", "r1kit.cli", "train")
@@ -44,7 +44,9 @@ def main() -> None:
         directory, recipe = Path(work), tiny_recipe_factory(Path(work))
         path = on_cluster(recipe, directory, "train", **TWO_BY_TWO)
         _report(
-            "r1kit train, ray.address auto", directory / "runs" / "train", lambda: train(str(path))
+            "r1kit train, ray.address auto",
+            directory / "runs" / "train",
+            lambda: cluster.train(str(path)),
         )
         path = on_cluster(recipe, directory, "job", **TWO_BY_TWO)
         _report(
@@ -104,10 +106,10 @@ def _lose_a_rank(cluster: Cluster, recipe: Callable[..., dict], directory: Path)
     _report(
         "--resume on the head",
         runs / "lose-rank",
-        lambda: train("--resume", str(runs / "lose-rank")),
+        lambda: cluster.train("--resume", str(runs / "lose-rank")),
     )
     reference = on_cluster(recipe, directory, "reference", **sections)
-    _report("uninterrupted, on the head", runs / "reference", lambda: train(str(reference)))
+    _report("uninterrupted, on the head", runs / "reference", lambda: cluster.train(str(reference)))
     got, want = (
         load_file(runs / name / "final" / "model.safetensors")
         for name in ("lose-rank", "reference")
@@ -119,7 +121,7 @@ def _lose_a_rank(cluster: Cluster, recipe: Callable[..., dict], directory: Path)
 def _losing(cluster: Cluster, node, path: Path) -> subprocess.CompletedProcess:
     """`r1kit train PATH`, the node stopped once step 1 is logged."""
     run = path.parent / "runs" / path.stem
-    proc = train(str(path), wait=False)
+    proc = cluster.train(str(path), wait=False)
     try:
         stop_node_after_step(cluster, node, run, 1, proc)
         output, _ = proc.communicate(timeout=900)

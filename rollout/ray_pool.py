@@ -57,6 +57,8 @@ def connect(address: str) -> dict[str, float]:
     if not local and address != "auto":
         _check_reachable(address)  # also when this process already joined another cluster
     if not ray.is_initialized():
+        if not local:
+            _use_the_token_ray_keeps()
         try:
             ray.init(
                 address=address,  # "local" starts a new cluster even beside a running one
@@ -111,6 +113,22 @@ def token_source() -> str | None:
         return f"RAY_AUTH_TOKEN_PATH ({path})"
     default = Path.home() / ".ray" / "auth_token"
     return str(default) if default.is_file() and default.stat().st_size else None
+
+
+def _use_the_token_ray_keeps() -> None:
+    """Send the token where Ray keeps it (unless RAY_AUTH_MODE says otherwise) to any address:
+    Ray does so by itself only for the cluster `auto` finds, never for host:port or RAY_ADDRESS
+    (what `auto` reads first, and what a job of `ray job submit` is given). A cluster without
+    token authentication accepts a process that sends one."""
+    if "RAY_AUTH_MODE" in os.environ or token_source() is None:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray from before token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

@@ -23,6 +23,9 @@ from pathlib import Path
 import yaml
 
 
+Completed = subprocess.CompletedProcess
+
+
 def ray_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     """`ray ARGS...` of this Python's environment."""
     ray = Path(sys.executable).with_name("ray")
@@ -85,6 +88,14 @@ class Cluster:
             "job", "submit", f"--address={self.dashboard}", "--", *entrypoint, timeout=timeout,
             env={**without_auth_settings(), "RAY_AUTH_MODE": "token"},
         )  # fmt: skip
+
+    def train(
+        self, *args: str, wait: bool = True
+    ) -> subprocess.Popen | subprocess.CompletedProcess:
+        """`train(ARGS)` with `ray.address: auto` held to this cluster by RAY_ADDRESS (what
+        `auto` reads first, and what a job of `ray job submit` is given): on a shared machine,
+        another Ray cluster started meanwhile becomes the one `auto` finds otherwise."""
+        return train(*args, wait=wait, RAY_ADDRESS=self.address)
 
     def alive_nodes(self) -> dict[str, float]:
         """The ids of the cluster's alive nodes and their CPUs, as Ray reports them."""
@@ -158,9 +169,7 @@ def on_cluster(tiny_recipe: Callable[..., dict], directory: Path, name: str, **s
     return path
 
 
-def train(
-    *args: str, wait: bool = True, **env: str
-) -> subprocess.Popen | subprocess.CompletedProcess:
+def train(*args: str, wait: bool = True, **env: str) -> subprocess.Popen | Completed:
     """`r1kit train ARGS` as a user's shell runs it (no Ray variable set but `env`); unless
     `wait`, the running process, its output (stdout and stderr) on `.stdout`."""
     command = [sys.executable, "-m", "r1kit.cli", "train", *args]

@@ -16,7 +16,6 @@ from tests.ray_nodes import (
     head,
     on_cluster,
     stop_node_after_step,
-    train,
 )
 
 pytest.importorskip("ray", reason="Ray is not installed (scripts/setup.sh installs it)")
@@ -51,7 +50,7 @@ def test_workers_and_ranks_are_placed_on_both_nodes(tmp_path, tiny_recipe, clust
         tiny_recipe, tmp_path, "two", rollout={"workers": 2}, learner={"world_size": 2},
         train={"steps": 2},
     )  # fmt: skip
-    result = train(str(path))
+    result = cluster.train(str(path))
     assert result.returncode == 0, _said(result)[-3000:]
     where = _placement(tmp_path / "runs" / "two")
     assert len(_nodes(where["rollout_workers"])) == 2, where
@@ -77,7 +76,7 @@ def test_a_lost_node_s_rollout_workers_are_replaced_and_the_run_goes_on(
         train={"steps": 5},
     )  # fmt: skip
     run = tmp_path / "runs" / "lose"
-    proc = train(str(path), wait=False)
+    proc = cluster.train(str(path), wait=False)
     try:
         stop_node_after_step(cluster, cluster.nodes[0], run, 1, proc)
         before = _placement(run)
@@ -103,7 +102,7 @@ def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
         "train": {"steps": 4, "save_every": 1},
     }
     run = tmp_path / "runs" / "rank"
-    proc = train(str(on_cluster(tiny_recipe, tmp_path, "rank", **sections)), wait=False)
+    proc = cluster.train(str(on_cluster(tiny_recipe, tmp_path, "rank", **sections)), wait=False)
     try:
         stop_node_after_step(cluster, cluster.nodes[0], run, 1, proc)
         output, _ = proc.communicate(timeout=600)
@@ -116,11 +115,11 @@ def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
     )
     assert f"learner rank {rank} on node {cluster.nodes[0].id}" in said and "was lost" in said
     assert f"continue on the nodes that remain with: r1kit train --resume {run}" in said
-    resumed = train("--resume", str(run))
+    resumed = cluster.train("--resume", str(run))
     assert resumed.returncode == 0, _said(resumed)[-3000:]
     assert len(_nodes(_placement(run)["learner_ranks"])) == 1  # the node that remains
     # The same recipe, uninterrupted, on the same ranks: the same final weights, exactly.
-    reference = train(str(on_cluster(tiny_recipe, tmp_path, "reference", **sections)))
+    reference = cluster.train(str(on_cluster(tiny_recipe, tmp_path, "reference", **sections)))
     assert reference.returncode == 0, _said(reference)[-3000:]
     got, want = (
         load_file(r / "final" / "model.safetensors") for r in (run, run.parent / "reference")
