@@ -22,7 +22,6 @@ from pathlib import Path
 
 import yaml
 
-
 Completed = subprocess.CompletedProcess
 
 
