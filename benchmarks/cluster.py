@@ -8,8 +8,9 @@ tiny random model and learnable reward) with `ray.address: auto` and `ray.placem
 two rollout workers and two learner ranks, once with `r1kit train` and once through
 `ray job submit`. `--node-loss` adds the two lost-node cases: the second node stopped once
 step 1 is logged, with the learner in the driver (the lost rollout worker is re-placed and the
-run goes on), then with a learner rank on it (the run stops, exit 3; `--resume` finishes on the
-head; its final weights are compared with an uninterrupted run's). Prints each run's placement,
+run goes on), then, once step 2 is logged (step 1 checkpointed), with a learner rank on it (the
+run stops, exit 3; `--resume` finishes on the head; its final weights are compared with an
+uninterrupted run's). Prints each run's placement,
 exit code, wall time and what it said about the loss. The nodes are stopped at the end by
 their own processes' ids (never `ray stop`: other clusters on the machine are left alone).
 """
@@ -23,12 +24,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from safetensors.torch import load_file
 
 from tests.conftest import tiny_recipe_factory
-from tests.ray_nodes import Cluster, head, on_cluster, stop_node_after_step
+from tests.ray_nodes import Cluster, Node, head, on_cluster, stop_node_after_step
 
 TWO_BY_TWO = {"rollout": {"workers": 2}, "learner": {"world_size": 2}, "train": {"steps": 3}}
 CLI = (sys.executable, "-m", "r1kit.cli", "train")
@@ -91,18 +93,20 @@ def _lose_a_worker(cluster: Cluster, recipe: Callable[..., dict], directory: Pat
     _report(
         "node lost, rollout workers",
         directory / "runs" / "lose-worker",
-        lambda: _losing(cluster, node, path),
+        lambda: _losing(cluster, node, path, 1),
     )
     cluster.add_node(cpus=2)  # the next case loses a node again
 
 
 def _lose_a_rank(cluster: Cluster, recipe: Callable[..., dict], directory: Path) -> None:
-    """A learner rank on the second node, stopped after step 1: exit 3; `--resume` finishes on
+    """A learner rank on the second node, stopped after step 2: exit 3; `--resume` finishes on
     the head, compared with an uninterrupted run of the same recipe."""
     node, runs = cluster.nodes[-1], directory / "runs"
-    sections = {**TWO_BY_TWO, "train": {"steps": 3, "save_every": 1}}
+    sections = {**TWO_BY_TWO, "train": {"steps": 4, "save_every": 1}}
     path = on_cluster(recipe, directory, "lose-rank", **sections)
-    _report("node lost, a learner rank", runs / "lose-rank", lambda: _losing(cluster, node, path))
+    _report(
+        "node lost, a learner rank", runs / "lose-rank", partial(_losing, cluster, node, path, 2)
+    )
     _report(
         "--resume on the head",
         runs / "lose-rank",
@@ -118,12 +122,12 @@ def _lose_a_rank(cluster: Cluster, recipe: Callable[..., dict], directory: Path)
     print(f"  resumed final weights {'equal' if same else 'DIFFER from'} the uninterrupted run's")
 
 
-def _losing(cluster: Cluster, node, path: Path) -> subprocess.CompletedProcess:
-    """`r1kit train PATH`, the node stopped once step 1 is logged."""
+def _losing(cluster: Cluster, node: Node, path: Path, step: int) -> subprocess.CompletedProcess:
+    """`r1kit train PATH`, `node` stopped once `step` is logged."""
     run = path.parent / "runs" / path.stem
     proc = cluster.train(str(path), wait=False)
     try:
-        stop_node_after_step(cluster, node, run, 1, proc)
+        stop_node_after_step(cluster, node, run, step, proc)
         output, _ = proc.communicate(timeout=900)
     finally:
         proc.kill()

@@ -5,6 +5,7 @@ node lost mid-run. Every test starts its own nodes and always stops them, by the
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -104,12 +105,13 @@ def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
     run = tmp_path / "runs" / "rank"
     proc = cluster.train(str(on_cluster(tiny_recipe, tmp_path, "rank", **sections)), wait=False)
     try:
-        stop_node_after_step(cluster, cluster.nodes[0], run, 1, proc)
+        stop_node_after_step(cluster, cluster.nodes[0], run, 2, proc)  # step-1 saved by then
         output, _ = proc.communicate(timeout=600)
     finally:
         proc.kill()
     said = " ".join(output.split())
     assert proc.returncode == NODE_LOST_EXIT, said[-3000:]
+    assert re.search(r"\(from step-[12], intact\)", said), said[-3000:]
     rank = next(
         r["rank"] for r in _placement(run)["learner_ranks"] if r["node"] == cluster.nodes[0].id
     )
