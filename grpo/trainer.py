@@ -36,6 +36,7 @@ from r1kit.evaluation import EvalResult, evaluate
 from r1kit.groups import Group, generate_groups, score_groups, solved, submit_groups
 from r1kit.learner.batch import to_batch
 from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
+from r1kit.placement import Where, placement
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
@@ -54,6 +55,7 @@ class Trainer:
         self.prefetch = Prefetch(parts.stream)  # rollout.async: the next steps' first rounds
         self._saved_step: int | None = None
         self._sync_warned = False
+        self._restarts = 0  # rollout workers replaced so far (placement.json rewritten on each)
         self.entropy_coef = recipe.learner.entropy_coef  # adapted each step with entropy_target
 
     def fit(self, resume: bool = False) -> int | None:
@@ -122,6 +124,7 @@ class Trainer:
         """One GRPO step: rollout -> rewards -> advantages -> learner -> weight sync."""
         cfg, timer = self.recipe, Timer()
         groups, rollout_metrics = self.rollout(step, timer)
+        rollout_metrics |= self._replaced_workers()
         if cfg.rollout.async_:  # the next k steps sample while this step learns
             rollout_metrics |= staleness(self.parts.engine.version, _completions(groups))
             rollout_metrics["rollout/dropped_rounds"] = self.prefetch.dropped
@@ -171,6 +174,24 @@ class Trainer:
             "tokens_per_s": lengths.sum().item() / max(timer.total(), 1e-9),
             **timer.metrics(),
         }
+
+    def record_placement(self) -> Where | None:
+        """Write where the Ray actors run now to placement.json; what it wrote (None: none)."""
+        where = placement(self.parts.engine, self.parts.learner)
+        if where is not None:
+            self.run.write_placement(where)
+        return where
+
+    def _replaced_workers(self) -> dict[str, float]:
+        """`rollout/restarts`: Ray workers replaced in this process (a dead actor, a lost node),
+        with placement.json rewritten after each; {} for an in-process engine."""
+        restarts = getattr(self.parts.engine, "restarts", None)
+        if restarts is None:
+            return {}
+        if restarts != self._restarts:
+            self._restarts = restarts
+            self.record_placement()
+        return {"rollout/restarts": restarts}
 
     def _adapt_entropy_coef(self, entropy: float) -> dict[str, float]:
         """With `learner.entropy_target`: the coefficient this step used, for the log, and the

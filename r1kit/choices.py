@@ -7,7 +7,7 @@ keys, `r1kit.registry`.)
 
 from typing import Literal
 
-from rollout.engines import EngineName  # noqa: F401  (the engines define their own names)
+from rollout.engines import EngineName, PlacementName  # noqa: F401  (rollout defines these)
 from rollout.weight_transfer import WeightTransfer  # noqa: F401  (native or /dev/shm updates)
 
 TemplateName = Literal["r1_zero", "chat", "raw"]

@@ -9,3 +9,11 @@ this: the floor turns their errors into a `UserError` where it calls them.
 
 class UserError(ValueError):
     """Something the user asked for is wrong; the message names it and says how to fix it."""
+
+
+NODE_LOST_EXIT = 3  # `r1kit train` when a node holding a learner rank is lost (docs/scale_out.md)
+
+
+class NodeLost(RuntimeError):
+    """A Ray node holding a learner rank was lost mid-run: the ranks' state went with it, so the
+    run stops with its last checkpoint (exit NODE_LOST_EXIT) and `--resume` continues."""

@@ -25,6 +25,7 @@ from r1kit.choices import (
     DType,
     EngineName,
     KLIn,
+    PlacementName,
     Schedule,
     Strategy,
     SyncAction,
@@ -186,6 +187,9 @@ class RayConfig(Section):
     gpus_per_worker: float = Field(0.0, ge=0.0)
     cpus_per_rank: float = Field(1.0, gt=0.0)  # each learner rank's Ray actor
     gpus_per_rank: float = Field(0.0, ge=0.0)  # 1 on GPUs: one rank per GPU (NCCL); 0: CPU (gloo)
+    # pack: the ranks on as few nodes as fit, the workers where Ray puts them; spread: ranks
+    # and workers across the nodes, as evenly as Ray can (either falls back to fewer nodes).
+    placement: PlacementName = "pack"
 
 
 class HFConfig(Section):
@@ -239,7 +243,7 @@ class EngineConfig(Section):
             self.engine,
             self.workers,
             own.model_dump() if own is not None else {},
-            Placement(ray.address, ray.cpus_per_worker, ray.gpus_per_worker),
+            Placement(ray.address, ray.cpus_per_worker, ray.gpus_per_worker, ray.placement),
         )
 
 
@@ -453,6 +457,7 @@ RESUMABLE_FIELDS = (
     "learner.strategy",
     "ray.cpus_per_rank",
     "ray.gpus_per_rank",
+    "ray.placement",  # where, not what: resume on the nodes that remain
     "scoring.workers",
     "output.report_to",
 )

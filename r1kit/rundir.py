@@ -2,6 +2,7 @@
 
 runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  checkpoints/step-N/  final/  .lock
             tb/  wandb/  trackers.json  (the experiment trackers', r1kit/trackers.py)
+            placement.json  (the nodes of the Ray actors, r1kit/placement.py)
 
 Everything here survives a kill at any instant (see r1kit/durable.py): config.yaml, every
 checkpoint and final/ appear whole or not at all, log lines are fsynced, and `recover_checkpoint`
@@ -13,6 +14,7 @@ file, never a half-written one.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,10 +27,11 @@ from r1kit.trackers import IDS_FILE, Trackers
 
 CONFIG = "config.yaml"
 LOGS = ("metrics.jsonl", "samples.jsonl")
+PLACEMENT = "placement.json"
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
 FIX_CONFIG = "restore it, or start afresh with --overwrite"
 # what a run stopped before its first result holds (config, trackers' files, lock)
-NOT_STARTED = (CONFIG, "tb", "wandb", IDS_FILE, runlock.LOCK)
+NOT_STARTED = (CONFIG, "tb", "wandb", IDS_FILE, runlock.LOCK, PLACEMENT)
 
 
 class RunDir:
@@ -101,6 +104,10 @@ class RunDir:
         durable.append_jsonl(self.path / "metrics.jsonl", [{"step": step, **metrics}])
         if self.trackers is not None:
             self.trackers.log(step, metrics)
+
+    def write_placement(self, where: dict) -> None:
+        """Where the run's Ray actors run now (r1kit/placement.py), atomically."""
+        durable.write_text(self.path / PLACEMENT, json.dumps(where, indent=1) + "\n")
 
     def log_samples(self, step: int, samples: list[dict]) -> None:
         durable.append_jsonl(self.path / "samples.jsonl", [{"step": step, **s} for s in samples])

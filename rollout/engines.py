@@ -47,6 +47,9 @@ class ModelSource:
         return self.directory
 
 
+PlacementName = Literal["pack", "spread"]  # ray.placement: the nodes Ray workers land on
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where Ray workers run: `address` ("local": a new cluster on this machine; "auto": the
@@ -55,6 +58,7 @@ class Placement:
     address: str = "local"
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    strategy: PlacementName = "pack"  # spread: across the cluster's nodes, as evenly as it can
 
 
 @dataclass(frozen=True)

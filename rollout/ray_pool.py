@@ -2,8 +2,10 @@
 
 Prompts are sharded across the actors whole (the G completions of a prompt stay on one actor)
 and balanced by expected tokens; results come back in prompt order. Weights go out once per
-update (one `ray.put`, one get per actor). An actor that dies is replaced, given the current
-weights, and its prompts are sampled again; the same prompts failing twice in one call raise.
+update (one `ray.put`, one get per actor). An actor that dies (its process, or the node it ran
+on) is replaced on the nodes that remain, given the current weights, and its prompts are sampled
+again; the same prompts failing twice in one call raise. `ray.placement: spread` spreads the
+actors across the cluster's nodes; `placement()` says where each runs.
 `submit` starts sampling without waiting (async off-policy rollouts): weights sent
 meanwhile queue behind it on each actor, so that sampling keeps the weights it started with.
 """
@@ -39,6 +41,8 @@ from rollout.types import Completion, EngineDead, SamplingParams
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 ACTOR_GONE = (RayActorError, ActorDiedError, ActorUnavailableError)
+PLACE_TRIES = 3  # a replacement placed on a node that turns out lost too is placed again
+SCHEDULING = {"pack": "DEFAULT", "spread": "SPREAD"}  # ray.placement -> Ray's strategy
 
 
 class PoolError(RuntimeError):
@@ -54,6 +58,8 @@ def connect(address: str) -> dict[str, float]:
     if not local and address != "auto":
         _check_reachable(address)  # also when this process already joined another cluster
     if not ray.is_initialized():
+        if not local:
+            _use_the_token_ray_keeps()
         try:
             ray.init(
                 address=address,  # "local" starts a new cluster even beside a running one
@@ -108,6 +114,22 @@ def token_source() -> str | None:
         return f"RAY_AUTH_TOKEN_PATH ({path})"
     default = Path.home() / ".ray" / "auth_token"
     return str(default) if default.is_file() and default.stat().st_size else None
+
+
+def _use_the_token_ray_keeps() -> None:
+    """Send the token where Ray keeps it (unless RAY_AUTH_MODE says otherwise) to any address:
+    Ray does so by itself only for the cluster `auto` finds, never for host:port or RAY_ADDRESS
+    (what `auto` reads first, and what a job of `ray job submit` is given). A cluster without
+    token authentication accepts a process that sends one."""
+    if "RAY_AUTH_MODE" in os.environ or token_source() is None:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray from before token authentication
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -170,9 +192,10 @@ class RolloutWorker:
     def wake_up(self, tags: list[str] | None = None) -> None:
         self.engine.wake_up(tags)
 
-    def leftovers(self) -> tuple[leftovers.Leftovers, str]:
-        """What this actor's engine would leave if killed, and the node it runs on."""
-        return leftovers.collect(), ray.get_runtime_context().get_node_id()
+    def leftovers(self) -> tuple[leftovers.Leftovers, str, str]:
+        """What this actor's engine would leave if killed, and the node (id, IP) it runs on."""
+        node = ray.get_runtime_context().get_node_id()
+        return leftovers.collect(), node, ray.util.get_node_ip_address()
 
     def pid(self) -> int:
         return os.getpid()
@@ -188,7 +211,10 @@ class RayPool:
         place = spec.placement
         connect(place.address)
         self._actor_cls = ray.remote(
-            num_cpus=place.cpus_per_worker, num_gpus=place.gpus_per_worker, max_restarts=0
+            num_cpus=place.cpus_per_worker,
+            num_gpus=place.gpus_per_worker,
+            max_restarts=0,
+            scheduling_strategy=SCHEDULING[place.strategy],
         )(RolloutWorker)
         threads = max(1, int(place.cpus_per_worker))
         options = dict(spec.options) | ({"colocated": False} if spec.kind == "vllm" else {})
@@ -267,6 +293,12 @@ class RayPool:
     def size(self) -> int:
         return len(self.actors)
 
+    def placement(self) -> list[dict[str, object]]:
+        """Where each worker's actor runs: its node's id and IP."""
+        return [
+            {"worker": w, "node": node, "ip": ip} for w, (_, node, ip) in enumerate(self._leftovers)
+        ]
+
     def close(self) -> None:
         """Stop every actor and remove what their engines leave behind."""
         if self._native is not None:
@@ -294,20 +326,33 @@ class RayPool:
                 "cannot be given the current weights: resume the run from its last checkpoint"
             )
         self.restarts += 1
+        _, node, ip = self._leftovers[worker]
         log.warning(
-            "rollout worker %d died (%s); restarting it (restart %d)", worker, err, self.restarts
-        )
+            "rollout worker %d died on node %s (%s): %s; re-placing it on the nodes that remain "
+            "(restart %d)", worker, node, ip, first_line(err), self.restarts,
+        )  # fmt: skip
         ray.kill(self.actors[worker])
         self._clean(worker)
-        actor = self._actor_cls.remote(*self._args)
-        self.actors[worker] = actor
-        if self._weights is not None:
-            _started(lambda: ray.get(actor.update_weights.remote(self._weights, self.version)))
-        self._leftovers[worker] = _started(lambda: ray.get(actor.leftovers.remote()))
+        for attempt in range(1, PLACE_TRIES + 1):
+            actor = self.actors[worker] = self._actor_cls.remote(*self._args)
+            try:
+                if self._weights is not None:
+                    ray.get(actor.update_weights.remote(self._weights, self.version))
+                self._leftovers[worker] = ray.get(actor.leftovers.remote())
+                break
+            except ACTOR_GONE as err:
+                # Ray notices a lost node only after missed heartbeats, and may place the new
+                # actor there meanwhile: place it again, unless it failed starting (a bug).
+                if getattr(err, "actor_init_failed", True) or attempt == PLACE_TRIES:
+                    raise PoolError(f"a rollout worker failed to start: {err}") from err
+                log.warning("rollout worker %d: %s; placing it again", worker, first_line(err))
+            except RayTaskError as err:
+                raise PoolError(f"a rollout worker failed to start: {err}") from err
+        log.warning("rollout worker %d now runs on node %s", worker, self._leftovers[worker][1])
 
     def _clean(self, worker: int) -> None:
         """Remove what a dead actor's engine left, when it ran on this node."""
-        left, node = self._leftovers[worker]
+        left, node, _ = self._leftovers[worker]
         if node == ray.get_runtime_context().get_node_id():
             leftovers.clean(left)
 
@@ -363,6 +408,12 @@ class Rollout:
 def _call(actor: Any, method: str, *args: Any) -> None:
     """`method` of vLLM's weight-transfer protocol on `actor`'s engine, waited for."""
     ray.get(actor.transfer_rpc.remote(method, *args))
+
+
+def first_line(err: Exception) -> str:
+    """An error's first line (Ray's run to pages), or its type's name if it says nothing."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _started(wait: Callable[[], T]) -> T:

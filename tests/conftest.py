@@ -3,6 +3,8 @@ a real small disk (tmpfs) for the tests of full and read-only disks."""
 
 import shlex
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,11 @@ def even_tokens(prompts, completions, completion_ids, **kwargs):
 @pytest.fixture
 def tiny_recipe(tmp_path):
     """Write the reward file; return a factory of tiny recipe mappings (overridable)."""
+    return tiny_recipe_factory(tmp_path)
+
+
+def tiny_recipe_factory(tmp_path: Path) -> Callable[..., dict]:
+    """`tiny_recipe` outside pytest (benchmarks/cluster.py): runs go under `tmp_path`."""
     reward_file = tmp_path / "even.py"
     reward_file.write_text(EVEN_TOKENS)
 

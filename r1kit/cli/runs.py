@@ -1,7 +1,8 @@
 """What `r1kit train` and `r1kit distill` share: their run options, the rules of a run
 directory (one writer at a time; a new run never lands on an old one unasked; a resumed run
 reads its own config.yaml, and refuses one edited by hand where that would change what the run
-has learned), and how a stop signal or a full disk ends them (saying how to continue)."""
+has learned), and how a stop signal, a full disk or a lost node ends them (saying how to
+continue)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 
 from r1kit.cli.app import console
 from r1kit.durable import DiskFault
+from r1kit.errors import NODE_LOST_EXIT, NodeLost
 from r1kit.recipe import RecipeError, Section, dotted_fields, upgrade_saved, validate
 from r1kit.rundir import CONFIG, RunDir
 from r1kit.stopping import StopNow, exit_code
@@ -61,6 +63,12 @@ def hand_edits(run: RunDir, saved: Section, allowed: tuple[str, ...]) -> list[st
     return edited
 
 
+def _kept(run: RunDir) -> str:
+    """What `--resume` continues from: the newest checkpoint, or the start."""
+    saved = run.saved()
+    return f"from step-{saved[-1][0]}, intact" if saved else "from the start: none was saved"
+
+
 def make_ready(run: RunDir, resume: bool, overwrite: bool) -> None:
     """Before anything is written: a resumed run undoes what a kill or a failed write left half
     done (on a full disk, that frees the space it failed on); a new run never lands on an old
@@ -89,16 +97,23 @@ def fit_until_stopped(
     """Run `fit`, which returns the signal that stopped it at a safe point (after its
     checkpoint) or None; a stop prints where it stopped (`where`) and the command that
     continues, and exits 128 + the signal, so a scheduler sees a pre-empted run. A full or
-    read-only disk says the same command, once the disk is fixed."""
+    read-only disk says the same command, once the disk is fixed; a node lost with a learner
+    rank says it, and exits NODE_LOST_EXIT."""
     try:
         stopped = fit()
     except DiskFault as fault:
-        saved = run.saved()
-        kept = f"from step-{saved[-1][0]}, intact" if saved else "from the start: none was saved"
         raise DiskFault(
-            f"{fault}; then continue with: r1kit {command} --resume {run.path} ({kept})",
+            f"{fault}; then continue with: r1kit {command} --resume {run.path} ({_kept(run)})",
             fault.errno,
         ) from None
+    except NodeLost as lost:
+        console.print(
+            f"[bold red]error:[/] {lost}; the run stopped with its last checkpoint; continue on "
+            f"the nodes that remain with: r1kit {command} --resume {run.path} ({_kept(run)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(NODE_LOST_EXIT) from None
     except StopNow as stop:
         console.print(f"stopped at once by {stop}; the last checkpoint is intact")
         raise typer.Exit(exit_code(stop.signum)) from None

@@ -20,6 +20,7 @@ from r1kit.cli.runs import (
     make_ready,
     saved_config,
 )
+from r1kit.placement import describe
 from r1kit.recipe import (
     RESUMABLE_FIELDS,
     Change,
@@ -81,6 +82,9 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
 
         torch.set_num_threads(resolved.train.threads)
     trainer = Trainer(resolved, run, parts)
+    where = trainer.record_placement()
+    if where is not None:
+        console.print(describe(where), highlight=False, soft_wrap=True)
     fit_until_stopped(
         "train",
         run,

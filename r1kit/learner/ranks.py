@@ -2,9 +2,11 @@
 behind the Learner's interface (`step`, `named_weights`, `state_dict`, `set_lr`).
 
 The actors are placed with a Ray placement group, one bundle of `ray.cpus_per_rank` /
-`ray.gpus_per_rank` each. A batch is split across ranks whole prompt groups at a time (the
-shared-prefix forward still encodes a prompt once), balancing tokens; every rank divides by
-the batch-wide normalisers, so the ranks' gradients add up to one process's.
+`ray.gpus_per_rank` each, packed on few nodes or spread across them (`ray.placement`). A batch
+is split across ranks whole prompt groups at a time (the shared-prefix forward still encodes a
+prompt once), balancing tokens; every rank divides by the batch-wide normalisers, so the ranks'
+gradients add up to one process's. A rank lost with its node ends the run (`NodeLost`): its
+state cannot be rebuilt from the others, the last checkpoint can.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 
 import ray
 import torch
+from ray.exceptions import RayTaskError
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from r1kit.errors import NodeLost
 from r1kit.learner.batch import Batch
 from r1kit.learner.distributed import RankLearner, init_group
 from r1kit.learner.normalisers import Normalisers
@@ -26,7 +30,7 @@ from r1kit.learner.policy import load_policy, with_lora
 from r1kit.learner.stats import StepStats
 from r1kit.models import model_dir
 from r1kit.recipe import Recipe
-from rollout.ray_pool import balance, connect
+from rollout.ray_pool import ACTOR_GONE, balance, connect, first_line
 
 BUCKET_BYTES = 256 << 20  # weights cross from rank 0 to the driver in buckets of this size
 
@@ -47,6 +51,10 @@ class RankWorker:
             s.bind(("", 0))
             port = s.getsockname()[1]
         return f"{ray.util.get_node_ip_address()}:{port}"
+
+    def where(self) -> tuple[str, str]:
+        """The node (id, IP) this rank runs on."""
+        return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
 
     def join(self, address: str) -> None:
         self.mesh = init_group(self.rank, self.world_size, address, self.device)
@@ -99,6 +107,7 @@ class Ranks:
 
     actors: list[ray.actor.ActorHandle]
     placement: PlacementGroup
+    nodes: list[tuple[str, str]]  # each rank's node: id, IP
 
     def stop(self) -> None:
         for actor in self.actors:
@@ -111,7 +120,8 @@ def start_ranks(recipe: Recipe) -> Ranks:
     connect(recipe.ray.address)
     size, cfg = recipe.learner.world_size, recipe.ray
     threads = max(1, int(cfg.cpus_per_rank))
-    placement = placement_group([{"CPU": cfg.cpus_per_rank, "GPU": cfg.gpus_per_rank}] * size)
+    bundles = [{"CPU": cfg.cpus_per_rank, "GPU": cfg.gpus_per_rank}] * size
+    placement = placement_group(bundles, strategy=cfg.placement.upper())  # PACK or SPREAD
     ray.get(placement.ready())
     actor = ray.remote(num_cpus=cfg.cpus_per_rank, num_gpus=cfg.gpus_per_rank)(RankWorker)
     actors = [
@@ -123,7 +133,7 @@ def start_ranks(recipe: Recipe) -> Ranks:
     ]
     address = ray.get(actors[0].address.remote())
     ray.get([a.join.remote(address) for a in actors])
-    return Ranks(actors, placement)
+    return Ranks(actors, placement, ray.get([a.where.remote() for a in actors]))
 
 
 class LearnerGroup:
@@ -133,14 +143,14 @@ class LearnerGroup:
         self.group, self.ranks = ranks, ranks.actors
         self.cfg = recipe.learner
         self.is_lora = recipe.model.lora is not None
-        ray.get([rank.build.remote(recipe) for rank in self.ranks])
+        self._gather([rank.build.remote(recipe) for rank in self.ranks])
         self.model = _shell(recipe)
 
     def step(self, batch: Batch, objective: Objective, norm: Normalisers) -> dict[str, float]:
         """One optimizer step of `objective` over `batch`, split across the ranks (each gets a
         copy of the objective); metrics as one process's."""
         shards = split_batch(batch, len(self.ranks))
-        results = ray.get(
+        results = self._gather(
             [
                 rank.step.remote(subset(batch, rows), objective, norm)
                 for rank, rows in zip(self.ranks, shards, strict=True)
@@ -156,7 +166,7 @@ class LearnerGroup:
     def token_values(self, batch: Batch, reference: bool = False) -> dict[str, list[torch.Tensor]]:
         """`Learner.token_values` of the whole batch, each rank running its shard."""
         shards = split_batch(batch, len(self.ranks))
-        results = ray.get(
+        results = self._gather(
             [
                 rank.call.remote("token_values", subset(batch, rows), reference)
                 for rank, rows in zip(self.ranks, shards, strict=True)
@@ -172,7 +182,7 @@ class LearnerGroup:
     def named_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """The full weights, streamed from rank 0 bucket by bucket (every rank gathers)."""
         while True:
-            buckets = ray.get([rank.next_bucket.remote(BUCKET_BYTES) for rank in self.ranks])
+            buckets = self._gather([rank.next_bucket.remote(BUCKET_BYTES) for rank in self.ranks])
             if not buckets[0]:
                 return
             yield from buckets[0]
@@ -194,7 +204,32 @@ class LearnerGroup:
         return self._on_every_rank("load_weights", ray.put(weights))[0]
 
     def _on_every_rank(self, method: str, *args) -> list:
-        return ray.get([rank.call.remote(method, *args) for rank in self.ranks])
+        return self._gather([rank.call.remote(method, *args) for rank in self.ranks])
+
+    def placement(self) -> list[dict[str, object]]:
+        """Where each rank runs: its node's id and IP."""
+        nodes = enumerate(self.group.nodes)
+        return [{"rank": rank, "node": node, "ip": ip} for rank, (node, ip) in nodes]
+
+    def _gather(self, refs: list[ray.ObjectRef]) -> list:
+        """The ranks' results, as `ray.get`; a rank whose actor is gone (its node lost) is a
+        NodeLost naming it, also when another rank's task failed first for want of it."""
+        pending, failed = list(refs), None
+        while pending:
+            (ready,), pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(ready)
+            except ACTOR_GONE as err:
+                raise self._lost(refs.index(ready), err) from None
+            except RayTaskError as err:  # e.g. a collective cut by the lost rank: wait for it
+                failed = failed or err
+        if failed is not None:
+            raise failed
+        return ray.get(refs)
+
+    def _lost(self, rank: int, err: Exception) -> NodeLost:
+        node, ip = self.group.nodes[rank]
+        return NodeLost(f"learner rank {rank} on node {node} ({ip}) was lost: {first_line(err)}")
 
     def close(self) -> None:
         self.group.stop()

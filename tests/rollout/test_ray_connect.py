@@ -3,20 +3,13 @@ Ray keeps it, and a failure that says why (no cluster, no token, a wrong one) an
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import shutil
-import signal
 import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 import yaml
 
 from rollout.ray_pool import connect_failure, token_source
+from tests import ray_nodes
 
 pytest.importorskip("ray", reason="Ray is not installed (scripts/setup.sh installs it)")
 FAILED = "Failed to connect to Ray cluster at 10.0.0.1:6379"  # what Ray says to a bad token
@@ -61,59 +54,16 @@ def test_auth_disabled_by_the_user_is_named(no_token, monkeypatch):
 # --- a real cluster started with `ray start --head` (token authentication on by default) ---
 
 
-def _ray(*args: str, **kw) -> subprocess.CompletedProcess:
-    ray_cli = Path(sys.executable).with_name("ray")
-    return subprocess.run([str(ray_cli), *args], capture_output=True, text=True, **kw)
-
-
 PORT = 6397
-
-
-def _without_auth_settings() -> dict[str, str]:
-    """This environment less RAY_AUTH_*: Ray's defaults, as a user's shell has them (a Ray
-    cluster started in this process sets RAY_AUTH_MODE for its children)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
 
 
 @pytest.fixture
 def head():
-    """A one-node cluster with its own temp dir (short: Ray's socket paths), stopped by its
-    own processes' ids, not `ray stop` (which would stop every cluster on the machine)."""
-    temp = tempfile.mkdtemp(prefix="r1h", dir="/tmp")
-    started = _ray(
-        "start", "--head", f"--port={PORT}", "--num-cpus=2", "--include-dashboard=false",
-        "--disable-usage-stats", f"--temp-dir={temp}", timeout=120, env=_without_auth_settings(),
-    )  # fmt: skip
-    said = started.stdout + started.stderr
-    try:
-        assert started.returncode == 0, said
-        assert "Token authentication is enabled" in said  # Ray's default: nothing was set
-        yield re.search(r"ray start --address='([^']+)'", said)[1]
-    finally:
-        for pid in _processes_of(temp, PORT):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _processes_of(temp: str, port: int) -> set[int]:
-    """The cluster's processes: those naming its temp dir or port, and their descendants
-    (Ray renames some, e.g. `ray::DashboardAgent`, and detaches them from `ray start`)."""
-    parents, named = {}, set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            parents[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
-            cmdline = (proc / "cmdline").read_text()
-        except OSError:
-            continue
-        if temp in cmdline or re.search(rf":{port}\b", cmdline):  # not :63970
-            named.add(int(proc.name))
-    found = set(named)
-    while grown := {pid for pid, parent in parents.items() if parent in found} - found:
-        found |= grown
-    return found
+    """A one-node cluster started as a user starts one (Ray's default: a token), always stopped,
+    by its own processes' ids."""
+    with ray_nodes.head(PORT, cpus=2) as cluster:
+        assert "Token authentication is enabled" in cluster.said  # nothing was set
+        yield cluster.address
 
 
 def _train(tmp_path, tiny_recipe, address: str, **env: str) -> subprocess.CompletedProcess:
@@ -121,10 +71,7 @@ def _train(tmp_path, tiny_recipe, address: str, **env: str) -> subprocess.Comple
     raw["ray"] = {"address": address, "cpus_per_worker": 1}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
-    return subprocess.run(
-        [sys.executable, "-m", "r1kit.cli", "train", str(path), "--overwrite"],
-        capture_output=True, text=True, timeout=600, env={**_without_auth_settings(), **env},
-    )  # fmt: skip
+    return ray_nodes.train(str(path), "--overwrite", **env)
 
 
 @pytest.mark.slow

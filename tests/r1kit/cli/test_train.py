@@ -122,6 +122,7 @@ ALLOWED = {
     "learner.strategy": "ddp",
     "ray.cpus_per_rank": 2.0,
     "ray.gpus_per_rank": 1.0,
+    "ray.placement": "spread",
     "scoring.workers": 1,
     "output.report_to": [],
 }

@@ -7,10 +7,11 @@ import ray
 import torch
 
 from grpo.objective import PolicyGradient, forking_tokens, whole_batch_values
+from r1kit.errors import NodeLost
 from r1kit.learner.batch import Batch
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
-from r1kit.learner.ranks import LearnerGroup, split_batch, start_ranks, subset
+from r1kit.learner.ranks import LearnerGroup, Ranks, split_batch, start_ranks, subset
 from r1kit.recipe import validate
 from tests.r1kit.learner.test_core import TEMPERATURE, VARIANTS, _batch, _norm
 
@@ -137,3 +138,25 @@ def test_a_checkpoint_resumes_at_another_world_size_as_if_uninterrupted(ranks, s
     ):
         got = _resumed(saved, resumed, one)
         assert max((got[n] - want[n]).abs().max().item() for n in want) < WEIGHT_TOLERANCE
+
+
+def test_each_rank_s_node_is_known(ranks):
+    here = ray.get_runtime_context().get_node_id()
+    assert [node for node, _ in ranks.nodes] == [here, here]
+
+
+@ray.remote(num_cpus=0)
+class _Rank:
+    def call(self, method: str, *args):
+        return method
+
+
+def test_a_rank_whose_actor_is_gone_is_a_node_lost_naming_it_and_its_node(ranks):
+    actors = [_Rank.remote(), _Rank.remote()]
+    group = LearnerGroup.__new__(LearnerGroup)  # the group's calls, without building learners
+    group.ranks = actors
+    group.group = Ranks(actors, None, [("a1", "10.0.0.1"), ("b2", "10.0.0.2")])
+    group.set_lr(0.1)
+    ray.kill(actors[1])
+    with pytest.raises(NodeLost, match=r"learner rank 1 on node b2 \(10.0.0.2\) was lost: "):
+        group.set_lr(0.1)
