@@ -10,7 +10,7 @@ two rollout workers and two learner ranks, once with `r1kit train` and once thro
 step 1 is logged, with the learner in the driver (the lost rollout worker is re-placed and the
 run goes on), then, once step 2 is logged (step 1 checkpointed), with a learner rank on it (the
 run stops, exit 3; `--resume` finishes on the head; its final weights are compared with an
-uninterrupted run's; DDP ranks: FSDP ranks resumed at world size 2 fail to load, a known bug).
+uninterrupted run's; DDP ranks).
 Prints each run's placement, exit code, wall time and what it said about the loss. The nodes
 are stopped at the end by their own processes' ids (never `ray stop`: other clusters on the
 machine are left alone).
@@ -103,7 +103,6 @@ def _lose_a_rank(cluster: Cluster, recipe: Callable[..., dict], directory: Path)
     """A learner rank on the second node, stopped after step 2: exit 3; `--resume` finishes on
     the head, compared with an uninterrupted run of the same recipe."""
     node, runs = cluster.nodes[-1], directory / "runs"
-    # ddp: fsdp ranks resumed at world_size 2 from a checkpoint fail on loading (a separate bug)
     learner = {"world_size": 2, "strategy": "ddp"}
     sections = {**TWO_BY_TWO, "learner": learner, "train": {"steps": 4, "save_every": 1}}
     path = on_cluster(recipe, directory, "lose-rank", **sections)

@@ -115,6 +115,7 @@ class RankLearner(Learner):
     def load_weights(self, weights: dict[str, torch.Tensor]):
         """Full tensors by name, each rank keeping its shard (torch's distributed state dict)."""
         options = StateDictOptions(full_state_dict=True, strict=False)
+        _reshard(self.model)
         return set_model_state_dict(self.model, weights, options=options)
 
     def state_dict(self) -> dict:
@@ -153,6 +154,15 @@ class RankLearner(Learner):
     def _trainable_names(self) -> list[str]:
         """Parameter names in the optimizer's order (the same on every rank and in one process)."""
         return [n for n, p in self.model.named_parameters() if p.requires_grad]
+
+
+def _reshard(model: nn.Module) -> None:
+    """Put every FSDP module back in its sharded state. FSDP2 leaves the root's parameters
+    (embeddings, final norm, head) unsharded after a forward pass with no backward (a
+    log-prob pass); loading full tensors into them then mixes plain tensors with DTensors."""
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
 
 
 def _full(tensor: torch.Tensor) -> torch.Tensor:

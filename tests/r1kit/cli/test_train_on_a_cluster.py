@@ -97,8 +97,7 @@ def test_a_lost_node_s_rollout_workers_are_replaced_and_the_run_goes_on(
 def test_a_lost_learner_rank_stops_the_run_and_resume_continues_exactly(
     tmp_path, tiny_recipe, cluster
 ):
-    # ddp: resuming fsdp ranks at world_size 2 from a checkpoint fails on main too (exit 2,
-    # "mixed torch.Tensor and DTensor" loading the root module's weights): a separate bug.
+    # ddp here; fsdp ranks resuming at world_size 2: tests/r1kit/learner/test_ranks_train.py
     sections = {
         "rollout": {"workers": 2},
         "learner": {"world_size": 2, "strategy": "ddp"},

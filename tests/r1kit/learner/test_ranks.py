@@ -100,6 +100,18 @@ def test_two_ranks_give_one_process_s_token_values(ranks):
         ), key
 
 
+def test_fsdp_ranks_load_whole_weights_after_a_forward_only_pass(ranks):
+    # FSDP2 leaves the root's parameters unsharded after a forward with no backward (a
+    # log-prob pass); a resume's weights must still load into them.
+    recipe = _recipe(strategy="fsdp")
+    group = LearnerGroup(ranks, recipe)
+    group.token_values(_batch())
+    want = {n: t + 0.5 for n, t in _learner(recipe).named_weights()}
+    group.load_weights(want)
+    got = dict(group.named_weights())
+    assert max((got[n] - want[n]).abs().max().item() for n in want) == 0.0
+
+
 def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
     batch = _batch()  # prompts of 5 and 3 tokens, 4 completions each
     shards = split_batch(batch, 2)
