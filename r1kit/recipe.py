@@ -39,6 +39,8 @@ from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 from rollout.engines import EngineSpec, Placement
 from rollout.types import SamplingParams
 
+PENDING = "pending"  # validation context: paths a pipeline's earlier stage will write
+
 # A run's seed: numpy's generators (the bootstrap's) refuse negative ones.
 Seed = Annotated[int, Field(ge=0)]
 
@@ -561,8 +563,14 @@ def find_recipe(path: Path) -> Path:
     )
 
 
-def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
-    """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
+def validate(
+    raw: dict,
+    source: str = "recipe",
+    schema: type[Section] = Recipe,
+    pending: frozenset = frozenset(),
+):
+    """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError.
+    `pending`: paths an earlier pipeline stage will write, whose existence is not checked yet."""
     for old, new in getattr(schema, "moved_fields", {}).items():
         if _holds(raw, old):
             raise RecipeError(f"{source}: {old}: moved to {new}")
@@ -572,7 +580,7 @@ def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
             "([tensorboard] is the default; [] for none)"
         )
     try:
-        return schema.model_validate(raw)
+        return schema.model_validate(raw, context={PENDING: pending})
     except ValidationError as err:
         raise RecipeError(f"{source}: invalid recipe\n" + _explain(err, schema)) from None
 

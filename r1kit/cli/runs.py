@@ -84,19 +84,19 @@ def clear_for_new_run(run: RunDir, overwrite: bool) -> None:
 
 
 def fit_until_stopped(
-    command: str, run: RunDir, fit: Callable[[], int | None], where: Callable[[], str]
+    resume_with: str, run: RunDir, fit: Callable[[], int | None], where: Callable[[], str]
 ) -> None:
     """Run `fit`, which returns the signal that stopped it at a safe point (after its
     checkpoint) or None; a stop prints where it stopped (`where`) and the command that
-    continues, and exits 128 + the signal, so a scheduler sees a pre-empted run. A full or
-    read-only disk says the same command, once the disk is fixed."""
+    continues (`resume_with`), and exits 128 + the signal, so a scheduler sees a pre-empted
+    run. A full or read-only disk says the same command, once the disk is fixed."""
     try:
         stopped = fit()
     except DiskFault as fault:
         saved = run.saved()
         kept = f"from step-{saved[-1][0]}, intact" if saved else "from the start: none was saved"
         raise DiskFault(
-            f"{fault}; then continue with: r1kit {command} --resume {run.path} ({kept})",
+            f"{fault}; then continue with: {resume_with} ({kept})",
             fault.errno,
         ) from None
     except StopNow as stop:
@@ -106,7 +106,6 @@ def fit_until_stopped(
         run.close()
     if stopped is not None:
         console.print(
-            f"stopped by {signal.Signals(stopped).name} {where()}; "
-            f"continue with: r1kit {command} --resume {run.path}"
+            f"stopped by {signal.Signals(stopped).name} {where()}; continue with: {resume_with}"
         )
         raise typer.Exit(exit_code(stopped))
