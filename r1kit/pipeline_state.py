@@ -1,5 +1,6 @@
 """A pipeline's progress, `pipeline.json` in its run directory: each stage that started, the
-fingerprint of the recipe it started with (`stage_hash`), and whether it finished. Resume reads
+fingerprint of the recipe it started with (`stage_hash`), and whether it finished (with its
+wall time and the peak RSS of the process by then). Resume reads
 it to skip finished stages and to refuse one whose recipe has changed since it started."""
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ class PipelineState:
         self.stages.setdefault(name, {"hash": fingerprint, "finished": False})
         self._write()
 
-    def finish(self, name: str) -> None:
-        self.stages[name]["finished"] = True
+    def finish(self, name: str, measured: dict[str, float]) -> None:
+        """Record that stage `name` finished, with what it took (`measured`: its wall time,
+        the process's peak RSS so far)."""
+        self.stages[name] |= {"finished": True, **measured}
         self._write()
 
     def _read(self) -> dict[str, dict]:

@@ -10,14 +10,15 @@ from r1kit import durable
 from r1kit.plot import plot_pass_at_1
 
 HEADER = (
-    "| stage | kind | before: pass@1 [95% CI] | format | after: pass@1 [95% CI] | format |\n"
-    "|---|---|---|---|---|---|\n"
+    "| stage | kind | before: pass@1 [95% CI] | format | after: pass@1 [95% CI] | format "
+    "| wall | peak RSS |\n|---|---|---|---|---|---|---|---|\n"
 )
 
 
 def write_summary(run_dir: Path, rows: list[dict]) -> str:
     """Write the summary of `rows` ({"stage", "kind", "before", "after"}: an evaluation
-    summary or None each) into `run_dir`; return its markdown table."""
+    summary or None each; "wall_s", "peak_rss_gib": the process's peak by the stage's end)
+    into `run_dir`; return its markdown table."""
     table = HEADER + "".join(_row(row) for row in rows)
     durable.write_text(run_dir / "summary.json", json.dumps(rows, indent=2))
     durable.write_text(run_dir / "summary.md", table)

@@ -4,6 +4,8 @@ RUN` continues at the stage it stopped in (inside it as that command does)."""
 
 from __future__ import annotations
 
+import resource
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -52,9 +54,11 @@ def pipeline(
             if not state.finished(stage.name):
                 console.print(f"[bold]{stage.label}[/] {stage.kind} -> {stage.run.path}")
                 state.start(stage.name, stage.fingerprint)
+                began = time.monotonic()
                 run_stage(stage, f"r1kit pipeline --resume {run.path}")
-                state.finish(stage.name)
-        table = write_summary(run.path, [before_after(stage) for stage in stages])
+                state.finish(stage.name, _measured(began))
+        rows = [before_after(stage) | _cost(state.stages[stage.name]) for stage in stages]
+        table = write_summary(run.path, rows)
     console.print(table, highlight=False)
     console.print(
         f"done: {run.path}  (summary.md, summary.png; final model: {stages[-1].run.final})"
@@ -78,6 +82,20 @@ def _pipeline_recipe(
         resolved = load_pipeline(recipe, overrides)
     resolved.output.dir, resolved.output.name = str(run.path.parent), run.path.name
     return resolved, run
+
+
+def _measured(began: float) -> dict[str, float]:
+    """A finished stage's wall time and this process's peak RSS so far (GiB)."""
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return {
+        "wall_s": round(time.monotonic() - began, 1),
+        "peak_rss_gib": round(peak_kib / 2**20, 2),
+    }
+
+
+def _cost(recorded: dict) -> dict:
+    """What the stage took, as recorded when it finished (a stage resumed: its last part)."""
+    return {key: recorded.get(key) for key in ("wall_s", "peak_rss_gib")}
 
 
 def _refuse_changed(stages: list[Stage], state: PipelineState) -> None:
