@@ -122,7 +122,7 @@ def _print_plan(pipeline: PipelineRecipe, stages: list[Stage], state: PipelineSt
         lines.append(f"  {stage.label:<24} {stage.kind:<8} -> {stage.run.path}{status}")
         for field, value in _references(stage, pipeline):
             lines.append(f"      {field}: {value}")
-    console.print("\n".join(lines), highlight=False)
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)
 
 
 def _references(stage: Stage, pipeline: PipelineRecipe) -> list[tuple[str, str]]:
