@@ -26,6 +26,7 @@ from r1kit.recipe import (
     Section,
     apply_override,
     find_recipe,
+    read_mapping,
     validate,
 )
 
@@ -75,7 +76,7 @@ class PipelineRecipe(Section):
 def load_pipeline(path: Path, overrides: list[str] = ()) -> PipelineRecipe:
     """Read a pipeline recipe file; see `pipeline_from`."""
     path = find_recipe(path)
-    raw = _read_mapping(path)
+    raw = read_mapping(path)
     raw.setdefault("output", {}).setdefault("name", path.stem)
     return pipeline_from(raw, str(path), path.parent, overrides)
 
@@ -99,7 +100,7 @@ def pipeline_from(raw: dict, source: str, base: Path, overrides: list[str] = ())
     for index, stage in enumerate(recipe.stages):
         if isinstance(stage.recipe, str):
             try:
-                stage.recipe = _read_mapping(_stage_file(stage.recipe, base))
+                stage.recipe = read_mapping(_stage_file(stage.recipe, base))
             except RecipeError as err:
                 raise RecipeError(f"{source}: {where(recipe, index)}: recipe: {err}") from None
     return recipe
@@ -183,16 +184,6 @@ def _resolve(reference: str, place: _Place, field: str) -> str:
             + ", ".join(makes)
         )
     return output_path(recipe, name, output)
-
-
-def _read_mapping(path: Path) -> dict:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise RecipeError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
-    return raw
 
 
 def _stage_file(name: str, base: Path) -> Path:

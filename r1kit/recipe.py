@@ -527,16 +527,22 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
     """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
     recipe unless told, e.g. distill's); RecipeError on any mistake."""
     path = find_recipe(Path(path))
+    raw = read_mapping(path)
+    for override in overrides:
+        apply_override(raw, override)
+    raw.setdefault("output", {}).setdefault("name", path.stem)
+    return validate(raw, source=str(path), schema=schema)
+
+
+def read_mapping(path: Path) -> dict:
+    """A recipe file's raw mapping; RecipeError when it is not YAML or not a mapping."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
-    for override in overrides:
-        apply_override(raw, override)
-    raw.setdefault("output", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path), schema=schema)
+    return raw
 
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # shipped with the package

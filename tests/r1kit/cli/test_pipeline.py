@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from r1kit.cli import RECIPES_DIR, app
+from tests.r1kit.cli import stop_script
 
 runner = CliRunner()
 
@@ -142,37 +144,21 @@ def test_a_stage_override_on_the_command_line_reaches_that_stage_only(tmp_path, 
     assert "stages.2 (student)" in result.output
 
 
-# `r1kit pipeline` in a subprocess whose learner sends itself SIGTERM at its Nth step.
-TERMINATED_AT_STEP = """
-import os, signal, sys
-from r1kit.learner.core import Learner
-
-real_step, steps = Learner.step, []
-
-def step(*args):
-    steps.append(1)
-    if len(steps) == int(os.environ["STOP_AT"]):
-        os.kill(os.getpid(), signal.SIGTERM)
-    return real_step(*args)
-
-Learner.step = step
-from r1kit.cli import main
-
-sys.argv[0] = "r1kit"
-main()
-"""
-
-
 def test_sigterm_in_stage_2_of_3_then_resume_gives_the_uninterrupted_final_weights(
     tmp_path, pipeline_file
 ):
     path = pipeline_file()
     whole = ["pipeline", path, "--set", "output.name=whole"]
     assert runner.invoke(app, whole).exit_code == 0
-    script = tmp_path / "terminated.py"
-    script.write_text(TERMINATED_AT_STEP)
-    command = [sys.executable, str(script), "pipeline", path, "--set", "output.name=stopped"]
-    env = {"STOP_AT": "4", "PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+    command = [
+        sys.executable,
+        stop_script.__file__,
+        "pipeline",
+        path,
+        "--set",
+        "output.name=stopped",
+    ]
+    env = {**os.environ, "STOP_AT": "4"}  # the teacher's 2 steps, then SFT step 2 of stage 2
     proc = subprocess.run(
         command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
     )
