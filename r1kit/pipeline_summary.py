@@ -31,9 +31,10 @@ def write_summary(run_dir: Path, rows: list[dict]) -> str:
 
 
 def _row(row: dict) -> str:
-    return (
-        f"| {row['stage']} | {row['kind']} | {_cells(row['before'])} | {_cells(row['after'])} |\n"
-    )
+    cells = f"{_cells(row['before'])} | {_cells(row['after'])}"
+    wall = "-" if row.get("wall_s") is None else f"{row['wall_s'] / 60:.1f} min"
+    rss = "-" if row.get("peak_rss_gib") is None else f"{row['peak_rss_gib']:.2f} GiB"
+    return f"| {row['stage']} | {row['kind']} | {cells} | {wall} | {rss} |\n"
 
 
 def _cells(summary: dict | None) -> str:
