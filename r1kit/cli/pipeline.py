@@ -59,7 +59,7 @@ def pipeline(
                 state.finish(stage.name, _measured(began))
         rows = [before_after(stage) | _cost(state.stages[stage.name]) for stage in stages]
         table = write_summary(run.path, rows)
-    console.print(table, highlight=False)
+    console.print(table, highlight=False, soft_wrap=True)
     console.print(
         f"done: {run.path}  (summary.md, summary.png; final model: {stages[-1].run.final})"
     )
