@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, model_validator
 
 from r1kit.choices import Schedule
 from r1kit.recipe import (
     DATA_SUFFIXES,
+    PENDING,
     DataConfig,
     EngineConfig,
     MicroBatchConfig,
@@ -56,11 +57,12 @@ class TracesConfig(Section):
     completion_column: str = "completion"
 
     @model_validator(mode="after")
-    def _file_exists(self) -> TracesConfig:
+    def _file_exists(self, info: ValidationInfo) -> TracesConfig:
         path = Path(self.source)
         if path.suffix not in DATA_SUFFIXES - {".csv"}:
             raise ValueError(f"traces.source must be a .jsonl, .json or .parquet file: {path}")
-        if not path.is_file():
+        pending = (info.context or {}).get(PENDING, ())  # a pipeline's earlier stage writes it
+        if not path.is_file() and self.source not in pending:
             raise ValueError(f"traces file not found: {path}")
         return self
 

@@ -8,11 +8,12 @@ from distill.recipe import DistillRecipe
 from r1kit.references import check_model_name, check_rewards
 
 
-def check_distill_references(recipe: DistillRecipe) -> None:
-    """Raise RecipeError naming the field of the first reference that cannot be had."""
-    if recipe.student.from_ is None:
+def check_distill_references(recipe: DistillRecipe, pending: frozenset = frozenset()) -> None:
+    """Raise RecipeError naming the field of the first reference that cannot be had; a model
+    in `pending` is one a pipeline's earlier stage will write."""
+    if recipe.student.from_ is None and recipe.student.name not in pending:
         check_model_name(recipe.student.name, recipe.output.dir, "student.name")
-    if recipe.teacher is not None:
+    if recipe.teacher is not None and recipe.teacher not in pending:
         check_model_name(recipe.teacher, recipe.output.dir, "teacher")
     if recipe.mode == "on_policy":
         check_rewards(recipe.on_policy.rewards, "on_policy.rewards")

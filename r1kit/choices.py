@@ -18,3 +18,5 @@ TrackerName = Literal["tensorboard", "wandb", "mlflow", "trackio"]  # output.rep
 SyncAction = Literal["error", "warn", "off"]  # what a failed weight-sync check does
 Strategy = Literal["ddp", "fsdp"]  # how learner ranks share the model (docs/scale_out.md)
 KLIn = Literal["loss", "reward"]  # where the beta KL penalty goes (docs/grpo_losses.md)
+StageKind = Literal["train", "distill"]  # a pipeline stage: the command whose recipe it holds
+StageOutput = Literal["final", "traces"]  # what a later stage may refer to: stages.NAME.OUTPUT

@@ -41,6 +41,8 @@ from rewards.scoring import MAX_FAILURE_FRAC, TIMEOUT_S
 from rollout.engines import EngineSpec, Placement
 from rollout.types import SamplingParams
 
+PENDING = "pending"  # validation context: paths a pipeline's earlier stage will write
+
 # A run's seed: numpy's generators (the bootstrap's) refuse negative ones.
 Seed = Annotated[int, Field(ge=0)]
 
@@ -535,16 +537,22 @@ def load_recipe(path: str | Path, overrides: list[str] = (), schema: type[Sectio
     """Read a YAML recipe, apply `key.sub=value` overrides, validate against `schema` (the GRPO
     recipe unless told, e.g. distill's); RecipeError on any mistake."""
     path = find_recipe(Path(path))
+    raw = read_mapping(path)
+    for override in overrides:
+        apply_override(raw, override)
+    raw.setdefault("output", {}).setdefault("name", path.stem)
+    return validate(raw, source=str(path), schema=schema)
+
+
+def read_mapping(path: Path) -> dict:
+    """A recipe file's raw mapping; RecipeError when it is not YAML or not a mapping."""
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}")
-    for override in overrides:
-        apply_override(raw, override)
-    raw.setdefault("output", {}).setdefault("name", path.stem)
-    return validate(raw, source=str(path), schema=schema)
+    return raw
 
 
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # shipped with the package
@@ -571,8 +579,14 @@ def find_recipe(path: Path) -> Path:
     )
 
 
-def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
-    """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError."""
+def validate(
+    raw: dict,
+    source: str = "recipe",
+    schema: type[Section] = Recipe,
+    pending: frozenset = frozenset(),
+):
+    """Validate a recipe mapping, turning pydantic's errors into one readable RecipeError.
+    `pending`: paths an earlier pipeline stage will write, whose existence is not checked yet."""
     for old, new in getattr(schema, "moved_fields", {}).items():
         if _holds(raw, old):
             raise RecipeError(f"{source}: {old}: moved to {new}")
@@ -582,7 +596,7 @@ def validate(raw: dict, source: str = "recipe", schema: type[Section] = Recipe):
             "([tensorboard] is the default; [] for none)"
         )
     try:
-        return schema.model_validate(raw)
+        return schema.model_validate(raw, context={PENDING: pending})
     except ValidationError as err:
         raise RecipeError(f"{source}: invalid recipe\n" + _explain(err, schema)) from None
 

@@ -15,16 +15,20 @@ from rewards.sandbox import SandboxUnavailable, isolation_mode
 from rollout import RolloutSetupError, check_engine
 
 
-def check_references(recipe: Recipe, cluster: bool = True) -> None:
+def check_references(
+    recipe: Recipe, cluster: bool = True, pending: frozenset = frozenset()
+) -> None:
     """Raise RecipeError naming the field when a reward, the sandbox a code reward needs, the
     model, or the rollout engine and its Ray workers cannot be had. Without `cluster` (a dry
-    run, maybe far from the cluster it plans for) Ray is neither started nor asked."""
+    run, maybe far from the cluster it plans for) Ray is neither started nor asked; a model in
+    `pending` is one a pipeline's earlier stage will write."""
     check_rewards(recipe.rewards, "rewards")
     try:
         load_reward(*recipe_correctness(recipe))
     except RewardError as err:
         raise RecipeError(f"train.correctness: {err}") from None
-    check_model_name(recipe.model.name, recipe.output.dir)
+    if recipe.model.name not in pending:
+        check_model_name(recipe.model.name, recipe.output.dir)
     check_engine_section(recipe.rollout, recipe.ray, "rollout", cluster)
     if cluster:
         check_ranks(recipe)

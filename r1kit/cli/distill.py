@@ -60,11 +60,12 @@ def distill(
         return
     with run.lock():
         make_ready(run, resume is not None, overwrite)
-        _distill(resolved, run, resume is not None)
+        run_distill(resolved, run, resume is not None)
 
 
-def _distill(resolved: DistillRecipe, run: RunDir, resume: bool) -> None:
-    """Read the inputs, write the run's config (a new run) and run every stage."""
+def run_distill(resolved: DistillRecipe, run: RunDir, resume: bool, resume_with: str = "") -> None:
+    """Read the inputs, write the run's config (a new run) and run every stage; a stop names
+    `resume_with` (default: this run's `r1kit distill --resume`)."""
     from distill.inputs import prepare  # torch and transformers: slow to import
     from distill.pipeline import Distillation
 
@@ -75,7 +76,7 @@ def _distill(resolved: DistillRecipe, run: RunDir, resume: bool) -> None:
         run.create(resolved, resolved.output.report_to)
     job = Distillation(resolved, run, inputs)
     fit_until_stopped(
-        "distill",
+        resume_with or f"r1kit distill --resume {run.path}",
         run,
         lambda: job.fit(resume=resume),
         lambda: "at a safe point (the last checkpoint and every whole chunk of traces are kept)",

@@ -92,24 +92,24 @@ def clear_for_new_run(run: RunDir, overwrite: bool) -> None:
 
 
 def fit_until_stopped(
-    command: str, run: RunDir, fit: Callable[[], int | None], where: Callable[[], str]
+    resume_with: str, run: RunDir, fit: Callable[[], int | None], where: Callable[[], str]
 ) -> None:
     """Run `fit`, which returns the signal that stopped it at a safe point (after its
     checkpoint) or None; a stop prints where it stopped (`where`) and the command that
-    continues, and exits 128 + the signal, so a scheduler sees a pre-empted run. A full or
-    read-only disk says the same command, once the disk is fixed; a node lost with a learner
-    rank says it, and exits NODE_LOST_EXIT."""
+    continues (`resume_with`), and exits 128 + the signal, so a scheduler sees a pre-empted
+    run. A full or read-only disk says the same command, once the disk is fixed; a node lost
+    with a learner rank says it, and exits NODE_LOST_EXIT."""
     try:
         stopped = fit()
     except DiskFault as fault:
         raise DiskFault(
-            f"{fault}; then continue with: r1kit {command} --resume {run.path} ({_kept(run)})",
+            f"{fault}; then continue with: {resume_with} ({_kept(run)})",
             fault.errno,
         ) from None
     except NodeLost as lost:
         console.print(
             f"[bold red]error:[/] {lost}; the run stopped with its last checkpoint; continue on "
-            f"the nodes that remain with: r1kit {command} --resume {run.path} ({_kept(run)})",
+            f"the nodes that remain with: {resume_with} ({_kept(run)})",
             highlight=False,
             soft_wrap=True,
         )
@@ -121,7 +121,6 @@ def fit_until_stopped(
         run.close()
     if stopped is not None:
         console.print(
-            f"stopped by {signal.Signals(stopped).name} {where()}; "
-            f"continue with: r1kit {command} --resume {run.path}"
+            f"stopped by {signal.Signals(stopped).name} {where()}; continue with: {resume_with}"
         )
         raise typer.Exit(exit_code(stopped))

@@ -58,11 +58,12 @@ def train(
         return
     with run.lock():
         make_ready(run, resume is not None, overwrite)
-        _train(resolved, run, resume is not None)
+        run_train(resolved, run, resume is not None)
 
 
-def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
-    """Build the parts, write the run's config (a new run, or a resume's changes) and fit."""
+def run_train(resolved: Recipe, run: RunDir, resume: bool, resume_with: str = "") -> None:
+    """Build the parts, write the run's config (a new run, or a resume's changes) and fit;
+    a stop names `resume_with` (default: this run's `r1kit train --resume`)."""
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.trainer import Trainer
 
@@ -86,7 +87,7 @@ def _train(resolved: Recipe, run: RunDir, resume: bool) -> None:
     if where is not None:
         console.print(describe(where), highlight=False, soft_wrap=True)
     fit_until_stopped(
-        "train",
+        resume_with or f"r1kit train --resume {run.path}",
         run,
         lambda: trainer.fit(resume=resume),
         lambda: f"after step {trainer.step_done} (checkpoint saved)",

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from r1kit.cli import RECIPES_DIR, app
 from r1kit.model_card import front_matter
 from tests.distill.conftest import arithmetic_messages, write_jsonl
+from tests.r1kit.cli import stop_script
 
 runner = CliRunner()
 
@@ -299,27 +300,6 @@ def test_a_teacher_run_not_trained_yet_exits_2_saying_so(tmp_path, monkeypatch):
     assert "runs/r1_zero_arithmetic_smollm2 not found" in result.output
 
 
-# `r1kit distill` in a subprocess whose learner sends itself SIGTERM during SFT step 2.
-TERMINATED_IN_STEP_2 = """
-import os, signal, sys
-from r1kit.learner.core import Learner
-
-real_step, steps = Learner.step, []
-
-def step(*args):
-    steps.append(1)
-    if len(steps) == 2:
-        os.kill(os.getpid(), signal.SIGTERM)
-    return real_step(*args)
-
-Learner.step = step
-from r1kit.cli import main
-
-sys.argv[0] = "r1kit"
-main()
-"""
-
-
 def test_sigterm_during_sft_exits_143_with_a_checkpoint_that_resumes_exactly(tmp_path):
     recipe = recipe_file(
         tmp_path,
@@ -327,10 +307,18 @@ def test_sigterm_during_sft_exits_143_with_a_checkpoint_that_resumes_exactly(tmp
         eval={"before": False, "after": False},
     )
     assert runner.invoke(app, ["distill", recipe, "--set", "output.name=whole"]).exit_code == 0
-    script = tmp_path / "terminated.py"
-    script.write_text(TERMINATED_IN_STEP_2)
-    command = [sys.executable, str(script), "distill", recipe, "--set", "output.name=stopped"]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        stop_script.__file__,
+        "distill",
+        recipe,
+        "--set",
+        "output.name=stopped",
+    ]
+    env = {**os.environ, "STOP_AT": "2"}  # SFT step 2
+    proc = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 143, proc.stdout + proc.stderr
     run = tmp_path / "runs" / "stopped"
     assert f"--resume {run}" in " ".join(proc.stdout.split())
