@@ -16,7 +16,7 @@ def test_a_lost_node_exits_3_naming_it_and_how_to_continue(tmp_path, capsys):
         raise NodeLost("learner rank 1 on node 1a2b (10.0.0.2) was lost: it died")
 
     with pytest.raises(typer.Exit) as stopped:
-        fit_until_stopped("train", run, fit, lambda: "")
+        fit_until_stopped(f"r1kit train --resume {run.path}", run, fit, lambda: "")
     assert stopped.value.exit_code == NODE_LOST_EXIT == 3
     said = " ".join(capsys.readouterr().out.split())
     assert "learner rank 1 on node 1a2b (10.0.0.2) was lost: it died" in said
