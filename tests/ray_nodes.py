@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,13 @@ from pathlib import Path
 import yaml
 
 Completed = subprocess.CompletedProcess
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def ray_cli(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -140,7 +148,13 @@ def head(
     """A head node with Ray's default authentication (a token), always stopped on exit."""
     temp = tempfile.mkdtemp(prefix="r1h", dir="/tmp")
     dashboard = (
-        [f"--dashboard-port={dashboard_port}", "--include-dashboard=true"]
+        # The job agent gets a free port: another Ray node on this machine (a test process's
+        # own `ray.init()`) may hold the default one, and `ray job submit` then finds no agent.
+        [
+            f"--dashboard-port={dashboard_port}",
+            "--include-dashboard=true",
+            f"--dashboard-agent-listen-port={free_port()}",
+        ]
         if dashboard_port
         else ["--include-dashboard=false"]
     )
