@@ -90,18 +90,11 @@ class Cluster:
     def submit(self, *entrypoint: str, timeout: float = 900) -> subprocess.CompletedProcess:
         """`ray job submit -- ENTRYPOINT` to this cluster's dashboard, waiting for the end.
         Ray's own CLI reads the token only with RAY_AUTH_MODE=token (r1kit, in the job, needs
-        nothing set). The head's job agent registers a while after the head is up; until
-        then Ray refuses the job ("No available agent"): asked again, for up to a minute."""
-        deadline = time.monotonic() + 60
-        while True:
-            result = ray_cli(
-                "job", "submit", f"--address={self.dashboard}", "--", *entrypoint,
-                timeout=timeout, env={**without_auth_settings(), "RAY_AUTH_MODE": "token"},
-            )  # fmt: skip
-            refused = "No available agent to submit job" in result.stdout + (result.stderr or "")
-            if not refused or time.monotonic() > deadline:
-                return result
-            time.sleep(2)
+        nothing set)."""
+        return ray_cli(
+            "job", "submit", f"--address={self.dashboard}", "--", *entrypoint, timeout=timeout,
+            env={**without_auth_settings(), "RAY_AUTH_MODE": "token"},
+        )  # fmt: skip
 
     def train(
         self, *args: str, wait: bool = True
