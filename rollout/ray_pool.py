@@ -273,11 +273,23 @@ class RayPool:
 
     def sleep(self) -> None:
         """Every actor's engine frees its GPU memory (queued behind a running rollout)."""
-        ray.get([actor.sleep.remote() for actor in self.actors])
+        self._on_every_actor("sleep")
 
     def wake_up(self, tags: list[str] | None = None) -> None:
         """Every actor's engine takes its memory back."""
-        ray.get([actor.wake_up.remote(tags) for actor in self.actors])
+        self._on_every_actor("wake_up", tags)
+
+    def _on_every_actor(self, method: str, *args: Any) -> None:
+        """`method` on every actor, waited for; an actor found dead is replaced (with the
+        current weights) and the new one is asked in its place."""
+        calls = [(w, a, getattr(a, method).remote(*args)) for w, a in enumerate(self.actors)]
+        for worker, actor, ref in calls:
+            try:
+                ray.get(ref)
+            except ACTOR_GONE as err:
+                if self.actors[worker] is actor:
+                    self._replace(worker, err)
+                ray.get(getattr(self.actors[worker], method).remote(*args))
 
     def _settle_updates(self) -> None:
         """Wait for the queued updates; replace an actor that died taking one (once)."""

@@ -83,6 +83,18 @@ def test_killed_actor_is_replaced_with_the_current_weights(pool, tiny, prompts, 
     assert {c.policy_version for g in groups for c in g} == {pool.version}
 
 
+def test_actor_found_dead_by_sleep_is_replaced_and_sampling_goes_on(pool, tiny, prompts):
+    """The lost node of CI: a worker died between sampling and the learner step's sleep."""
+    new = perturbed(tiny[0], seed=3)
+    pool.update_weights(new.named_parameters())
+    restarts = pool.restarts
+    os.kill(ray.get(pool.actors[1].pid.remote()), signal.SIGKILL)
+    pool.sleep()
+    pool.wake_up()
+    assert pool.restarts == restarts + 1
+    assert _token_ids(pool.generate(prompts, GREEDY)) == _reference(new, tiny[1], prompts)
+
+
 def test_weights_are_put_once_for_all_actors(pool, tiny, monkeypatch):
     puts = []
     original = ray.put
