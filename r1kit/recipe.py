@@ -432,6 +432,29 @@ class TrainConfig(Section):
     mask_truncated: bool = False  # DAPO overlong filtering: truncated completions teach nothing
 
 
+class ToolsConfig(Section):
+    """Tool-integrated reasoning: the model writes `<python>code</python>` while it reasons, the
+    code runs in the code sandbox and its output comes back as `<output>...</output>`, up to
+    `max_turns` calls per completion (r1kit/tool_use.py)."""
+
+    enabled: bool = False
+    call: tuple[str, str] = ("<python>", "</python>")  # the tags around a call's code
+    output: tuple[str, str] = ("<output>", "</output>")  # the tags around its observation
+    max_turns: int = Field(2, ge=1)  # tool calls per completion; a call past them ends it
+    timeout_s: float = Field(5.0, gt=0.0)  # per call, wall clock; the sandbox's limit
+    memory_mb: int = Field(512, gt=0)  # per call
+    max_output_chars: int = Field(200, gt=0)  # an observation's text is cut to this
+    step_budget_s: float = Field(120.0, gt=0.0)  # tool seconds per sampling call; then skipped
+    workers: int = Field(4, ge=1)  # calls run at once
+
+    @model_validator(mode="after")
+    def _tags(self) -> ToolsConfig:
+        tags = [*self.call, *self.output]
+        if any(not tag.strip() for tag in tags) or len(set(tags)) < 4:
+            raise ValueError(f"tools: call and output need four distinct non-empty tags: {tags}")
+        return self
+
+
 class OutputConfig(Section):
     dir: str = "runs"
     name: str | None = None  # None: the recipe's file name
@@ -477,6 +500,7 @@ class Recipe(Section):
     scoring: ScoringConfig = ScoringConfig()
     learner: LearnerConfig = LearnerConfig()
     train: TrainConfig = TrainConfig()
+    tools: ToolsConfig = ToolsConfig()
     output: OutputConfig = OutputConfig()
     changes: list[Change] = []  # written by `--resume --set`: what changed mid-run, and when
 
@@ -512,7 +536,23 @@ class Recipe(Section):
                 f"({self.rollout.group_size}): pass@k needs k <= G completions per prompt"
             )
         self._ranks_fit()
+        self._tools_fit()
         return self
+
+    def _tools_fit(self) -> None:
+        """Settings tool calls cannot run with."""
+        if not self.tools.enabled:
+            return
+        if self.rollout.async_:
+            raise ValueError(
+                "tools.enabled with rollout.async: a trajectory's later turns would sample with "
+                "newer weights than its first; turn one of them off"
+            )
+        if self.tools.call[1] in self.rollout.stop:
+            raise ValueError(
+                f"rollout.stop: {self.tools.call[1]!r} is tools.call's closing tag: generation "
+                "stops there to run the call; remove it from rollout.stop"
+            )
 
     def _ranks_fit(self) -> None:
         """Settings a learner of several ranks cannot run with (docs/scale_out.md)."""

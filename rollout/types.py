@@ -41,9 +41,24 @@ class SamplingParams:
             raise ValueError("SamplingParams: " + "; ".join(problems))
 
 
+ToolStatus = Literal["ok", "error", "timeout", "skipped"]  # skipped: the tool time budget was spent
+
+
+@dataclass
+class ToolCall:
+    """One tool call inside a multi-turn completion: the code the model wrote and what came
+    back to it (the observation's text, truncated as the model saw it)."""
+
+    code: str
+    output: str
+    status: ToolStatus
+    seconds: float = 0.0
+
+
 @dataclass
 class Completion:
-    """One sampled completion of one prompt."""
+    """One sampled completion of one prompt (with tools: a trajectory of model turns and tool
+    observations, all in `token_ids`)."""
 
     token_ids: list[int]
     # log p(token) under the distribution the token was sampled from (after temperature,
@@ -54,6 +69,18 @@ class Completion:
     prompt_token_ids: list[int] = field(default_factory=list)
     # How many weight updates the engine had taken when it sampled this completion.
     policy_version: int = 0
+    # With tools, per token: True where the model wrote it, False in a tool's observation (in
+    # the context, out of the loss). None: a single-turn completion, every token the model's.
+    model_tokens: list[bool] | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # With tools, the model's own text, observations left out: what rewards read, so that a
+    # tool's output can never pass for the model's answer. None: `text`.
+    own_text: str | None = None
+
+    @property
+    def model_text(self) -> str:
+        """The text the model wrote itself (all of `text` for a single-turn completion)."""
+        return self.text if self.own_text is None else self.own_text
 
 
 class Engine(Protocol):
