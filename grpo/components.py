@@ -17,6 +17,7 @@ from r1kit.learner.policy import adapter_config, adapter_weights, load_policy
 from r1kit.models import load_model, load_tokenizer, model_dir
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness, recipe_rewards
+from r1kit.tool_use import ToolEngine
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
 from rollout import Engine, ModelSource, open_engine
@@ -121,7 +122,8 @@ def _engine(
     spec = recipe.rollout.spec(recipe.ray)
     if adapter_only:  # the engine serves the base model with LoRA layers for this adapter
         spec = replace(spec, options={**spec.options, "lora": adapter_config(learner.model)})
-    return open_engine(spec, model, seed=recipe.seed)
+    engine = open_engine(spec, model, seed=recipe.seed)
+    return ToolEngine(engine, tokenizer, recipe.tools) if recipe.tools.enabled else engine
 
 
 def _device() -> str:
