@@ -136,7 +136,7 @@ def to_batch(
 
 
 def _model_tokens(completions: Sequence[Completion]) -> list[list[bool]] | None:
-    """Per completion, which tokens the model wrote; None when none has a tool observation."""
+    """Per completion, which tokens the model wrote; None when every one is single-turn."""
     if all(c.model_tokens is None for c in completions):
         return None
     flags = []
