@@ -146,7 +146,8 @@ def whole_batch_values(learner: Learner, batch: Batch, cfg: LearnerConfig) -> di
 
 def forking_tokens(values: dict, batch: Batch, top_q: float) -> list[torch.Tensor] | None:
     """Per sequence, the completion tokens whose entropy (`values`, `whole_batch_values`) is
-    in the top `top_q` of the whole batch's valid tokens, by the policy before the step
+    in the top `top_q` of the whole batch's counted tokens (the model's own, of sequences in
+    the loss), by the policy before the step
     (Wang et al. 2025); None at q = 1."""
     if top_q == 1:
         return None
@@ -156,18 +157,21 @@ def forking_tokens(values: dict, batch: Batch, top_q: float) -> list[torch.Tenso
     valid = torch.zeros(len(batch), width, dtype=torch.bool)
     for i, row in enumerate(entropy):
         padded[i, : len(row)] = row
-        valid[i, : len(row)] = batch.loss_mask[i]
+        valid[i, : len(row)] = batch.counted(i)
     keep = high_entropy_mask(padded, valid, top_q)
     return [keep[i, : len(row)] for i, row in enumerate(entropy)]
 
 
 def kl_penalties(values: dict, batch: Batch, cfg: LearnerConfig) -> torch.Tensor:
-    """[N] beta sum_t KL_t(pi_old, pi_ref) of each sequence under `kl_estimator`, from
+    """[N] beta sum_t KL_t(pi_old, pi_ref) over each sequence's own tokens (a tool's
+    observation is not the policy's) under `kl_estimator`, from
     `values` (`whole_batch_values`): what `kl_in: reward` subtracts from its reward before the
     advantages (verl's `use_kl_in_reward`, OpenRLHF's default; Ouyang et al. 2022, Eq. 2); 0s
     with `kl_in: loss`."""
     if cfg.kl_in == "loss":
         return torch.zeros(len(batch))
     kl = KL_ESTIMATORS.pick(cfg.kl_estimator)
-    pairs = zip(values["logprobs"], values["ref_logprobs"], strict=True)
-    return torch.tensor([cfg.beta * kl(logp, ref).sum().item() for logp, ref in pairs])
+    pairs = enumerate(zip(values["logprobs"], values["ref_logprobs"], strict=True))
+    return torch.tensor(
+        [cfg.beta * kl(logp, ref)[batch.own_tokens(i)].sum().item() for i, (logp, ref) in pairs]
+    )

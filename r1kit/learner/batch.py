@@ -5,6 +5,10 @@ completion). Shared prefix (r1kit/learner/prefix.py): one row per group of compl
 prompt, the prompt encoded once. Either way the per-completion tensors ([B, C]) are right-aligned
 in a window of C = the longest completion, and `source` says which hidden state predicts
 each of their tokens, so the learner only ever computes logits for completion tokens.
+
+A multi-turn completion (tool use) holds tool observations among its tokens: they are fed to
+the model (later tokens attend to them) but `model_tokens` keeps them out of `mask`, and so out
+of every token-level quantity of the loss and of the token-level normaliser.
 """
 
 from __future__ import annotations
@@ -31,15 +35,27 @@ class Batch:
     # Per completion token, whether its policy-gradient term counts (GRPO's entropy_top_q);
     # None: every token. Chosen over the whole batch before it is split.
     selected: list[torch.Tensor] | None = None
+    # Per completion token, True where the model wrote it, False in a tool's observation;
+    # None: every token is the model's (single-turn).
+    model_tokens: list[list[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self.completion_ids)
 
+    def own_tokens(self, i: int) -> torch.Tensor:
+        """[n] bool: which completion tokens of sequence `i` the model wrote itself."""
+        if self.model_tokens is None:
+            return torch.ones(len(self.completion_ids[i]), dtype=torch.bool)
+        return torch.tensor(self.model_tokens[i], dtype=torch.bool)
+
+    def counted(self, i: int) -> torch.Tensor:
+        """[n] bool: the completion tokens of sequence `i` that count in the loss: the model's
+        own, of a sequence not left out."""
+        return self.own_tokens(i) & self.loss_mask[i]
+
     def num_tokens(self) -> int:
         """Completion tokens that count in the loss: the token-level normaliser."""
-        return sum(
-            len(ids) for ids, keep in zip(self.completion_ids, self.loss_mask, strict=True) if keep
-        )
+        return sum(int(self.counted(i).sum()) for i in range(len(self)))
 
     def shares_prompts(self) -> bool:
         """Whether some sequences have one prompt (a group of samples): what packing saves."""
@@ -89,7 +105,7 @@ class Batch:
             if n == 0:
                 continue
             targets[row, width - n :] = torch.tensor(self.completion_ids[i])
-            mask[row, width - n :] = float(self.loss_mask[i])
+            mask[row, width - n :] = self.counted(i).float()
             rollout[row, width - n :] = torch.tensor(self.rollout_logprobs[i])
             if old is not None and self.old_logprobs[i] is not None:
                 old[row, width - n :] = self.old_logprobs[i]
@@ -115,7 +131,23 @@ def to_batch(
         # A truncated answer says nothing about its reward.
         loss_mask=[not (mask_truncated and c.finish_reason == "length") for c in completions],
         old_logprobs=[torch.tensor(c.logprobs) for c in completions] if engine_old else None,
+        model_tokens=_model_tokens(completions),
     )
+
+
+def _model_tokens(completions: Sequence[Completion]) -> list[list[bool]] | None:
+    """Per completion, which tokens the model wrote; None when every one is single-turn."""
+    if all(c.model_tokens is None for c in completions):
+        return None
+    flags = []
+    for i, c in enumerate(completions):
+        own = [True] * len(c.token_ids) if c.model_tokens is None else list(c.model_tokens)
+        if len(own) != len(c.token_ids):
+            raise ValueError(
+                f"completion {i} has {len(own)} model_tokens flags for {len(c.token_ids)} tokens"
+            )
+        flags.append(own)
+    return flags
 
 
 @dataclass
@@ -151,7 +183,7 @@ class MicroBatch:
     position_ids: torch.Tensor  # [R, L]
     source: torch.Tensor  # [B, C] flat index into the [R * L] hidden states; -1: no token
     targets: torch.Tensor  # [B, C] completion tokens, right-aligned
-    mask: torch.Tensor  # [B, C] 1 where a completion token counts
+    mask: torch.Tensor  # [B, C] 1 where a token counts: the model's own, in the loss
     rollout_logprobs: torch.Tensor  # [B, C]
     old_logprobs: torch.Tensor | None  # [B, C]
     advantages: torch.Tensor  # [B]

@@ -275,6 +275,7 @@ def subset(batch: Batch, rows: list[int]) -> Batch:
         loss_mask=[batch.loss_mask[i] for i in rows],
         old_logprobs=None if old is None else [old[i] for i in rows],
         selected=None if batch.selected is None else [batch.selected[i] for i in rows],
+        model_tokens=None if batch.model_tokens is None else [batch.model_tokens[i] for i in rows],
     )
 
 

@@ -25,6 +25,17 @@ def _two_sequences() -> Batch:
     )
 
 
+def _with_observations(garbage: float) -> Batch:
+    """`_two_sequences` as tool-use trajectories: two observation tokens inside the first
+    completion and one before the second's token, `garbage` in every per-token value there."""
+    batch = _two_sequences()
+    batch.completion_ids = [[5, 90, 91, 6], [92, 7]]
+    batch.model_tokens = [[True, False, False, True], [False, True]]
+    batch.rollout_logprobs = [[-1.0, garbage, garbage, -1.0], [garbage, -2.0]]
+    batch.old_logprobs = [torch.tensor(row) for row in batch.rollout_logprobs]
+    return batch
+
+
 def _loss(objective: PolicyGradient, batch: Batch, logprobs, entropy):
     """`objective`'s loss of `batch` as one micro-batch, the per-token inputs given per
     sequence (right-aligned) and put in the micro-batch's order."""
@@ -47,6 +58,33 @@ def test_the_dapo_loss_clips_each_token_s_ratio_and_divides_by_the_batch_tokens(
     assert stats["ratio_sum"] == pytest.approx(math.exp(0.5) + 1 + math.exp(-0.5))
     assert stats["entropy_sum"] == pytest.approx(6.0)  # the padding's 9 does not count
     assert stats["mismatch_kl_sum"] == pytest.approx(0.0)  # old == the engine's
+
+
+OBSERVATION_VARIANTS = [
+    {},
+    {"loss": "grpo", "ratio_level": "sequence"},  # GSPO: the mean log-ratio of own tokens
+    {"tis": {"level": "token", "cap": 2.0}},
+    {"tis": {"level": "sequence", "cap": 2.0}},
+    {"entropy_coef": 0.1},
+]
+
+
+@pytest.mark.parametrize("garbage", [0.0, 40.0])
+@pytest.mark.parametrize("options", OBSERVATION_VARIANTS)
+def test_observation_tokens_add_nothing_to_the_loss_or_its_statistics(options, garbage):
+    # The learner's own log-probs differ from the engine's (-1, -1 | -2), so TIS and the
+    # mismatch KL are not trivially 1 and 0; observation positions hold `garbage` everywhere.
+    objective = PolicyGradient(LearnerConfig(**options))
+    alone = _loss(objective, _two_sequences(), [[-0.5, -1.0], [0.0, -2.5]], [[1.0, 2.0]] * 2)
+    g = garbage
+    with_tool = _loss(
+        objective,
+        _with_observations(g),
+        [[-0.5, g, g, -1.0], [0.0, 0.0, g, -2.5]],
+        [[1.0, g, g, 2.0], [0.0, 0.0, g, 2.0]],
+    )
+    assert with_tool[0].item() == pytest.approx(alone[0].item(), rel=1e-6)
+    assert with_tool[1] == pytest.approx(alone[1], rel=1e-6)
 
 
 def test_skipped_rows_are_the_zero_advantage_and_masked_ones():
@@ -98,6 +136,22 @@ def test_the_kl_in_the_reward_is_beta_times_each_sequence_s_token_sum():
     penalty = kl_penalties(values, _two_sequences(), cfg.model_copy(update={"kl_estimator": "k3"}))
     assert penalty.tolist() == pytest.approx([0.1 * k for k in k3])
     assert kl_penalties(values, _two_sequences(), LearnerConfig(beta=0.1)).tolist() == [0, 0]
+
+
+def test_the_kl_in_the_reward_sums_the_model_s_own_tokens_only():
+    cfg = LearnerConfig(beta=0.1, kl_in="reward", kl_estimator="k1")
+    values = _values(
+        logprobs=[[-1.0, 0.0, 0.0, -1.0], [0.0, -2.0]],
+        ref_logprobs=[[-1.5, -9.0, -9.0, -0.5], [-9.0, -1.0]],  # the observations' k1 is 9
+    )
+    assert kl_penalties(values, _with_observations(0.0), cfg).tolist() == pytest.approx([0, -0.1])
+
+
+def test_forking_tokens_are_never_observation_tokens_nor_counted_among_the_candidates():
+    # Own tokens' entropies 0.1 0.5 | 0.3; q = 0.4 of those 3 keeps ceil(1.2) = 2: 0.5 and 0.3.
+    values = _values(entropy=[[0.1, 9.0, 9.0, 0.5], [9.0, 0.3]])
+    keep = forking_tokens(values, _with_observations(0.0), 0.4)
+    assert [row.tolist() for row in keep] == [[False, False, False, True], [False, True]]
 
 
 def test_forking_tokens_are_chosen_over_the_whole_batch_s_valid_tokens():

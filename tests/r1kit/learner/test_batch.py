@@ -1,7 +1,10 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
-from r1kit.learner.batch import Batch, to_batch
+from r1kit.learner.batch import Batch, MicroBatch, to_batch
+from r1kit.learner.prefix import packed_micro_batches
 from rollout.types import Completion
 
 
@@ -93,3 +96,60 @@ def test_the_engine_s_logprobs_can_be_the_old_policy():
 def test_normalisers_count_the_tokens_in_the_loss_over_the_whole_batch():
     norm = _batch().normalisers(max_completion_len=16)
     assert (norm.num_tokens, norm.num_sequences, norm.max_completion_len) == (5, 3, 16)
+
+
+# A hand-built tool-use trajectory: the model's call, the tool's observation, the model's answer
+# (token ids standing for "<think>..<python>print(3*4)</python>", "<output>12</output>",
+# "</think><answer>12</answer>"); the engine gives the observation placeholder log-probs of 0.0.
+CALL, OBSERVATION, ANSWER = [11, 12, 13], [21, 22], [31, 32]
+TRAJECTORY = CALL + OBSERVATION + ANSWER
+OWN = [True] * len(CALL) + [False] * len(OBSERVATION) + [True] * len(ANSWER)
+
+
+def _trajectory() -> Completion:
+    logprobs = [-0.5 if own else 0.0 for own in OWN]
+    return Completion(TRAJECTORY, logprobs, "", "stop", [1, 2], model_tokens=OWN)
+
+
+def _plain(batch: Batch) -> MicroBatch:
+    return next(batch.micro_batches(size=4))
+
+
+def _packed(batch: Batch) -> MicroBatch:
+    return next(packed_micro_batches(batch, list(range(len(batch))), size=4))
+
+
+@pytest.mark.parametrize("layout", [_plain, _packed])
+def test_a_trajectory_s_loss_mask_is_zero_exactly_on_its_observation_tokens(layout):
+    single = Completion([7, 8], [-0.1, -0.2], "", "stop", [1, 2])
+    mb = layout(to_batch([_trajectory(), single]))
+    row = mb.rows.index(0)
+    assert mb.targets[row].tolist() == TRAJECTORY  # observations stay in the context
+    assert mb.mask[row].tolist() == [float(own) for own in OWN]
+    assert mb.mask[mb.rows.index(1)].tolist() == [0.0] * 5 + [1.0] * 2
+
+
+def test_a_left_out_trajectory_counts_no_token():
+    batch = to_batch([replace(_trajectory(), finish_reason="length")], mask_truncated=True)
+    assert _plain(batch).mask.sum() == 0 and batch.num_tokens() == 0
+
+
+def test_the_token_normaliser_counts_the_model_s_own_tokens_only():
+    batch = to_batch([_trajectory(), Completion([7, 8], [-0.1, -0.2], "", "stop", [1, 2])])
+    own = len(CALL) + len(ANSWER) + 2
+    assert batch.num_tokens() == own and batch.normalisers(16).num_tokens == own
+
+
+def test_single_turn_completions_carry_no_model_token_flags():
+    assert to_batch(_completions()).model_tokens is None
+
+
+def test_single_turn_completions_beside_a_trajectory_are_all_the_model_s():
+    batch = to_batch([_trajectory(), _completions()[0]])
+    assert batch.model_tokens[1] == [True, True]
+
+
+def test_model_token_flags_of_the_wrong_length_are_rejected_naming_the_completion():
+    bad = replace(_trajectory(), model_tokens=[True, False])
+    with pytest.raises(ValueError, match="completion 1 has 2 model_tokens flags for 7 tokens"):
+        to_batch([_completions()[0], bad])

@@ -1,5 +1,6 @@
-"""The learner core's optimisations change no gradient: shared prefix, skipped zero-gradient
-rows (GRPO's objective drives these, the one every aggregation exercises)."""
+"""The learner core's optimisations change no gradient: shared prefix, micro-batches, skipped
+zero-gradient rows (GRPO's objective drives these, the one every aggregation exercises), on
+single-turn and on multi-turn (tool-use) sequences."""
 
 import copy
 import math
@@ -44,6 +45,23 @@ def _batch() -> Batch:
     )
 
 
+def _multi_turn_batch() -> Batch:
+    """`_batch` as tool-use trajectories: observation tokens at different places in each
+    completion (of a group too), with garbage engine log-probs there."""
+    batch = _batch()
+    batch.model_tokens = [
+        [m == "m" for m in flags]
+        for flags in ("mxxm", "m", "mxmmxm", "mmm", "mm", "mxxxm", "mxm", "mxxm")
+    ]
+    batch.rollout_logprobs = [
+        [-7.0 if own else 3.0 for own in flags] for flags in batch.model_tokens
+    ]
+    return batch
+
+
+BATCHES = [_batch, _multi_turn_batch]
+
+
 def _norm(batch: Batch) -> Normalisers:
     return Normalisers(batch.num_tokens(), len(batch), 8)
 
@@ -70,12 +88,15 @@ def _step(learner: Learner, batch: Batch, store_old: bool = False) -> dict[str, 
     return learner.step(batch, PolicyGradient(cfg, store_old), _norm(batch))
 
 
-def _gradients(learner: Learner, batch: Batch) -> list[torch.Tensor]:
-    """One step's clipped gradient, without the optimizer step."""
+def _metrics_and_gradients(learner: Learner, batch: Batch) -> tuple[dict, list[torch.Tensor]]:
+    """One step's metrics and clipped gradient, without the optimizer step."""
     grads: list[torch.Tensor] = []
     learner.optimizer_step = lambda: grads.extend(p.grad.clone() for p in learner.params) or 0.0
-    _step(learner, batch)
-    return grads
+    return _step(learner, batch), grads
+
+
+def _gradients(learner: Learner, batch: Batch) -> list[torch.Tensor]:
+    return _metrics_and_gradients(learner, batch)[1]
 
 
 def _lora_model():
@@ -92,12 +113,46 @@ def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max((x - y).abs().max().item() for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.parametrize("make_batch", BATCHES)
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_shared_prefix_gives_the_plain_gradient(variant):
+def test_shared_prefix_gives_the_plain_loss_and_gradient(variant, make_batch):
     packed = _learner(**variant, skip_zero_advantage=False)
     plain = _learner(**variant, skip_zero_advantage=False, shared_prefix=False)
     assert packed.shared_prefix and not plain.shared_prefix
-    assert _max_diff(_gradients(packed, _batch()), _gradients(plain, _batch())) < 1e-5
+    metrics, grads = _metrics_and_gradients(packed, make_batch())
+    plain_metrics, plain_grads = _metrics_and_gradients(plain, make_batch())
+    assert metrics["loss"] == pytest.approx(plain_metrics["loss"], abs=1e-6)
+    assert _max_diff(grads, plain_grads) < 1e-5
+
+
+@pytest.mark.parametrize("shared_prefix", [True, False])
+@pytest.mark.parametrize("make_batch", BATCHES)
+def test_micro_batches_give_the_one_batch_loss_and_gradient(make_batch, shared_prefix):
+    tis = {"level": "sequence", "cap": 2.0}
+    options = {"ratio_level": "sequence", "tis": tis, "shared_prefix": shared_prefix}
+    split = _learner(**options, micro_batch_size=2)
+    whole = _learner(**options, micro_batch_size=8)
+    metrics, grads = _metrics_and_gradients(split, make_batch())
+    whole_metrics, whole_grads = _metrics_and_gradients(whole, make_batch())
+    assert metrics["loss"] == pytest.approx(whole_metrics["loss"], abs=1e-6)
+    assert _max_diff(grads, whole_grads) < 1e-5
+
+
+def test_engine_logprobs_on_observation_tokens_change_no_loss_gradient_or_mismatch():
+    """The engine sampled no observation token: its placeholder there is not a log-prob, and
+    neither TIS's weights nor the sync check's mismatch may read it."""
+    runs = []
+    for garbage in (0.0, 3.0):
+        batch = _multi_turn_batch()
+        batch.rollout_logprobs = [
+            [-7.0 if own else garbage for own in flags] for flags in batch.model_tokens
+        ]
+        runs.append(_metrics_and_gradients(_learner(tis={"level": "token", "cap": 2.0}), batch))
+    (metrics, grads), (garbage_metrics, garbage_grads) = runs
+    assert metrics["mismatch_kl"] > 0 and metrics["loss"] != 0
+    for key in ("loss", "mismatch_kl", "entropy", "ratio"):
+        assert garbage_metrics[key] == pytest.approx(metrics[key], rel=1e-6)
+    assert _max_diff(grads, garbage_grads) < 1e-6
 
 
 def test_shared_prefix_gives_the_plain_gradient_with_lora():
@@ -233,8 +288,9 @@ def test_stored_old_logprobs_line_up_with_their_completion_tokens():
         assert (batch.old_logprobs[i] - expected).abs().max() < 1e-5
 
 
-def test_token_values_are_the_step_s_logprobs_and_entropy_whatever_the_micro_batches():
-    batch = _batch()
+@pytest.mark.parametrize("make_batch", BATCHES)
+def test_token_values_are_the_step_s_logprobs_and_entropy_whatever_the_micro_batches(make_batch):
+    batch = make_batch()
     values = _learner(beta=0.1).token_values(batch, reference=True)
     plain = _learner(micro_batch_size=8, shared_prefix=False).token_values(batch)
     learner = _learner(skip_zero_advantage=False)
@@ -245,8 +301,9 @@ def test_token_values_are_the_step_s_logprobs_and_entropy_whatever_the_micro_bat
         assert (values["logprobs"][i] - plain["logprobs"][i]).abs().max() < 1e-5
         assert (values["entropy"][i] - plain["entropy"][i]).abs().max() < 1e-5
         assert (values["ref_logprobs"][i] - values["logprobs"][i]).abs().max() < 1e-6
-    kept = [i for i in range(len(batch)) if batch.loss_mask[i]]
-    entropy = sum(values["entropy"][i].sum().item() for i in kept) / batch.num_tokens()
+    # The step's mean entropy: over the model's own tokens of the sequences in the loss.
+    entropy = sum(values["entropy"][i][batch.counted(i)].sum().item() for i in range(len(batch)))
+    entropy /= batch.num_tokens()
     assert metrics["entropy"] == pytest.approx(entropy, rel=1e-5)
 
 

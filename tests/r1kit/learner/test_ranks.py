@@ -13,7 +13,13 @@ from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
 from r1kit.learner.ranks import LearnerGroup, Ranks, split_batch, start_ranks, subset
 from r1kit.recipe import validate
-from tests.r1kit.learner.test_core import TEMPERATURE, VARIANTS, _batch, _norm
+from tests.r1kit.learner.test_core import (
+    TEMPERATURE,
+    VARIANTS,
+    _batch,
+    _multi_turn_batch,
+    _norm,
+)
 
 # AdamW's step is ~lr * sign(gradient): float noise in a near-zero gradient (another summation
 # order across ranks, another CPU's kernels) moves a weight by a few percent of lr (2.3e-5 seen
@@ -71,6 +77,8 @@ def _settings():
         yield f"{strategy} lora", _recipe(lora=True, strategy=strategy), _batch()
         yield f"{strategy} checkpointing", _recipe(checkpointing=True, strategy=strategy), _batch()
         yield f"{strategy} beta", _recipe(strategy=strategy, beta=0.1), _batch()
+        tis = {"level": "token", "cap": 2.0}  # reads the engine's log-probs of own tokens only
+        yield f"{strategy} multi-turn", _recipe(strategy=strategy, tis=tis), _multi_turn_batch()
         # One prompt group: the other rank has no sequence, yet takes part in every collective.
         yield f"{strategy} idle rank", _recipe(strategy=strategy), subset(_batch(), [0, 1, 2, 3])
 
@@ -117,6 +125,13 @@ def test_a_batch_splits_in_whole_prompt_groups_balanced_by_tokens():
     shards = split_batch(batch, 2)
     assert sorted(shards) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert split_batch(subset(batch, [0, 1, 2, 3]), 2) == [[0, 1, 2, 3], []]
+
+
+def test_a_shard_keeps_its_sequences_model_token_flags():
+    batch = _multi_turn_batch()
+    shard = subset(batch, [5, 2])
+    assert shard.model_tokens == [batch.model_tokens[5], batch.model_tokens[2]]
+    assert subset(_batch(), [5, 2]).model_tokens is None
 
 
 def _learner(recipe) -> Learner:
