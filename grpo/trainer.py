@@ -40,6 +40,8 @@ from r1kit.placement import Where, placement
 from r1kit.recipe import Recipe
 from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
+from r1kit.tool_metrics import tool_metrics
+from r1kit.turns import own_completion, sample_turns
 from rewards.countdown import equation_form
 from rewards.math import extract_answer
 from rollout.types import Completion, SamplingParams
@@ -172,6 +174,7 @@ class Trainer:
             / len(completions),
             "zero_variance_frac": torch.tensor([g.is_flat() for g in groups]).float().mean().item(),
             "tokens_per_s": lengths.sum().item() / max(timer.total(), 1e-9),
+            **tool_metrics(completions),
             **timer.metrics(),
         }
 
@@ -307,6 +310,7 @@ class Trainer:
             self.parts.eval_rows,
             self.parts.correctness,
             sampling,
+            call_end=self.recipe.tools.call[1],
         )
 
     def _evaluate_unless_stopped(self) -> dict[str, float]:
@@ -336,7 +340,8 @@ class Trainer:
 
     def _examples(self, groups: list[Group], advantages: torch.Tensor) -> list[dict]:
         """`samples_per_step` completions spread evenly over the batch, for samples.jsonl:
-        each with its total reward, every reward's value and its advantage."""
+        each with its total reward, every reward's value, its advantage and, when it called
+        tools, its turns."""
         flat = [(group, i) for group in groups for i in range(len(group.completions))]
         count = self.recipe.train.samples_per_step
         picked = list(enumerate(flat))[:: max(1, len(flat) // max(count, 1))][:count]
@@ -348,6 +353,7 @@ class Trainer:
                 "reward": group.rewards()[i].item(),
                 "rewards": {name: values[i] for name, values in group.per_reward.items()},
                 "advantage": advantages[n].item(),
+                **sample_turns(group.completions[i], self.recipe.tools.call[1]),
             }
             for n, (group, i) in picked
         ]
@@ -370,7 +376,7 @@ def answer_forms(samples: list[dict]) -> int:
     """How many distinct Countdown equation forms (numbers abstracted) the correct held-out
     answers use: 1 means one pattern learned, not a search."""
     forms = {
-        equation_form(extract_answer(sample["completion"]))
+        equation_form(extract_answer(own_completion(sample)))
         for sample in samples
         if sample["correct"]
     }

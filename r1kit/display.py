@@ -18,6 +18,8 @@ SHOWN = {
     "nll": "target nll",
     "entropy": "entropy",
     "grad_norm": "grad norm",
+    "tools/calls_per_completion": "tool calls",  # with tools (r1kit/tool_metrics.py)
+    "tools/errors": "tool errors",
     "tokens_per_s": "tokens/s",
     "time/step": "s/step",
 }

@@ -123,14 +123,30 @@ def solved(
 
 
 def _score(groups: list[Group], rewards: list[WeightedReward], pool: RewardPool | None) -> Scores:
-    """`rewards.scoring.score` over every completion of `groups`, in group order."""
+    """`rewards.scoring.score` over every completion of `groups`, in group order. Rewards read
+    each completion's own text; with tools, the trajectory and its calls come as columns."""
     flat = [(group, completion) for group in groups for completion in group.completions]
     keys = dict.fromkeys(key for group in groups for key in group.row if key != "prompt")
     columns = {key: [group.row.get(key) for group, _ in flat] for key in keys}
     columns["completion_ids"] = [completion.token_ids for _, completion in flat]
+    completions = [completion for _, completion in flat]
+    if any(completion.model_tokens is not None for completion in completions):
+        columns |= trajectory_columns(completions)
     prompts = [group.prompt for group, _ in flat]
-    texts = [completion.text for _, completion in flat]
+    # The model's own text: a tool's output (which may hold `<answer>`) is never the answer.
+    texts = [completion.model_text for completion in completions]
     try:
         return score(rewards, prompts, texts, columns, pool=pool)
     except RewardError as err:
         raise UserError(str(err)) from err
+
+
+def trajectory_columns(completions: list[Completion]) -> dict[str, list]:
+    """The columns a batch with tool calls adds for rewards: each completion's whole
+    `trajectory` (observations included), its `tool_calls` (the code of each call) and their
+    `tool_outputs` (what came back, as the model saw it)."""
+    return {
+        "trajectory": [c.text for c in completions],
+        "tool_calls": [[call.code for call in c.tool_calls] for c in completions],
+        "tool_outputs": [[call.output for call in c.tool_calls] for c in completions],
+    }

@@ -23,6 +23,7 @@ from r1kit.model_card import front_matter
 from r1kit.recipe import validate
 from r1kit.rundir import RunDir
 from rollout.types import Completion
+from tests.trajectories import call, multi_turn
 
 
 def _train(raw: dict) -> RunDir:
@@ -611,3 +612,48 @@ def test_answer_forms_count_the_distinct_forms_of_correct_answers():
     samples = [sample("3 + 5 - 2"), sample("9 + 1 - 4"), sample("(2 * 6) / 3")]
     samples += [sample("2 * 6 - 1", correct=False)]
     assert answer_forms(samples) == 2
+
+
+class ToolTrajectoryEngine(FormatOrAnswerEngine):
+    """Answers every prompt with hand-built trajectories that called the code tool: one call
+    that worked, or one that failed and then one that worked."""
+
+    def _sample(self, ids, sampling, rng) -> Completion:
+        ok, failed = call("12", "print(3*4)"), call("", "print(3*4)", status="error")
+        calls = [ok] if rng.random() < 0.5 else [failed, ok]
+        parts = [p for c in calls for p in (f"<python>{c.code}</python>", c)]
+        completion = multi_turn("<think>compute", *parts, "</think><answer>12</answer>")
+        completion.prompt_token_ids = list(ids)
+        return completion
+
+
+def test_a_step_with_tool_calls_logs_tool_metrics_and_samples_show_the_turns(tiny_recipe):
+    raw = tiny_recipe(train={"steps": 1, "eval_every": 1, "save_every": 0, "samples_per_step": 2})
+    raw["rollout"]["sync_check"] = {"action": "off"}  # the stub's log-probs are made up
+    recipe = validate(raw)
+    parts = Components.build(recipe)
+    parts.engine = ToolTrajectoryEngine(parts.tokenizer)
+    run = RunDir(recipe.run_dir())
+    run.create(recipe)
+    Trainer(recipe, run, parts).fit()
+    before, step = run.metrics()[:2]
+    assert step["tools/turns"] == step["tools/calls_per_completion"] + 1
+    assert 1 < step["tools/calls_per_completion"] < 2 and 0 < step["tools/errors"] < 0.5
+    assert step["tools/seconds"] == pytest.approx(0.1 * step["tools/calls_per_completion"] * 16)
+    assert before["eval/tools/calls_per_completion"] >= 1
+    samples = durable.read_jsonl(run.path / "samples.jsonl", keys=("step",))
+    assert all(s["turns"][-1] == {"model": "</think><answer>12</answer>"} for s in samples)
+    assert all(t["code"] == "print(3*4)" for s in samples for t in s["turns"][:-1])
+
+
+def test_answer_forms_read_the_models_own_answer_not_a_tools():
+    # The model answered, then called a tool whose output holds another answer.
+    turns = [
+        {"model": "</think> <answer>3 + 5 - 2</answer><python>x</python>", "output": "9 * 9"},
+        {"model": "done"},
+    ]
+    observation = "<output><answer>9 * 9</answer></output>"
+    text = turns[0]["model"] + observation + turns[1]["model"]
+    sample = {"completion": text, "turns": turns, "correct": True}
+    own = {"completion": "try</think> <answer>1 + 2 - 3</answer>", "correct": True}
+    assert answer_forms([sample, own]) == 1

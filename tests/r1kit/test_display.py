@@ -20,3 +20,9 @@ def test_a_raised_health_rule_is_shown_as_a_warning(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "step 1/2: reward 0.5, WARNING reward_hacking" in lines
     assert "step 2/2: reward 0.5" in lines
+
+
+def test_tool_calls_and_errors_are_shown_when_a_run_uses_tools(capsys):
+    with Display(total=1, start=0) as display:
+        display.update(1, {"reward/total/mean": 0.5, "tools/calls_per_completion": 1.5})
+    assert "step 1/1: reward 0.5, tool calls 1.5" in capsys.readouterr().out.splitlines()

@@ -13,6 +13,7 @@ from r1kit.evaluation import (
 from r1kit.recipe import TemplateConfig
 from rewards.registry import load_reward
 from rollout.types import Completion, SamplingParams
+from tests.trajectories import call, multi_turn
 
 RAW = TemplateConfig(name="raw", prefill_think=False)
 
@@ -25,9 +26,9 @@ class CharTokenizer:
 
 
 class ScriptedEngine:
-    """Answers each prompt with the completions scripted for it."""
+    """Answers each prompt with the completions scripted for it (texts, or whole completions)."""
 
-    def __init__(self, script: dict[str, list[str]], max_new_tokens: int = 40):
+    def __init__(self, script: dict[str, list[str | Completion]], max_new_tokens: int = 40):
         self.script = script
         self.max_new_tokens = max_new_tokens
 
@@ -35,13 +36,15 @@ class ScriptedEngine:
         prompts = ["".join(map(chr, ids)) for ids in prompt_token_ids]
         return [[self._completion(text) for text in self.script[p]] for p in prompts]
 
-    def _completion(self, text: str) -> Completion:
+    def _completion(self, text: str | Completion) -> Completion:
+        if isinstance(text, Completion):
+            return text
         tokens = list(range(len(text)))
         finish = "length" if len(tokens) >= self.max_new_tokens else "stop"
         return Completion(tokens, [0.0] * len(tokens), text, finish)
 
 
-def evaluate_scripted(script: dict[str, list[str]], rows: list[dict], **options):
+def evaluate_scripted(script: dict[str, list[str | Completion]], rows: list[dict], **options):
     """`evaluate` with the math reward over scripted completions (n per prompt)."""
     n = len(next(iter(script.values())))
     return evaluate(
@@ -150,3 +153,25 @@ def test_evaluate_in_chunks_reports_progress_and_keeps_problem_order():
     assert finished == [2, 2, 1]
     assert [s["extracted"] for s in result.samples] == ["0", "1", "2", "3", "4"]
     assert result.summary["pass@1"] == 1.0
+
+
+def test_held_out_accuracy_reads_the_models_own_text_and_shows_the_turns():
+    tools = [
+        multi_turn("<python>x</python>", call("<answer>7</answer>", "x"), "maybe 5"),
+        multi_turn("<python>y</python>", call("7", "y", status="error"), "<answer>7</answer>"),
+    ]
+    result = evaluate_scripted({"What is 3+4?": tools}, [{"prompt": "What is 3+4?", "answer": "7"}])
+    assert [s["correct"] for s in result.samples] == [False, True]
+    assert [s["extracted"] for s in result.samples] == ["5", "7"]
+    first = result.samples[0]
+    assert first["completion"] == tools[0].text  # the whole trajectory, to read
+    assert [turn["model"] for turn in first["turns"]] == ["<python>x</python>", "maybe 5"]
+    assert first["turns"][0]["output"] == "<answer>7</answer>"
+    assert result.summary["tools/calls_per_completion"] == 1.0
+    assert result.summary["tools/errors"] == 0.5
+
+
+def test_an_evaluation_without_tools_has_no_turns_or_tool_metrics():
+    result = evaluate_scripted({"What is 1+1?": ["2"]}, [{"prompt": "What is 1+1?", "answer": "2"}])
+    assert "turns" not in result.samples[0]
+    assert not [key for key in result.summary if key.startswith("tools/")]

@@ -155,3 +155,53 @@ def test_screenshot_script_writes_a_png(tmp_path):
         [sys.executable, str(ROOT / "scripts/report_screenshot.py"), str(run), str(png)], check=True
     )
     assert png.stat().st_size > 10_000
+
+
+TOOL_SAMPLE = {
+    "step": 1,
+    "prompt": "What is 6 * 7?",
+    "answer": "42",
+    "completion": "compute<python>print(6*7)</python><output>42</output>so 42",
+    "reward": 1.0,
+    "rewards": {"math": 1.0},
+    "advantage": 0.5,
+    "turns": [
+        {
+            "model": "compute<python>print(6*7)</python>",
+            "code": "print(6*7)",
+            "output": "42-from-the-tool " + HOSTILE,
+            "status": "error",
+            "seconds": 0.25,
+        },
+        {"model": "so 42</think><answer>42</answer>"},
+    ],
+}
+
+
+def make_tool_run(path: Path) -> Path:
+    """A run whose samples.jsonl holds a completion that called a tool."""
+    run = make_run(path, COMPLETIONS[:1])
+    with (run / "samples.jsonl").open("a") as out:
+        out.write(json.dumps(TOOL_SAMPLE) + "\n")
+    return run
+
+
+def test_report_embeds_a_tool_using_completions_turns(tmp_path):
+    runs = embedded(build_report(make_tool_run(tmp_path / "run"), []).read_text())
+    assert runs[0]["samples"][1]["turns"] == TOOL_SAMPLE["turns"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    chromium() is None, reason="no chromium on PATH (scripts/setup.sh installs it as root)"
+)
+def test_report_renders_the_turns_with_code_and_tool_output_apart(tmp_path):
+    page = build_report(make_tool_run(tmp_path / "run"), [])
+    dom = rendered(page.as_uri())
+    assert 'data-ready="1"' in dom and 'id="report-error"' not in dom
+    assert '<span class="code">print(6*7)</span>' in dom
+    observation = re.search(r'<span class="observation failed">(.*?)</span></span>', dom, re.S)
+    assert "tool output · error · 0.250 s" in observation[1]
+    assert "42-from-the-tool &lt;script&gt;alert(1)" in observation[1]
+    assert '<span class="answer">42</span>' in dom  # the model's own answer, after the call
+    assert "&lt;output&gt;" not in dom  # the turns are shown, not the flat trajectory
