@@ -15,8 +15,9 @@ from pathlib import Path
 from r1kit.choices import EngineName, TemplateName
 from r1kit.evaluation import EvalError, EvalResult, evaluate
 from r1kit.models import load_model, load_tokenizer, model_dir
-from r1kit.recipe import EngineConfig, SamplingConfig, TemplateConfig, load_recipe
+from r1kit.recipe import EngineConfig, SamplingConfig, TemplateConfig, ToolsConfig, load_recipe
 from r1kit.tasks import EvalTask, load_task
+from r1kit.tool_use import ToolEngine
 from rewards.registry import load_reward
 from rollout import (
     Engine,
@@ -59,6 +60,7 @@ class EvalPlan:
     template: TemplateConfig
     sampling: SamplingParams
     out: Path
+    tools: ToolsConfig  # the recipe's: a model trained with tools is evaluated with them
 
 
 def check_folder(option: str, path: Path) -> None:
@@ -74,11 +76,11 @@ def check_folder(option: str, path: Path) -> None:
 def resolve(request: EvalRequest) -> EvalPlan:
     """Read the recipe (if any) and the task's rows; decide sampling and the output folder."""
     template, data, stop = TemplateConfig(name=request.template), None, []
-    seed, tokens = request.seed, 256
+    seed, tokens, tools = request.seed, 256, ToolsConfig()
     if request.recipe is not None:  # measure what the trainer's held-out evaluation measures
         recipe = load_recipe(request.recipe)
         template, data, stop = recipe.template, recipe.data, recipe.rollout.stop
-        seed, tokens = recipe.seed, recipe.rollout.max_new_tokens
+        seed, tokens, tools = recipe.seed, recipe.rollout.max_new_tokens, recipe.tools
     task = load_task(request.task, request.data_dir, data, seed)
     if request.limit:
         task.rows = task.rows[: request.limit]
@@ -94,23 +96,27 @@ def resolve(request: EvalRequest) -> EvalPlan:
             f"--out {out} already holds an evaluation (summary.json): replace it with "
             "--overwrite, or give another --out"
         )
-    return EvalPlan(request, task, template, sampling, out)
+    return EvalPlan(request, task, template, sampling, out, tools)
 
 
 def run(plan: EvalPlan, progress: Callable[[int], None] | None = None) -> EvalResult:
     """Load the model into the requested engine and evaluate it on the plan's rows."""
     name, options = plan.task.correctness
+    tokenizer = load_tokenizer(plan.request.model)
     engine = _engine(plan.request)
+    if plan.tools.enabled:
+        engine = ToolEngine(engine, tokenizer, plan.tools)
     try:
         return evaluate(
             engine,
-            load_tokenizer(plan.request.model),
+            tokenizer,
             plan.template,
             plan.task.rows,
             load_reward(name, options),
             plan.sampling,
             vote=plan.task.vote,
             progress=progress,
+            call_end=plan.tools.call[1],
         )
     finally:
         engine.close()

@@ -51,6 +51,12 @@ _BOUND = r"(-?[^<>=]+?)"
 _VARIABLE = r"(?:[a-zA-Z](?:_\{?\w+\}?)?|[a-zA-Z]\([a-zA-Z]\))"
 CHAINED_INEQUALITY = re.compile(rf"{_BOUND}(<|\\leq){_VARIABLE}(<|\\leq){_BOUND}")
 DECIMAL = re.compile(r"-?\d*\.(\d+)")
+# Arithmetic left to do on numbers alone (no variable, no constant): an operator after a digit or
+# a closing bracket; scientific notation (3 \\times 10^{5}, 10^5) is a number, not arithmetic.
+_OPERATORS = re.compile(r"\\(?:times|cdot|div)(?![a-z])")
+NUMBERS_ONLY = re.compile(r"[\d.,\s+\-*/^!(){}\[\]]+")
+OPERATION = re.compile(r"[\d)}\]]\s*[-+*/^!]")
+SCIENTIFIC = re.compile(r"-?(?:\d+(?:\.\d+)?\s*\*\s*)?10\s*\^\s*\{?-?\d+\}?")
 # When the current verify() call must end: a set of answers may need several sympy calls,
 # and together they share one deadline. A ContextVar, so each thread has its own.
 _deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
@@ -215,10 +221,21 @@ def _same_value(g: str, p: str, policy: Policy) -> bool:
         return any(_numbers_match(a, g, b, p, policy) for a in g_num for b in p_num)
     if g_num and re.fullmatch(r"-?[\d.]+", p):
         return False  # a plain number against a number: decided above, no sympy needed
+    if g_num and _unevaluated(p):
+        return False  # "162*501" for 81162: the problem restated, its arithmetic not done
     rounded = None
     if policy.approximate and bool(g_num) != bool(p_num):  # a decimal against an exact constant
         rounded = _decimals(p if p_num else g)
     return _sympy(g.removesuffix("%"), p.removesuffix("%"), rounded)
+
+
+def _unevaluated(text: str) -> bool:
+    """Arithmetic on numbers alone, left undone ("162*501", "2^{10}", "3!"): what restates a
+    numeric problem rather than answering it."""
+    plain = _OPERATORS.sub("*", text)
+    if not NUMBERS_ONLY.fullmatch(plain) or SCIENTIFIC.fullmatch(plain):
+        return False
+    return OPERATION.search(plain) is not None
 
 
 def _sympy(gold: str, pred: str, rounded: int | None) -> bool:

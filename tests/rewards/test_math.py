@@ -129,6 +129,31 @@ UNCLOSED_THINK = [
 ]
 
 
+# What GRPO found on three-digit multiplication (issue 34's baseline): the question restated as
+# the answer, which sympy would evaluate to the gold.
+UNEVALUATED_ARITHMETIC = [
+    ("81162", "162 * 501"),
+    ("81162", "162 \\times 501"),
+    ("81162", "162\\cdot501"),
+    ("81162", "81000 + 162"),
+    ("81162", "81163 - 1"),
+    ("1024", "2^{10}"),
+    ("6", "3!"),
+    ("3", "(1 + 2)"),
+]
+
+
+@pytest.mark.parametrize(("gold", "pred"), UNEVALUATED_ARITHMETIC)
+def test_arithmetic_left_undone_is_not_a_numeric_answer(gold, pred):
+    assert not verify(gold, f"<answer>{pred}</answer>")
+    assert not verify(gold, f"<answer>{pred}</answer>", approximate=True)
+
+
+@pytest.mark.parametrize(("gold", "pred"), [("81162", "81,162"), ("-5", "-5"), ("90", "90^\\circ")])
+def test_a_number_written_out_is_still_its_value(gold, pred):
+    assert verify(gold, f"<answer>{pred}</answer>")
+
+
 @pytest.mark.parametrize(("gold", "pred"), DECIMAL_APPROXIMATIONS)
 def test_a_decimal_approximation_is_not_an_exact_gold(gold, pred):
     assert not verify(gold, f"<answer>{pred}</answer>")
