@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,15 +31,25 @@ RECIPES = {
 }
 
 
+# Runs a command and writes its peak RSS (KiB, the largest process it waited for) to argv[1].
+PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+    "sys.exit(code)"
+)
+
+
 def train(recipe: str, out: Path) -> tuple[float, float]:
     """Run `r1kit train` on `recipe` under `out`; its wall seconds and peak RSS (GiB)."""
     print(f"{recipe}: load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    peak = out / f"{Path(recipe).stem}.peak_kib"
     command = [sys.executable, "-m", "r1kit.cli", "train", recipe, "--overwrite"]
     started = time.perf_counter()
-    subprocess.run([*command, "--set", f"output.dir={out}"], check=True)
-    # The largest child so far: each run is larger than anything before it here.
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return time.perf_counter() - started, peak_kib / 2**20
+    subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, str(peak), *command, "--set", f"output.dir={out}"],
+        check=True,
+    )
+    return time.perf_counter() - started, int(peak.read_text()) / 2**20
 
 
 def evals(run: Path) -> list[dict]:
@@ -72,7 +81,7 @@ def report(runs: dict[str, Path], measured: dict[str, tuple[float, float]], png:
             "-" if calls is None else f"{calls:.2f}",
         )
         ax.plot([m["step"] for m in points], [m["eval/pass@1"] for m in points], "o-", label=name)
-    Console().print(table)
+    Console(width=140).print(table)
     ax.set(xlabel="step", ylabel="held-out pass@1", ylim=(-0.02, 1.02))
     ax.legend()
     fig.tight_layout()
