@@ -69,12 +69,12 @@ def report(runs: dict[str, Path], measured: dict[str, tuple[float, float]], png:
     for name, run in runs.items():
         points = evals(run)
         first, last = points[0], points[-1]
-        wall, rss = measured.get(name, (float("nan"), float("nan")))
+        wall, rss = measured.get(name, (None, None))
         calls = last.get("eval/tools/calls_per_completion")
         table.add_row(
             name,
-            f"{wall / 60:.1f} min",
-            f"{rss:.2f} GiB",
+            "-" if wall is None else f"{wall / 60:.1f} min",
+            "-" if rss is None else f"{rss:.2f} GiB",
             interval(first),
             interval(last),
             f"{first['eval/format_rate']:.2f} -> {last['eval/format_rate']:.2f}",

@@ -67,7 +67,7 @@ def run_train(resolved: Recipe, run: RunDir, resume: bool, resume_with: str = ""
     from grpo.components import Components  # torch and transformers: slow to import
     from grpo.trainer import Trainer
 
-    if any(reward.name == "code" for reward in resolved.rewards):
+    if resolved.tools.enabled or any(reward.name == "code" for reward in resolved.rewards):
         from rewards.sandbox import isolation_mode
 
         console.print(f"code sandbox isolation: {isolation_mode()}")
@@ -210,6 +210,17 @@ def _weights(recipe: Recipe) -> str:
     return f"{here.describe()} ({here.reason}){elsewhere}"
 
 
+def _tools(recipe: Recipe) -> str:
+    """The plan's tools line: off, or what a call may do."""
+    tools = recipe.tools
+    if not tools.enabled:
+        return "off"
+    return (
+        f"{tools.call[0]}code{tools.call[1]} in the code sandbox, up to {tools.max_turns} calls "
+        f"per completion, {tools.timeout_s:g} s each, {tools.step_budget_s:g} s per step"
+    )
+
+
 def _print_plan(recipe: Recipe, run: RunDir) -> None:
     batch = recipe.train.prompts_per_step * recipe.rollout.group_size
     console.print(
@@ -226,6 +237,7 @@ def _print_plan(recipe: Recipe, run: RunDir) -> None:
         f"  learner    {_ranks(recipe)}\n"
         f"  engine     {_engine(recipe)}\n"
         f"  weights    {_weights(recipe)}\n"
+        f"  tools      {_tools(recipe)}\n"
         f"  run dir    {run.path}",
         highlight=False,
     )

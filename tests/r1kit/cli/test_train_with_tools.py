@@ -29,6 +29,13 @@ def test_bad_tool_settings_exit_2_naming_the_field(tmp_path, change, words):
     assert words in result.output
 
 
+def test_the_dry_run_shows_what_a_call_may_do(tmp_path):
+    result = runner.invoke(app, ["train", RECIPE, "--dry-run", "--set", f"output.dir={tmp_path}"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "tools <python>code</python> in the code sandbox, up to 2 calls per completion" in said
+
+
 @pytest.mark.slow
 def test_a_step_with_tools_calls_python_and_logs_the_calls(tmp_path):
     sets = {
