@@ -12,8 +12,9 @@ PREFIX = "tools/"
 
 def tool_metrics(completions: list[Completion]) -> dict[str, float]:
     """Tool calls per completion, the fractions of calls that failed (error), ran out of time
-    (timeout) or were not run (skipped: past tools.max_turns, or the tool time budget spent), model turns per
-    completion (calls + 1), and the tool seconds of the batch summed over its calls.
+    (timeout) or were not run (skipped: past tools.max_turns, or the tool time budget spent),
+    model turns per completion (calls + 1), and the tool seconds of the batch summed over its
+    calls.
     {} when no completion is multi-turn, so single-turn runs log nothing new."""
     if not any(c.model_tokens is not None for c in completions):
         return {}
