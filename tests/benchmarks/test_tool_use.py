@@ -11,14 +11,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import tool_use  # noqa: E402
 
 
-def test_the_baseline_differs_from_the_tool_recipe_only_in_tools_prompt_and_steps():
+def test_the_baseline_differs_from_the_tool_recipe_only_in_tools_prompt_and_schedule():
     tools, baseline = (load_recipe(ROOT / path).model_dump() for path in tool_use.RECIPES.values())
     assert tools["tools"]["enabled"] and not baseline["tools"]["enabled"]
     for recipe in (tools, baseline):
         for key in ("tools", "description", "output"):
             recipe.pop(key)
         recipe["template"].pop("system_prompt")
-        for key in ("steps", "eval_every"):  # the baseline's steps fill the same wall time
+        for key in ("steps", "eval_every", "save_every"):  # its steps fill the same wall time
             recipe["train"].pop(key)
     assert tools == baseline
 
