@@ -155,7 +155,7 @@ def test_a_pool_spreads_a_file_reward_over_its_reused_workers(tmp_path, pool):
 
 def test_a_pool_gives_the_same_scores_as_in_process(pool):
     reward = WeightedReward("math", load_reward("math"))
-    completions = ["<answer>4</answer>", "<answer>5</answer>", "<answer>2+2</answer>"]
+    completions = ["<answer>4</answer>", "<answer>5</answer>", "<answer>4.0</answer>"]
     columns = {"answer": ["4"] * 3}
     pooled = score([reward], ["q"] * 3, completions, columns, pool=pool)
     assert pooled.total == score([reward], ["q"] * 3, completions, columns).total == [1, 0, 1]
