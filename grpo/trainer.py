@@ -310,7 +310,6 @@ class Trainer:
             self.parts.eval_rows,
             self.parts.correctness,
             sampling,
-            call_end=self.recipe.tools.call[1],
         )
 
     def _evaluate_unless_stopped(self) -> dict[str, float]:
@@ -353,7 +352,7 @@ class Trainer:
                 "reward": group.rewards()[i].item(),
                 "rewards": {name: values[i] for name, values in group.per_reward.items()},
                 "advantage": advantages[n].item(),
-                **sample_turns(group.completions[i], self.recipe.tools.call[1]),
+                **sample_turns(group.completions[i]),
             }
             for n, (group, i) in picked
         ]

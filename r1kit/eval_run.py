@@ -116,7 +116,6 @@ def run(plan: EvalPlan, progress: Callable[[int], None] | None = None) -> EvalRe
             plan.sampling,
             vote=plan.task.vote,
             progress=progress,
-            call_end=plan.tools.call[1],
         )
     finally:
         engine.close()

@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from r1kit.errors import UserError
 from r1kit.groups import Group, generate_groups, score_groups
-from r1kit.recipe import TemplateConfig, ToolsConfig
+from r1kit.recipe import TemplateConfig
 from r1kit.tool_metrics import tool_metrics
 from r1kit.turns import sample_turns
 from rewards.math import extract_answer
@@ -119,13 +119,12 @@ def evaluate(
     vote: bool = True,
     progress: Callable[[int], None] | None = None,
     chunk: int = 64,
-    call_end: str = ToolsConfig().call[1],
 ) -> EvalResult:
     """Sample `sampling.n` completions per row and score them as training does: rewards see
     the templated prompt and the row's columns; a sample is correct when `correctness` gives
     it 1. `vote=False` (code) leaves out maj@k. Rows go to the engine `chunk` at a time, and
     `progress` hears how many rows each chunk finished. Answers are read from the model's own
-    text; a sample that called tools also holds its `turns` (cut after `call_end`)."""
+    text; a sample that called tools also holds its `turns`."""
     if not rows:
         raise EvalError("no problems to evaluate")
     groups: list[Group] = []
@@ -146,7 +145,7 @@ def evaluate(
             "formatted": f == 1.0,
             "tokens": len(c.token_ids),
             "finish_reason": c.finish_reason,
-            **sample_turns(c, call_end),
+            **sample_turns(c),
         }
         for i, group in enumerate(groups)
         for c, v, f in zip(

@@ -62,7 +62,7 @@ class Trajectory:
 
     def add_observation(self, call: ToolCall, token_ids: list[int], text: str) -> None:
         """Append a tool's observation: in the context, not the model's (no log-probs)."""
-        self.calls.append(call)
+        self.calls.append(replace(call, end=len(self.own_text)))
         self.token_ids += token_ids
         self.logprobs += [0.0] * len(token_ids)
         self.model_tokens += [False] * len(token_ids)
@@ -89,6 +89,7 @@ class ToolEngine:
     def __init__(self, engine: Engine, tokenizer: PreTrainedTokenizerBase, tools: ToolsConfig):
         self.engine, self.tokenizer, self.tools = engine, tokenizer, tools
         self.sandbox = SandboxPool(tools.workers)
+        self.tool_seconds = 0.0  # of the current sampling call, against tools.step_budget_s
 
     def __getattr__(self, name: str) -> Any:  # update_weights, sleep, version, placement, ...
         return getattr(self.engine, name)
@@ -102,7 +103,7 @@ class ToolEngine:
         groups = [[Trajectory(prompt) for _ in range(sampling.n)] for prompt in prompt_token_ids]
         active = [t for group in groups for t in group]
         turns = [c for group in self.engine.generate(prompt_token_ids, sampling) for c in group]
-        self.tool_seconds = 0.0  # this call's, against tools.step_budget_s
+        self.tool_seconds = 0.0
         for turn in range(1, self.tools.max_turns + 1):
             calling = self._add_turns(active, turns, sampling.max_new_tokens)
             if not calling:
@@ -134,7 +135,7 @@ class ToolEngine:
             trajectory.add_turn(self._cut(turn, trajectory.room(max_new_tokens)))
             code = self._code(trajectory)
             if code is not None and last:
-                trajectory.calls.append(ToolCall(code, "", "skipped"))
+                trajectory.calls.append(ToolCall(code, "", "skipped", end=len(trajectory.own_text)))
             elif code is not None:
                 calling.append((trajectory, code))
         return calling

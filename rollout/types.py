@@ -53,6 +53,7 @@ class ToolCall:
     output: str
     status: ToolStatus
     seconds: float = 0.0
+    end: int = 0  # where the model's turn that wrote the call ends in its own text
 
 
 @dataclass

@@ -3,6 +3,8 @@ model turns and tool observations in one token sequence, one fake token per char
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rollout.types import Completion, ToolCall
 
 OUTPUT_TAGS = ("<output>\n", "\n</output>")
@@ -17,6 +19,13 @@ def multi_turn(*parts: str | ToolCall, finish_reason: str = "stop") -> Completio
     ]
     text = "".join(piece for piece, _ in pieces)
     own = [piece for piece, model in pieces if model]
+    ends, written = [], 0  # where the model's text stood at each call
+    for part in parts:
+        if isinstance(part, str):
+            written += len(part)
+        else:
+            ends.append(written)
+    calls = [part for part in parts if isinstance(part, ToolCall)]
     mask = [model for piece, model in pieces for _ in piece]
     return Completion(
         token_ids=[ord(ch) % 256 for ch in text],
@@ -25,7 +34,7 @@ def multi_turn(*parts: str | ToolCall, finish_reason: str = "stop") -> Completio
         finish_reason=finish_reason,
         prompt_token_ids=[1, 2],
         model_tokens=mask,
-        tool_calls=[part for part in parts if isinstance(part, ToolCall)],
+        tool_calls=[replace(c, end=end) for c, end in zip(calls, ends, strict=True)],
         own_text="".join(own),
     )
 

@@ -45,6 +45,7 @@ def test_the_model_s_call_runs_and_its_output_is_context_out_of_its_own_tokens(s
     [[completion]] = engine.generate([prompt], GREEDY)
     [call] = completion.tool_calls
     assert (call.code, call.output, call.status) == ("print(31*17)", "527", "ok")
+    assert completion.own_text[: call.end] == "<python>print(31*17)</python>"  # its turn
     observed = [
         t for t, own in zip(completion.token_ids, completion.model_tokens, strict=True) if not own
     ]
@@ -67,7 +68,6 @@ def _trajectory(tokenizer) -> Trajectory:
 def test_a_hanging_call_is_cut_at_its_timeout_and_the_observation_says_so(smollm2):
     tokenizer = smollm2[1]
     engine = ToolEngine(None, tokenizer, _tools(timeout_s=1))
-    engine.tool_seconds = 0.0
     trajectory = _trajectory(tokenizer)
     start = time.monotonic()
     engine._run_calls([(trajectory, "while True: pass")], max_new_tokens=64)
@@ -80,7 +80,6 @@ def test_a_hanging_call_is_cut_at_its_timeout_and_the_observation_says_so(smollm
 def test_calls_past_the_step_s_tool_time_are_skipped_and_say_so(smollm2):
     tokenizer = smollm2[1]
     engine = ToolEngine(None, tokenizer, _tools(timeout_s=5, step_budget_s=1))
-    engine.tool_seconds = 0.0
     first, second = _trajectory(tokenizer), _trajectory(tokenizer)
     engine._run_calls([(first, "import time; time.sleep(3)")], max_new_tokens=64)
     engine._run_calls([(second, "print(1)")], max_new_tokens=64)
@@ -91,7 +90,6 @@ def test_calls_past_the_step_s_tool_time_are_skipped_and_say_so(smollm2):
 def test_an_error_shows_its_last_line(smollm2):
     tokenizer = smollm2[1]
     engine = ToolEngine(None, tokenizer, _tools())
-    engine.tool_seconds = 0.0
     trajectory = _trajectory(tokenizer)
     engine._run_calls([(trajectory, "print(1 / 0)")], max_new_tokens=64)
     [call] = trajectory.calls
