@@ -60,9 +60,13 @@ class Trajectory:
         if self.policy_version is None:  # the oldest weights that sampled any of it
             self.policy_version = turn.policy_version
 
+    def add_call(self, call: ToolCall) -> None:
+        """Record a call, ending the model's turn where its own text stands now."""
+        self.calls.append(replace(call, end=len(self.own_text)))
+
     def add_observation(self, call: ToolCall, token_ids: list[int], text: str) -> None:
         """Append a tool's observation: in the context, not the model's (no log-probs)."""
-        self.calls.append(replace(call, end=len(self.own_text)))
+        self.add_call(call)
         self.token_ids += token_ids
         self.logprobs += [0.0] * len(token_ids)
         self.model_tokens += [False] * len(token_ids)
@@ -135,7 +139,7 @@ class ToolEngine:
             trajectory.add_turn(self._cut(turn, trajectory.room(max_new_tokens)))
             code = self._code(trajectory)
             if code is not None and last:
-                trajectory.calls.append(ToolCall(code, "", "skipped", end=len(trajectory.own_text)))
+                trajectory.add_call(ToolCall(code, "", "skipped"))
             elif code is not None:
                 calling.append((trajectory, code))
         return calling

@@ -19,13 +19,12 @@ def multi_turn(*parts: str | ToolCall, finish_reason: str = "stop") -> Completio
     ]
     text = "".join(piece for piece, _ in pieces)
     own = [piece for piece, model in pieces if model]
-    ends, written = [], 0  # where the model's text stood at each call
+    calls, written = [], 0  # each call ends its turn where the model's text stood
     for part in parts:
         if isinstance(part, str):
             written += len(part)
         else:
-            ends.append(written)
-    calls = [part for part in parts if isinstance(part, ToolCall)]
+            calls.append(replace(part, end=written))
     mask = [model for piece, model in pieces for _ in piece]
     return Completion(
         token_ids=[ord(ch) % 256 for ch in text],
@@ -34,7 +33,7 @@ def multi_turn(*parts: str | ToolCall, finish_reason: str = "stop") -> Completio
         finish_reason=finish_reason,
         prompt_token_ids=[1, 2],
         model_tokens=mask,
-        tool_calls=[replace(c, end=end) for c, end in zip(calls, ends, strict=True)],
+        tool_calls=calls,
         own_text="".join(own),
     )
 
