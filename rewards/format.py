@@ -7,14 +7,13 @@ import re
 from rewards.math import verify
 from rewards.text import as_text, prefilled_think
 
-# Strict: exactly the template and nothing around it. Lenient: the two blocks in order,
-# anything else allowed around them.
-STRICT = re.compile(
-    r"^<think>\n?(?:(?!</?think>).)+?\n?</think>\s*<answer>\n?(?:(?!</?answer>).)+?\n?</answer>\s*$",
-    re.S,
-)
+# The template's four tags each once, in order: a second `</think>` or `<answer>` is not the
+# template (a policy that repeats `</think> <answer>` must not be paid for it). Strict: nothing
+# around the two blocks. Lenient: text without tags around them.
+TEXT = r"(?:(?!</?(?:think|answer)>).)"
+STRICT = re.compile(rf"^<think>\n?{TEXT}+?\n?</think>\s*<answer>\n?{TEXT}+?\n?</answer>\s*$", re.S)
 LENIENT = re.compile(
-    r"<think>(?:(?!</?think>).)*?</think>.*?<answer>(?:(?!</?answer>).)+?</answer>", re.S
+    rf"^{TEXT}*?<think>{TEXT}*?</think>{TEXT}*?<answer>{TEXT}+?</answer>{TEXT}*$", re.S
 )
 REASONING = re.compile(r"<think>(.*?)(?:</think>|<answer>|$)", re.S)
 WORDS = re.compile(r"\w+|[+\-*/=]")  # what is compared when checking for a copy
@@ -32,11 +31,12 @@ def format_reward(
     """1.0 when the completion follows the template. When the prompt ends with "<think>"
     (r1_zero template, or a chat template that pre-fills it) the completion starts inside
     the reasoning, so the opening tag is taken from the prompt. With `partial`, each of the
-    template's four tags present in order earns 0.25: a small model that never writes the
-    whole template still gets a gradient towards it. With `substantive`, reasoning that is
-    empty or copies the prompt (the system prompt's "reasoning process here", the question)
-    earns nothing; with `with_answer`, format counts only when the tagged answer equals the
-    row's `answer`: form alone can never outbid correctness (docs/rewards.md)."""
+    template's four tags present in order earns 0.25, at most 0.75 short of the whole
+    template: a small model that never writes it still gets a gradient towards it. With
+    `substantive`, reasoning that is empty or copies the prompt (the system prompt's
+    "reasoning process here", the question) earns nothing; with `with_answer`, format counts
+    only when the tagged answer equals the row's `answer`: form alone can never outbid
+    correctness (docs/rewards.md)."""
     answers = columns.get("answer")
     if with_answer and answers is None:
         raise ValueError("format with_answer needs the row's `answer` column")
@@ -46,8 +46,8 @@ def format_reward(
         text = as_text(completion)
         if prefilled_think(prompt):
             text = "<think>" + text
-        full = 1.0 if pattern.search(text) else 0.0
-        value = max(full, _tags_in_order(text) / 4) if partial else full
+        full = 1.0 if pattern.match(text) else 0.0
+        value = max(full, min(_tags_in_order(text), 3) / 4) if partial else full
         if substantive and value and hollow_reasoning(as_text(prompt), text):
             value = 0.0
         if with_answer and value and not verify(answers[i], text, answer_tag=True):

@@ -35,6 +35,25 @@ def test_incomplete_or_out_of_order_scores_zero(text):
     assert format_reward(["q"], [text]) == [0.0]
 
 
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>7</think> <answer>7 </think> <answer>7</answer>",  # seen in training
+        "<think>a</think> </think> <answer>7</answer>",
+        "<think>a <answer>7</answer></think> <answer>7</answer>",
+        "<think>a</think> <answer>7</answer> <answer>8</answer>",
+    ],
+)
+def test_a_repeated_tag_is_not_the_template(text, strict):
+    assert format_reward(["q"], [text], strict=strict) == [0.0]
+
+
+def test_partial_credit_for_all_four_tags_stays_below_the_template():
+    repeated = "<think>7</think> <answer>7 </think> <answer>7</answer>"
+    assert format_reward(["q"], [repeated], partial=True) == [0.75]
+
+
 def test_partial_credit_counts_tags_in_order():
     texts = ["<think>a</think> 7", "<think>a</think> <answer>7", GOOD, "no tags"]
     assert format_reward(["q"] * 4, texts, partial=True) == [0.5, 0.75, 1.0, 0.0]
