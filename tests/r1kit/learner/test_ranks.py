@@ -1,6 +1,7 @@
 """A learner of 2 ranks (Ray actors, gloo) takes the same step as one process, DDP and FSDP2."""
 
 import copy
+import time
 
 import pytest
 import ray
@@ -185,5 +186,17 @@ def test_a_rank_whose_actor_is_gone_is_a_node_lost_naming_it_and_its_node(ranks)
     group.group = Ranks(actors, None, [("a1", "10.0.0.1"), ("b2", "10.0.0.2")])
     group.set_lr(0.1)
     ray.kill(actors[1])
+    _wait_until_dead(actors[1])  # ray.kill returns before the actor is gone
     with pytest.raises(NodeLost, match=r"learner rank 1 on node b2 \(10.0.0.2\) was lost: "):
         group.set_lr(0.1)
+
+
+def _wait_until_dead(actor, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            ray.get(actor.call.remote("ping"), timeout=seconds)
+        except ray.exceptions.RayActorError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the killed actor still answers after {seconds} s")
