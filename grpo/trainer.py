@@ -163,7 +163,7 @@ class Trainer:
             self.parts.sync_weights()
         self.run.log_samples(step, self._examples(groups, advantages))
         completions = _completions(groups)
-        lengths = torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float)
+        lengths = torch.tensor([c.model_token_count for c in completions], dtype=torch.float)
         return {
             **rollout_metrics,
             **learn_metrics,

@@ -143,7 +143,7 @@ def evaluate(
             "extracted": answer_key(group.prompt, c.model_text) if vote else None,
             "correct": v is not None and v >= 1.0,
             "formatted": f == 1.0,
-            "tokens": len(c.token_ids),
+            "tokens": c.model_token_count,
             "finish_reason": c.finish_reason,
             **sample_turns(c),
         }

@@ -13,8 +13,9 @@ PREFIX = "tools/"
 def tool_metrics(completions: list[Completion]) -> dict[str, float]:
     """Tool calls per completion, the fractions of calls that failed (error), ran out of time
     (timeout) or were not run (skipped: past tools.max_turns, or the tool time budget spent),
-    model turns per completion (calls + 1), and the tool seconds of the batch summed over its
-    calls.
+    model turns per completion (calls + 1), the tool seconds of the batch summed over its
+    calls, and the observation tokens per completion (in the context, not in
+    `completion_length`, which counts the tokens the model sampled).
     {} when no completion is multi-turn, so single-turn runs log nothing new."""
     if not any(c.model_tokens is not None for c in completions):
         return {}
@@ -31,4 +32,8 @@ def tool_metrics(completions: list[Completion]) -> dict[str, float]:
         f"{PREFIX}skipped": share("skipped"),
         f"{PREFIX}turns": per_completion + 1.0,
         f"{PREFIX}seconds": sum(call.seconds for call in calls),
+        f"{PREFIX}observation_tokens": sum(
+            len(c.token_ids) - c.model_token_count for c in completions
+        )
+        / len(completions),
     }

@@ -83,6 +83,12 @@ class Completion:
         """The text the model wrote itself (all of `text` for a single-turn completion)."""
         return self.text if self.own_text is None else self.own_text
 
+    @property
+    def model_token_count(self) -> int:
+        """How many tokens the model sampled itself (observations left out): the length that
+        the length and throughput metrics count."""
+        return len(self.token_ids) if self.model_tokens is None else sum(self.model_tokens)
+
 
 class Engine(Protocol):
     """A rollout engine: samples completions and takes new weights from the learner."""

@@ -27,6 +27,7 @@ def test_calls_statuses_turns_and_seconds():
             "tools/skipped": 0.25,
             "tools/turns": 2.0,
             "tools/seconds": 6.5,
+            "tools/observation_tokens": (4 * 19 + 1) / 4,  # 4 observations: tags + "1"
         }
     )
 
