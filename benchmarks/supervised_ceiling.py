@@ -17,18 +17,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import re
 import subprocess
 import sys
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
 import yaml
 
 from r1kit.data import load_data
-from r1kit.recipe import CurriculumConfig, load_recipe
-from rewards.countdown import equation_form
+from r1kit.recipe import CurriculumConfig, Recipe, load_recipe
+from rewards.countdown import equation_form, judge
 
 SHAPES = ("{} {} {} {} {}", "{} {} ({} {} {})")  # left to right, or the last two first
 
@@ -42,12 +40,7 @@ def countdown_solution(numbers: list[int], target: int) -> str | None:
         for order in itertools.permutations(numbers):
             for bracketed, shape in enumerate(SHAPES):
                 text = shape.format(order[0], ops[0], order[1], ops[1], order[2])
-                exact = re.sub(r"\d+", lambda m: f"F({m.group()})", text)  # exact division
-                try:
-                    value = eval(exact, {"F": Fraction})  # only the numbers and ops built here
-                except ZeroDivisionError:
-                    continue
-                if value == target:
+                if judge(text, numbers, target) == "solved":  # the reward's own exact check
                     cost = sum(op in "*/" for op in ops)
                     found.append((cost, bracketed, list(order) != numbers, text))
     return min(found)[3] if found else None
@@ -66,9 +59,8 @@ def oracle_completion(row: dict, task: str) -> str | None:
     return f"<think> {expression} = {row['answer']} </think> <answer> {row['answer']} </answer>"
 
 
-def write_inputs(recipe_path: str, problems: int, epochs: int, out: Path) -> Path:
+def write_inputs(recipe_path: str, recipe: Recipe, problems: int, epochs: int, out: Path) -> Path:
     """OUT/traces.jsonl and OUT/distill.yaml for the recipe's task; the distill recipe's path."""
-    recipe = load_recipe(recipe_path)
     task = recipe.data.source
     data = recipe.data.model_copy(update={"curriculum": CurriculumConfig()})  # none: levels 0
     stream, _ = load_data(data, recipe.seed)
@@ -126,12 +118,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/supervised_ceiling"))
     args = parser.parse_args()
-    data = load_recipe(args.recipe).data
+    recipe = load_recipe(args.recipe)
+    data = recipe.data
     if data.source not in ("countdown", "arithmetic"):
         parser.error(f"data.source: {data.source}: only countdown and arithmetic have an oracle")
     if data.source == "countdown" and data.countdown.numbers != 3:
         parser.error(f"data.countdown.numbers: {data.countdown.numbers}: the oracle solves 3")
-    distill = write_inputs(args.recipe, args.problems, args.epochs, args.out)
+    distill = write_inputs(args.recipe, recipe, args.problems, args.epochs, args.out)
     command = [sys.executable, "-m", "r1kit.cli", "distill", str(distill), "--overwrite"]
     subprocess.run(command, check=True)
     report(args.out / "sft", data.source)

@@ -37,12 +37,12 @@ def countdown_reward(
         raise ValueError(f"countdown valid_score must be in [0, 1), got {valid_score}")
     scores = []
     for p, c, n, t in zip(prompts, completions, nums, target, strict=True):
-        verdict = _judge(extract_answer(continued(p, c), answer_tag), n, t)
+        verdict = judge(extract_answer(continued(p, c), answer_tag), n, t)
         scores.append({"solved": 1.0, "legal": valid_score, None: 0.0}[verdict])
     return scores
 
 
-def _judge(answer: str | None, numbers: list[int], target: int) -> str | None:
+def judge(answer: str | None, numbers: list[int], target: int) -> str | None:
     """The verdict on an answer: `solved`; `legal` (each number once, + - * / only, but it
     misses the target or claims a value `expr = 31` that is not it); None (no such equation)."""
     if answer is None or len(answer) > 200:

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from distill.recipe import load_distill_recipe
+from r1kit.recipe import load_recipe
 from rewards.countdown import countdown_reward
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +21,8 @@ def test_the_countdown_oracle_prefers_the_simplest_equation_and_divides_exactly(
 
 
 def test_every_countdown_trace_is_paid_in_full_by_the_task_reward(tmp_path):
-    recipe = supervised_ceiling.write_inputs(
-        str(ROOT / "recipes/r1_zero_countdown_smollm2.yaml"), 60, 1, tmp_path
-    )
+    path = ROOT / "recipes/r1_zero_countdown_smollm2.yaml"
+    recipe = supervised_ceiling.write_inputs(str(path), load_recipe(path), 60, 1, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
     numbers = [json.loads(r["prompt"].split("numbers ")[1].split("]")[0] + "]") for r in rows]
     targets = [int(r["prompt"].split("equals ")[1].split(".")[0]) for r in rows]
