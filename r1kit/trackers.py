@@ -76,7 +76,12 @@ class WandB:
         self.run.log(metrics, step=step)
 
     def close(self) -> None:
+        import wandb
+
         self.run.finish()
+        # finish() can return before W&B's service process has written the run's last records;
+        # teardown waits for it (its own atexit hook is unreliable beside multiprocessing).
+        wandb.teardown()
 
 
 class MLflow:
