@@ -119,8 +119,12 @@ class PolicyGradient(Objective):
             batch.old_logprobs[i] = row[row.shape[0] - len(batch.completion_ids[i]) :]
 
     def metrics(self, totals: dict[str, float]) -> dict[str, float]:
-        """Per-token means over the tokens the learner ran (skipped sequences have none)."""
-        tokens = max(totals["token_count"], 1.0)
+        """Per-token means over the tokens the learner ran (skipped sequences have none); none
+        when it ran no token: an entropy of 0 logged then would read as a collapsed policy (and
+        as the entropy-collapse rule's first-step reference, silence it for the whole run)."""
+        tokens = totals["token_count"]
+        if not tokens:
+            return {}
         dual = {}
         if self.cfg.clip_ratio_c is not None:  # logged only when on: today's metrics unchanged
             dual = {"clip_frac/dual": totals["clip_dual_count"] / tokens}

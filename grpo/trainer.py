@@ -155,8 +155,9 @@ class Trainer:
                 store_old = iteration == 0 and cfg.learner.num_iterations > 1
                 objective = PolicyGradient(cfg.learner, store_old, self.entropy_coef)
                 learn_metrics = self.parts.learner.step(batch, objective, norm)
-        learn_metrics |= self._adapt_entropy_coef(learn_metrics["entropy"])
-        learn_metrics |= self._check_sync(step, learn_metrics["mismatch_kl"])
+        if "entropy" in learn_metrics:  # absent when every sequence was skipped: nothing ran
+            learn_metrics |= self._adapt_entropy_coef(learn_metrics["entropy"])
+            learn_metrics |= self._check_sync(step, learn_metrics["mismatch_kl"])
         if cfg.learner.kl_in == "reward":
             learn_metrics["kl_penalty"] = kl_penalty.mean().item()
         with timer("sync"):

@@ -63,6 +63,13 @@ def test_entropy_collapse_is_flagged_after_several_low_steps():
     assert entropy_collapse(_steps({"entropy": [2.0, 1.5, 1.2, 1.0, 0.9]})) is None
 
 
+def test_entropy_collapse_is_measured_from_the_first_step_that_ran():
+    """Steps with nothing to learn log no entropy (grpo/objective.py); the first one logged
+    is the reference."""
+    history = _steps({"entropy": [None, None, 2.0, 1.0, 0.1, 0.05, 0.02]})
+    assert "collapsed 2 -> 0.02" in entropy_collapse(history)
+
+
 def test_metrics_report_every_rule_raised_or_not():
     flags = check(_steps({"zero_variance_frac": [0.9, 0.9, 0.9]}))
     assert as_metrics(flags) == {
