@@ -14,13 +14,13 @@ from transformers import PreTrainedTokenizerBase
 from r1kit.data import PromptStream, load_data
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import adapter_config, adapter_weights, load_policy
-from r1kit.models import load_model, load_tokenizer, model_dir
+from r1kit.models import load_model, load_tokenizer, model_dir, resolve_dtype
 from r1kit.recipe import Recipe
 from r1kit.tasks import recipe_correctness, recipe_rewards
 from r1kit.tool_use import ToolEngine
 from rewards.registry import RewardFn, load_reward
 from rewards.scoring import RewardPool, WeightedReward
-from rollout import Engine, ModelSource, open_engine
+from rollout import Engine, EngineSpec, ModelSource, open_engine
 from rollout.weight_transfer import choose_route, lora_modules, native_api_present
 
 if TYPE_CHECKING:
@@ -119,11 +119,22 @@ def _engine(
         model = ModelSource.live(learner.model, tokenizer, directory)
     else:
         model = ModelSource(directory, partial(load_model, name, recipe.model.dtype, _device()))
-    spec = recipe.rollout.spec(recipe.ray)
+    spec = rollout_spec(recipe)
     if adapter_only:  # the engine serves the base model with LoRA layers for this adapter
         spec = replace(spec, options={**spec.options, "lora": adapter_config(learner.model)})
     engine = open_engine(spec, model, seed=recipe.seed)
     return ToolEngine(engine, tokenizer, recipe.tools) if recipe.tools.enabled else engine
+
+
+def rollout_spec(recipe: Recipe) -> EngineSpec:
+    """The rollout engine's spec; vLLM computes in the policy's dtype (`model.dtype` as the
+    learner resolves it: bfloat16 on CUDA), not its config's (float32 for the built-in model),
+    so sampler and learner agree and the GPU samples at half the memory."""
+    spec = recipe.rollout.spec(recipe.ray)
+    if spec.kind != "vllm":
+        return spec
+    dtype = str(resolve_dtype(recipe.model.dtype, _device())).removeprefix("torch.")
+    return replace(spec, options={**spec.options, "dtype": dtype})
 
 
 def _device() -> str:

@@ -39,12 +39,14 @@ class VLLMEngine:
         weight_transfer: WeightTransfer = "auto",
         colocated: bool = True,
         lora: dict[str, Any] | None = None,
+        dtype: str = "auto",
         **llm_kwargs: Any,
     ):
         """`weight_transfer` "auto": vLLM's native transfer on CUDA (`colocated`: CUDA IPC from
         this process; else NCCL, driven by the pool), "shm": always the /dev/shm reload.
         `lora`: a peft LoRA config (`adapter_config.json`'s fields): updates then carry that
-        adapter alone, which generation applies (`rollout.adapters`)."""
+        adapter alone, which generation applies (`rollout.adapters`). `dtype`: on a GPU (a
+        trainer passes its policy's; "auto": the model config's); always float32 on CPU."""
         import vllm  # imported here: vLLM is an optional dependency
         from vllm.platforms import current_platform
 
@@ -67,7 +69,7 @@ class VLLMEngine:
         options: dict[str, Any] = dict(
             model=model_dir,
             seed=seed,
-            dtype="float32" if on_cpu else "auto",
+            dtype="float32" if on_cpu else dtype,
             # No graph capture to gain on CPU, only start-up time to lose.
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
             logprobs_mode="processed_logprobs",

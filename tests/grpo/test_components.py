@@ -4,7 +4,7 @@ import logging
 
 import torch
 
-from grpo.components import Components, _adapter_only
+from grpo.components import Components, _adapter_only, rollout_spec
 from r1kit.learner.core import Learner
 from r1kit.learner.policy import load_policy
 from r1kit.recipe import validate
@@ -58,3 +58,17 @@ def test_the_hf_engine_takes_merged_lora_weights(tiny_recipe, caplog):
     with caplog.at_level(logging.INFO, logger="grpo"):
         assert not _adapter_only(recipe, _learner(recipe))
     assert "merged weights (the hf engine takes merged weights)" in caplog.text
+
+
+def test_vllm_samples_in_the_policy_s_dtype_not_its_config_s(tiny_recipe, monkeypatch):
+    """The built-in model's config says float32; the learner's `auto` is bfloat16 on CUDA."""
+    recipe = validate(tiny_recipe(rollout={"engine": "vllm"}))
+    assert rollout_spec(recipe).options["dtype"] == "float32"  # this CPU
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    assert rollout_spec(recipe).options["dtype"] == "bfloat16"
+    explicit = validate(tiny_recipe(rollout={"engine": "vllm"}, model={"dtype": "float16"}))
+    assert rollout_spec(explicit).options["dtype"] == "float16"
+
+
+def test_the_hf_engine_spec_carries_no_dtype(tiny_recipe):
+    assert "dtype" not in rollout_spec(validate(tiny_recipe())).options
