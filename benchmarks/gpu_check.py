@@ -110,7 +110,10 @@ def train_row(row: Row, steps: int, out: Path, limit_s: float) -> dict:
         "tokens/s": statistics.median(r["tokens_per_s"] for r in later),
         "peak GPU GiB": peak,
         "sync s": statistics.median(r.get("time/sync", float("nan")) for r in later),
-        "mismatch_kl": max((r["mismatch_kl"] for r in later if "mismatch_kl" in r), default=0.0),
+        # Steps that ran no token measured none: NaN when none was measured, not a perfect 0.
+        "mismatch_kl": max(
+            (r["mismatch_kl"] for r in later if "mismatch_kl" in r), default=float("nan")
+        ),
     }
 
 
