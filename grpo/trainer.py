@@ -13,6 +13,7 @@ by default (DAPO), beta 0 unless set, no reference model then.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 import warnings
@@ -23,7 +24,7 @@ import torch
 
 from grpo.card import grpo_card
 from grpo.components import Components
-from grpo.health import Monitor
+from grpo.health import ACCURACY, Monitor
 from grpo.loss import adapt_entropy_coef
 from grpo.objective import PolicyGradient, forking_tokens, kl_penalties, whole_batch_values
 from grpo.prefetch import Prefetch, staleness
@@ -38,7 +39,7 @@ from r1kit.learner.batch import to_batch
 from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.placement import Where, placement
 from r1kit.recipe import Recipe
-from r1kit.rundir import RunDir
+from r1kit.rundir import BEST_RECORD, RunDir
 from r1kit.stopping import Stopper, StopRequested
 from r1kit.tool_metrics import tool_metrics
 from r1kit.turns import own_completion, sample_turns
@@ -59,6 +60,7 @@ class Trainer:
         self._sync_warned = False
         self._restarts = 0  # rollout workers replaced so far (placement.json rewritten on each)
         self.entropy_coef = recipe.learner.entropy_coef  # adapted each step with entropy_target
+        self.best: float | None = None  # held-out pass@1 of best/ (train.save_best)
 
     def fit(self, resume: bool = False) -> int | None:
         """Train until `train.steps` or a stop signal, checkpointing on the way; return the
@@ -85,6 +87,9 @@ class Trainer:
         """Continue from the newest checkpoint that verifies (none: start over at step 0);
         the logs of the steps that will run again are cut."""
         state = {"entropy_coef": self.entropy_coef, "prefetched": None}
+        # best/ is a model this run did make and score, kept even when its step runs again.
+        record = self.run.best_record()
+        self.best = record[ACCURACY] if record else None
         step = resume_from(self.run, self.parts, state)
         if step is not None:
             self.step_done = self._saved_step = step
@@ -98,7 +103,8 @@ class Trainer:
         total = self.recipe.train.steps
         with Display(total, self.step_done) as display:
             if self.step_done == 0:
-                self.run.log_metrics(0, self._evaluate_unless_stopped())
+                self.run.log_metrics(0, before := self._evaluate_unless_stopped())
+                self._keep_best(before)
             health = Monitor(self.run.metrics())
             while self.step_done < total and not self.stopper.requested:
                 position = self.prefetch.position()
@@ -115,6 +121,7 @@ class Trainer:
                 for message in raised:
                     warnings.warn(f"step {self.step_done}: {message}", stacklevel=2)
                 self.run.log_metrics(self.step_done, metrics)
+                self._keep_best(metrics)
                 display.update(self.step_done, metrics)
                 if self._due(self.recipe.train.save_every):
                     self.save()
@@ -320,6 +327,19 @@ class Trainer:
                 return self.evaluate()
         except StopRequested:
             return {}
+
+    def _keep_best(self, metrics: dict[str, float]) -> None:
+        """With train.save_best, write best/ when this step's held-out pass@1 beats best/'s
+        (logged first: its card reads this step's evaluation from the log)."""
+        accuracy = metrics.get(ACCURACY)
+        if not self.recipe.train.save_best or accuracy is None:
+            return
+        if self.best is not None and accuracy <= self.best:
+            return
+        record = json.dumps({"step": self.step_done, ACCURACY: accuracy})
+        card = grpo_card(self.recipe, self.run)
+        save_model(self.run.best, self.parts, card=card, extra={BEST_RECORD: record})
+        self.best = accuracy
 
     def save(self) -> None:
         """Checkpoint the current step (once: a step already saved is not written again)."""

@@ -423,6 +423,9 @@ class TrainConfig(Section):
     correctness: str | None = None
     save_every: int = Field(10, ge=0)
     keep_last: int = Field(2, ge=1)
+    # best/: the model of the highest held-out pass@1 so far (the earliest of a tie), kept
+    # beside final/ so that a run that peaks before its last step does not lose its peak.
+    save_best: bool = False
     samples_per_step: int = Field(4, ge=0)  # completions written to samples.jsonl per step
     threads: int | None = None  # torch CPU threads; None: torch's default
     # The batch policy: which sampled groups and completions reach the learner.
@@ -475,6 +478,7 @@ RESUMABLE_FIELDS = (
     "train.eval_every",
     "train.save_every",
     "train.keep_last",
+    "train.save_best",
     "train.samples_per_step",
     "train.threads",
     "learner.lr",

@@ -1,6 +1,7 @@
 """The run directory: resolved recipe, metrics, samples, trackers, checkpoints, final model.
 
 runs/<name>/config.yaml  metrics.jsonl  samples.jsonl  checkpoints/step-N/  final/  .lock
+            best/  (train.save_best: the best held-out model so far, best.json its step)
             tb/  wandb/  trackers.json  (the experiment trackers', r1kit/trackers.py)
             placement.json  (the nodes of the Ray actors, r1kit/placement.py)
 
@@ -29,6 +30,7 @@ CONFIG = "config.yaml"
 LOGS = ("metrics.jsonl", "samples.jsonl")
 PLACEMENT = "placement.json"
 CHECKPOINT_NAME = re.compile(r"step-(\d+)")
+BEST_RECORD = "best.json"  # in best/: {"step": N, "eval/pass@1": x}
 FIX_CONFIG = "restore it, or start afresh with --overwrite"
 # what a run stopped before its first result holds (config, trackers' files, lock)
 NOT_STARTED = (CONFIG, "tb", "wandb", IDS_FILE, runlock.LOCK, PLACEMENT)
@@ -41,6 +43,7 @@ class RunDir:
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
         self.final = self.path / "final"
+        self.best = self.path / "best"
         self.config: str | None = None  # config.yaml as this process wrote or read it
         self.trackers: Trackers | None = None
 
@@ -114,6 +117,20 @@ class RunDir:
 
     def metrics(self) -> list[dict]:
         return durable.read_jsonl(self.path / "metrics.jsonl", keys=("step",))
+
+    def best_record(self) -> dict | None:
+        """best/'s step and held-out pass@1, or None when the run has no best/ (yet)."""
+        path = self.best / BEST_RECORD
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            float(record["eval/pass@1"])
+            int(record["step"])
+        except (ValueError, TypeError, KeyError) as err:
+            fix = f"delete {self.best} (the next evaluation writes it again) and run again"
+            raise durable.DamagedFile(f"{path}: not a best-model record ({err!r}); {fix}") from None
+        return record
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"

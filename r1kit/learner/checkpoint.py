@@ -37,13 +37,18 @@ class Parts(Protocol):
     stream: Any
 
 
-def save_model(path: Path, parts: Parts, card: str | None = None) -> None:
+def save_model(
+    path: Path, parts: Parts, card: str | None = None, extra: dict[str, str] | None = None
+) -> None:
     """A plain Hugging Face model directory (LoRA merged) that transformers and vLLM load;
-    `card`, its README.md (r1kit/model_card.py), is written inside the same atomic write."""
+    `card`, its README.md (r1kit/model_card.py), and `extra` ({file name: text}) are written
+    inside the same atomic write."""
     with durable.replace_dir(path, needed=lambda: _weight_bytes(parts)) as tmp:
         _write_model(tmp, parts)
         if card is not None:
             write_card(tmp, card)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text)
 
 
 def save_checkpoint(

@@ -657,3 +657,53 @@ def test_answer_forms_read_the_models_own_answer_not_a_tools():
     sample = {"completion": text, "turns": turns, "correct": True}
     own = {"completion": "try</think> <answer>1 + 2 - 3</answer>", "correct": True}
     assert answer_forms([sample, own]) == 1
+
+
+class _ScriptedEval(Trainer):
+    """Held-out pass@1 from a script: one value per evaluation, by step."""
+
+    def __init__(self, recipe, run, parts, scores: list[float]):
+        super().__init__(recipe, run, parts)
+        self.scores = scores
+
+    def evaluate(self) -> dict[str, float]:
+        score = self.scores[self.step_done]
+        return {"eval/pass@1": score, "eval/ci_low": score, "eval/ci_high": score}
+
+
+def _train_scripted(raw: dict, scores: list[float], resume: bool = False) -> RunDir:
+    recipe = validate(raw)
+    run = RunDir(recipe.run_dir())
+    if not resume:
+        run.create(recipe)
+    _ScriptedEval(recipe, run, Components.build(recipe), scores).fit(resume=resume)
+    return run
+
+
+def test_save_best_keeps_the_model_of_the_first_highest_held_out_accuracy(tiny_recipe):
+    train = {"steps": 4, "eval_every": 1, "save_every": 1, "keep_last": 4, "save_best": True}
+    run = _train_scripted(tiny_recipe(train=train), [0.1, 0.3, 0.2, 0.3, 0.0])
+    assert run.best_record() == {"step": 1, "eval/pass@1": 0.3}  # not step 3's tie
+    best = load_file(run.best / "model.safetensors")
+    step_1 = load_file(run.checkpoint_dir(1) / "model.safetensors")
+    final = load_file(run.final / "model.safetensors")
+    assert all(torch.equal(best[name], step_1[name]) for name in step_1)
+    assert not all(torch.equal(best[name], final[name]) for name in final)
+    assert "| after step 1 |" in (run.best / "README.md").read_text()
+
+
+def test_a_resumed_run_keeps_best_until_an_evaluation_beats_it(tiny_recipe):
+    raw = tiny_recipe(train={"steps": 2, "eval_every": 1, "save_every": 1, "save_best": True})
+    scores = [0.1, 0.3, 0.2, 0.25, 0.4]
+    run = _train_scripted(raw, scores)
+    raw["train"]["steps"] = 3
+    _train_scripted(raw, scores, resume=True)
+    assert run.best_record() == {"step": 1, "eval/pass@1": 0.3}  # 0.25 at step 3 is below
+    raw["train"]["steps"] = 4
+    _train_scripted(raw, scores, resume=True)
+    assert run.best_record() == {"step": 4, "eval/pass@1": 0.4}
+
+
+def test_save_best_is_off_by_default(tiny_recipe):
+    run = _train_scripted(tiny_recipe(train={"eval_every": 1}), [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert not run.best.exists() and run.best_record() is None

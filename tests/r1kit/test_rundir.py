@@ -223,3 +223,12 @@ def test_the_config_copy_of_the_newest_checkpoint_is_the_one_compared_with(tmp_p
         (run.checkpoint_dir(step) / "config.yaml").write_text(f"learner: {{lr: {lr}}}\n")
     _save(run, 5)  # a checkpoint of an earlier release: no copy
     assert run.checkpoint_config() == (3, {"learner": {"lr": 0.3}})
+
+
+@pytest.mark.parametrize("text", ["{", '{"step": 3}', '{"step": "x", "eval/pass@1": 0.5}'])
+def test_a_damaged_best_record_names_the_file_and_the_fix(tmp_path, text):
+    run = RunDir(tmp_path)
+    run.best.mkdir()
+    (run.best / "best.json").write_text(text)
+    with pytest.raises(durable.DamagedFile, match=r"best\.json: not a best-model record.*delete"):
+        run.best_record()

@@ -116,6 +116,7 @@ ALLOWED = {
     "train.eval_every": 5,
     "train.save_every": 3,
     "train.keep_last": 4,
+    "train.save_best": True,
     "train.samples_per_step": 2,
     "train.threads": 1,
     "learner.lr": 3e-6,
