@@ -13,7 +13,6 @@ by default (DAPO), beta 0 unless set, no reference model then.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 import warnings
@@ -39,7 +38,7 @@ from r1kit.learner.batch import to_batch
 from r1kit.learner.checkpoint import resume_from, save_checkpoint, save_model
 from r1kit.placement import Where, placement
 from r1kit.recipe import Recipe
-from r1kit.rundir import BEST_RECORD, RunDir
+from r1kit.rundir import RunDir
 from r1kit.stopping import Stopper, StopRequested
 from r1kit.tool_metrics import tool_metrics
 from r1kit.turns import own_completion, sample_turns
@@ -336,9 +335,9 @@ class Trainer:
             return
         if self.best is not None and accuracy <= self.best:
             return
-        record = json.dumps({"step": self.step_done, ACCURACY: accuracy})
         card = grpo_card(self.recipe, self.run)
-        save_model(self.run.best, self.parts, card=card, extra={BEST_RECORD: record})
+        extra = self.run.best_files(self.step_done, accuracy)
+        save_model(self.run.best, self.parts, card=card, extra=extra)
         self.best = accuracy
 
     def save(self) -> None:

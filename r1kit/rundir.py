@@ -118,6 +118,11 @@ class RunDir:
     def metrics(self) -> list[dict]:
         return durable.read_jsonl(self.path / "metrics.jsonl", keys=("step",))
 
+    @staticmethod
+    def best_files(step: int, accuracy: float) -> dict[str, str]:
+        """The files best/ holds beside the model: its record, as `best_record` reads it."""
+        return {BEST_RECORD: json.dumps({"step": step, "eval/pass@1": accuracy})}
+
     def best_record(self) -> dict | None:
         """best/'s step and held-out pass@1, or None when the run has no best/ (yet)."""
         path = self.best / BEST_RECORD
